@@ -1,0 +1,272 @@
+// Package metrics holds jwt-sidecar's Prometheus instruments. It imports no
+// other package of the project: the proxy and the verifier declare the small
+// interfaces they need, and *Metrics satisfies them.
+package metrics
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+const namespace = "jwt_sidecar"
+
+// Outcomes of a request, the SPEC's `outcome` label values.
+const (
+	Allowed         = "allowed"
+	Public          = "public"
+	Unauthenticated = "unauthenticated"
+	Forbidden       = "forbidden"
+)
+
+// Verification modes, the `mode` label values.
+const (
+	ModeJWT           = "jwt"
+	ModeIntrospection = "introspection"
+)
+
+// Key refresh results, the `result` label values of
+// jwt_sidecar_key_refreshes_total.
+const (
+	RefreshOK       = "ok"        // fetched and parsed; keys replaced
+	RefreshError    = "error"     // fetch failed (network, status, size, timeout)
+	RefreshInvalid  = "invalid"   // fetched, but not a usable key set; cache kept
+	RefreshEmpty    = "empty"     // fetched a set with no usable key; cache kept
+	RefreshCooldown = "cooldown"  // an unknown-kid refetch refused by the cooldown
+	RefreshFromDisk = "from_disk" // loaded from JWKS_CACHE_DIR at start
+)
+
+// Refresh triggers, the `trigger` label values.
+const (
+	TriggerStart      = "start"
+	TriggerInterval   = "interval"
+	TriggerUnknownKID = "unknown_kid"
+	TriggerFileChange = "file_change"
+)
+
+// Upstream failure kinds, the `kind` label values of
+// jwt_sidecar_upstream_errors_total.
+const (
+	UpstreamTimeout     = "timeout"
+	UpstreamUnreachable = "unreachable"
+	UpstreamCanceled    = "canceled"
+)
+
+// Claims whose check passed only thanks to CLOCK_SKEW.
+const (
+	ClaimExp = "exp"
+	ClaimNbf = "nbf"
+	ClaimIat = "iat"
+)
+
+// Reasons are the SPEC's `reason` label values for refusals. The verifier
+// owns their meaning; they are repeated here so that every series exists
+// from the first scrape (metrics imports no other package of the project).
+var reasons = []string{
+	"missing", "malformed", "bad_signature", "expired", "not_yet_valid",
+	"bad_issuer", "bad_audience", "bad_algorithm", "unknown_key",
+}
+
+// Buckets resolve single microseconds at the low end and reach 10 s:
+// ~1.78x per bucket. DefBuckets starts at 5 ms, where local verification is
+// invisible.
+var durationBuckets = prometheus.ExponentialBucketsRange(1e-6, 10, 29)
+
+type outcomeReason struct{ outcome, reason string }
+
+// Metrics is every instrument of the sidecar.
+type Metrics struct {
+	requests      *prometheus.CounterVec
+	requestByKey  map[outcomeReason]prometheus.Counter
+	verification  *prometheus.HistogramVec
+	verifyJWT     prometheus.Observer
+	verifyIntro   prometheus.Observer
+	upstream      prometheus.Histogram
+	upstreamErrs  *prometheus.CounterVec
+	cacheHits     prometheus.Counter
+	cacheMisses   prometheus.Counter
+	cacheEntries  prometheus.Gauge
+	tokenAge      prometheus.Histogram
+	skewAccepted  *prometheus.CounterVec
+	keyRefreshes  *prometheus.CounterVec
+	keys          *prometheus.GaugeVec
+	lastRefresh   *prometheus.GaugeVec
+	buildInfo     *prometheus.GaugeVec
+	internalFault prometheus.Counter
+}
+
+// New creates the instruments and registers them, with the Go and process
+// collectors, on reg. main passes a fresh prometheus.NewRegistry(), never the
+// global one.
+func New(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace,
+			Name:      "requests_total",
+			Help:      "Requests by outcome (allowed, public, unauthenticated, forbidden) and refusal reason.",
+		}, []string{"outcome", "reason"}),
+		verification: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: namespace,
+			Name:      "verification_duration_seconds",
+			Help:      "Time to authenticate one request: local JWT verification (mode=jwt) or an RFC 7662 round trip (mode=introspection).",
+			Buckets:   durationBuckets,
+		}, []string{"mode"}),
+		upstream: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: namespace,
+			Name:      "upstream_duration_seconds",
+			Help:      "Time from forwarding a request to receiving the upstream's response headers.",
+			Buckets:   durationBuckets,
+		}),
+		upstreamErrs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace,
+			Name:      "upstream_errors_total",
+			Help:      "Forwarded requests that got no upstream response, by kind (timeout, unreachable, canceled).",
+		}, []string{"kind"}),
+		cacheHits: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace,
+			Name:      "token_cache_hits_total",
+			Help:      "Tokens found in the verified-token cache (no signature check needed).",
+		}),
+		cacheMisses: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace,
+			Name:      "token_cache_misses_total",
+			Help:      "Tokens not in the verified-token cache (signature checked).",
+		}),
+		cacheEntries: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace,
+			Name:      "token_cache_entries",
+			Help:      "Verified tokens currently cached.",
+		}),
+		tokenAge: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: namespace,
+			Name:      "token_age_seconds",
+			Help:      "now - iat of accepted tokens (clock-skew telemetry; a token from the future counts as 0).",
+			Buckets:   prometheus.ExponentialBucketsRange(0.01, 86400, 24),
+		}),
+		skewAccepted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace,
+			Name:      "clock_skew_accepted_total",
+			Help:      "Tokens accepted only thanks to CLOCK_SKEW, by the claim (exp, nbf, iat) that needed it.",
+		}, []string{"claim"}),
+		keyRefreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace,
+			Name:      "key_refreshes_total",
+			Help:      "Key source refreshes by source, trigger (start, interval, unknown_kid, file_change) and result (ok, error, invalid, empty, cooldown, from_disk).",
+		}, []string{"source", "trigger", "result"}),
+		keys: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace,
+			Name:      "keys",
+			Help:      "Usable verification keys held per key source.",
+		}, []string{"source"}),
+		lastRefresh: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace,
+			Name:      "key_last_refresh_timestamp_seconds",
+			Help:      "Unix time of the last successful load of each key source.",
+		}, []string{"source"}),
+		buildInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace,
+			Name:      "build_info",
+			Help:      "Always 1; the version label says which build is running.",
+		}, []string{"version"}),
+		internalFault: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace,
+			Name:      "internal_errors_total",
+			Help:      "Requests answered 500 because of a fault in the sidecar itself.",
+		}),
+	}
+	reg.MustRegister(m.requests, m.verification, m.upstream, m.upstreamErrs,
+		m.cacheHits, m.cacheMisses, m.cacheEntries, m.tokenAge, m.skewAccepted,
+		m.keyRefreshes, m.keys, m.lastRefresh, m.buildInfo, m.internalFault,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	// Create every series up front and keep the children, so the request
+	// path does no label hashing and dashboards see zeros, not gaps.
+	m.requestByKey = make(map[outcomeReason]prometheus.Counter)
+	add := func(outcome, reason string) {
+		m.requestByKey[outcomeReason{outcome, reason}] = m.requests.WithLabelValues(outcome, reason)
+	}
+	add(Allowed, "")
+	add(Public, "")
+	for _, r := range reasons {
+		add(Unauthenticated, r)
+	}
+	add(Forbidden, "insufficient_scope")
+	m.verifyJWT = m.verification.WithLabelValues(ModeJWT)
+	m.verifyIntro = m.verification.WithLabelValues(ModeIntrospection)
+	for _, k := range []string{UpstreamTimeout, UpstreamUnreachable, UpstreamCanceled} {
+		m.upstreamErrs.WithLabelValues(k)
+	}
+	for _, c := range []string{ClaimExp, ClaimNbf, ClaimIat} {
+		m.skewAccepted.WithLabelValues(c)
+	}
+	return m
+}
+
+// Request counts one request by outcome and reason.
+func (m *Metrics) Request(outcome, reason string) {
+	if c, ok := m.requestByKey[outcomeReason{outcome, reason}]; ok {
+		c.Inc()
+		return
+	}
+	m.requests.WithLabelValues(outcome, reason).Inc()
+}
+
+// Verification observes the time one authentication took in mode.
+func (m *Metrics) Verification(mode string, d time.Duration) {
+	switch mode {
+	case ModeJWT:
+		m.verifyJWT.Observe(d.Seconds())
+	case ModeIntrospection:
+		m.verifyIntro.Observe(d.Seconds())
+	default:
+		m.verification.WithLabelValues(mode).Observe(d.Seconds())
+	}
+}
+
+// Upstream observes the time the upstream took to answer with headers.
+func (m *Metrics) Upstream(d time.Duration) { m.upstream.Observe(d.Seconds()) }
+
+// UpstreamError counts a forwarded request that got no response.
+func (m *Metrics) UpstreamError(kind string) { m.upstreamErrs.WithLabelValues(kind).Inc() }
+
+// InternalError counts a request answered 500 by the sidecar's own fault.
+func (m *Metrics) InternalError() { m.internalFault.Inc() }
+
+// TokenCache counts a lookup in the verified-token cache.
+func (m *Metrics) TokenCache(hit bool) {
+	if hit {
+		m.cacheHits.Inc()
+	} else {
+		m.cacheMisses.Inc()
+	}
+}
+
+// TokenCacheEntries sets how many verified tokens are cached.
+func (m *Metrics) TokenCacheEntries(n int) { m.cacheEntries.Set(float64(n)) }
+
+// TokenAge observes now - iat for an accepted token.
+func (m *Metrics) TokenAge(d time.Duration) {
+	if d < 0 {
+		d = 0
+	}
+	m.tokenAge.Observe(d.Seconds())
+}
+
+// SkewAccepted counts a token accepted only thanks to CLOCK_SKEW on claim.
+func (m *Metrics) SkewAccepted(claim string) { m.skewAccepted.WithLabelValues(claim).Inc() }
+
+// KeyRefresh counts one refresh attempt of a key source.
+func (m *Metrics) KeyRefresh(source, trigger, result string) {
+	m.keyRefreshes.WithLabelValues(source, trigger, result).Inc()
+}
+
+// KeysLoaded records that source now holds n usable keys, loaded at t.
+func (m *Metrics) KeysLoaded(source string, n int, t time.Time) {
+	m.keys.WithLabelValues(source).Set(float64(n))
+	m.lastRefresh.WithLabelValues(source).Set(float64(t.UnixNano()) / 1e9)
+}
+
+// BuildInfo records the running version.
+func (m *Metrics) BuildInfo(version string) { m.buildInfo.WithLabelValues(version).Set(1) }

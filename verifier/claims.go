@@ -1,0 +1,84 @@
+package verifier
+
+import (
+	"strings"
+	"time"
+)
+
+// Claims is what a verified token says. It is immutable once Verify returns
+// it, so the token cache can hand the same value to many requests at once.
+type Claims struct {
+	// Payload is the token's payload segment exactly as it arrived:
+	// base64url without padding, ready for PAYLOAD_HEADER.
+	Payload string
+	// From says where the token was found, so the proxy can remove it.
+	From Lookup
+	// Issuer, Subject and KeyID are copied out for logs.
+	Issuer  string
+	Subject string
+	KeyID   string
+	// Expiry is the token's exp (zero when exp is absent and not required).
+	Expiry time.Time
+	// NotBefore is the token's nbf (zero when absent).
+	NotBefore time.Time
+	// IssuedAt is the token's iat (zero when absent).
+	IssuedAt time.Time
+
+	// values is the decoded payload. Numbers are json.Number, so that they
+	// render exactly as the issuer wrote them.
+	values map[string]any
+}
+
+// NewClaims wraps an already verified payload. Introspection mode and tests use
+// it; Verify builds Claims itself.
+func NewClaims(values map[string]any) Claims {
+	return Claims{values: values}
+}
+
+// Lookup finds a claim by a dotted path such as "realm_access.roles". A claim
+// whose own name contains dots (e.g. "https://example.com/roles") is found
+// too: at each level the longest matching name wins.
+func (c Claims) Lookup(path string) (any, bool) {
+	return lookup(c.values, path)
+}
+
+func lookup(m map[string]any, path string) (any, bool) {
+	if v, ok := m[path]; ok {
+		return v, true
+	}
+	// Try the longest prefix first, so "a.b.c" prefers key "a.b" over "a".
+	for i := strings.LastIndexByte(path, '.'); i > 0; i = strings.LastIndexByte(path[:i], '.') {
+		head, ok := m[path[:i]]
+		if !ok {
+			continue
+		}
+		if sub, ok := head.(map[string]any); ok {
+			if v, ok := lookup(sub, path[i+1:]); ok {
+				return v, true
+			}
+		}
+	}
+	return nil, false
+}
+
+// Values returns the decoded payload. Callers must not modify it.
+func (c Claims) Values() map[string]any { return c.values }
+
+// Lookup is one place a token may be read from: TOKEN_LOOKUP's
+// `header:NAME`, `cookie:NAME` or `query:NAME`.
+type Lookup struct {
+	Kind LookupKind
+	Name string
+}
+
+// LookupKind is where a token travels.
+type LookupKind string
+
+// The places a token can travel.
+const (
+	InHeader LookupKind = "header"
+	InCookie LookupKind = "cookie"
+	InQuery  LookupKind = "query"
+)
+
+func (l Lookup) String() string { return string(l.Kind) + ":" + l.Name }
