@@ -26,25 +26,6 @@ const (
 	ModeIntrospection = "introspection"
 )
 
-// Key refresh results, the `result` label values of
-// jwt_sidecar_key_refreshes_total.
-const (
-	RefreshOK       = "ok"        // fetched and parsed; keys replaced
-	RefreshError    = "error"     // fetch failed (network, status, size, timeout)
-	RefreshInvalid  = "invalid"   // fetched, but not a usable key set; cache kept
-	RefreshEmpty    = "empty"     // fetched a set with no usable key; cache kept
-	RefreshCooldown = "cooldown"  // an unknown-kid refetch refused by the cooldown
-	RefreshFromDisk = "from_disk" // loaded from JWKS_CACHE_DIR at start
-)
-
-// Refresh triggers, the `trigger` label values.
-const (
-	TriggerStart      = "start"
-	TriggerInterval   = "interval"
-	TriggerUnknownKID = "unknown_kid"
-	TriggerFileChange = "file_change"
-)
-
 // Upstream failure kinds, the `kind` label values of
 // jwt_sidecar_upstream_errors_total.
 const (
@@ -77,6 +58,7 @@ type outcomeReason struct{ outcome, reason string }
 
 // Metrics is every instrument of the sidecar.
 type Metrics struct {
+	reg           prometheus.Registerer
 	requests      *prometheus.CounterVec
 	requestByKey  map[outcomeReason]prometheus.Counter
 	verification  *prometheus.HistogramVec
@@ -86,7 +68,6 @@ type Metrics struct {
 	upstreamErrs  *prometheus.CounterVec
 	cacheHits     prometheus.Counter
 	cacheMisses   prometheus.Counter
-	cacheEntries  prometheus.Gauge
 	tokenAge      prometheus.Histogram
 	skewAccepted  *prometheus.CounterVec
 	keyRefreshes  *prometheus.CounterVec
@@ -101,6 +82,7 @@ type Metrics struct {
 // global one.
 func New(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
+		reg: reg,
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace,
 			Name:      "requests_total",
@@ -132,11 +114,6 @@ func New(reg prometheus.Registerer) *Metrics {
 			Namespace: namespace,
 			Name:      "token_cache_misses_total",
 			Help:      "Tokens not in the verified-token cache (signature checked).",
-		}),
-		cacheEntries: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: namespace,
-			Name:      "token_cache_entries",
-			Help:      "Verified tokens currently cached.",
 		}),
 		tokenAge: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: namespace,
@@ -176,7 +153,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		}),
 	}
 	reg.MustRegister(m.requests, m.verification, m.upstream, m.upstreamErrs,
-		m.cacheHits, m.cacheMisses, m.cacheEntries, m.tokenAge, m.skewAccepted,
+		m.cacheHits, m.cacheMisses, m.tokenAge, m.skewAccepted,
 		m.keyRefreshes, m.keys, m.lastRefresh, m.buildInfo, m.internalFault,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -243,8 +220,15 @@ func (m *Metrics) TokenCache(hit bool) {
 	}
 }
 
-// TokenCacheEntries sets how many verified tokens are cached.
-func (m *Metrics) TokenCacheEntries(n int) { m.cacheEntries.Set(float64(n)) }
+// TokenCacheEntries exports n, read at each scrape, as the number of
+// verified tokens cached.
+func (m *Metrics) TokenCacheEntries(n func() int) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: namespace,
+		Name:      "token_cache_entries",
+		Help:      "Verified tokens currently cached.",
+	}, func() float64 { return float64(n()) }))
+}
 
 // TokenAge observes now - iat for an accepted token.
 func (m *Metrics) TokenAge(d time.Duration) {

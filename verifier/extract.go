@@ -1,0 +1,138 @@
+package verifier
+
+import (
+	"fmt"
+	"net/http"
+	"net/textproto"
+	"strings"
+)
+
+// ParseLookups parses TOKEN_LOOKUP: comma-separated header:NAME, cookie:NAME
+// or query:NAME entries.
+func ParseLookups(spec string) ([]Lookup, error) {
+	var out []Lookup
+	for _, item := range strings.Split(spec, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		kind, name, ok := strings.Cut(item, ":")
+		name = strings.TrimSpace(name)
+		if !ok || name == "" {
+			return nil, fmt.Errorf("%q: want header:NAME, cookie:NAME or query:NAME", item)
+		}
+		l := Lookup{Kind: LookupKind(strings.TrimSpace(kind)), Name: name}
+		switch l.Kind {
+		case InHeader:
+			l.Name = textproto.CanonicalMIMEHeaderKey(name)
+		case InCookie, InQuery:
+		default:
+			return nil, fmt.Errorf("%q: unknown source %q; want header, cookie or query", item, kind)
+		}
+		for _, seen := range out {
+			if seen == l {
+				return nil, fmt.Errorf("%q is listed twice", item)
+			}
+		}
+		out = append(out, l)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no token location given")
+	}
+	return out, nil
+}
+
+// extract finds the request's one token. More than one token, across every
+// configured place, is refused (RFC 6750 §2: a client uses one method).
+func extract(r *http.Request, lookups []Lookup, maxSize int) (string, Lookup, error) {
+	var (
+		token string
+		from  Lookup
+		found int
+	)
+	for _, l := range lookups {
+		vals, err := valuesAt(r, l)
+		if err != nil {
+			return "", l, err
+		}
+		for _, v := range vals {
+			found++
+			token, from = v, l
+		}
+	}
+	switch {
+	case found == 0:
+		return "", Lookup{}, &Error{Reason: Missing}
+	case found > 1:
+		return "", from, fail(Malformed, "more than one token in the request")
+	}
+	if len(token) > maxSize {
+		return "", from, fail(Malformed, "token of %d bytes exceeds the limit of %d", len(token), maxSize)
+	}
+	if token == "" {
+		return "", from, fail(Malformed, "empty token in %s", from)
+	}
+	// A compact JWS is three base64url segments; anything else is refused
+	// before any decoding work.
+	for i := 0; i < len(token); i++ {
+		if !jwsChar(token[i]) {
+			return "", from, fail(Malformed, "token has a character outside base64url and '.'")
+		}
+	}
+	return token, from, nil
+}
+
+func jwsChar(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.'
+}
+
+// valuesAt returns every token found at one place.
+func valuesAt(r *http.Request, l Lookup) ([]string, error) {
+	switch l.Kind {
+	case InHeader:
+		vals := r.Header[l.Name]
+		if len(vals) == 0 {
+			return nil, nil
+		}
+		out := make([]string, 0, len(vals))
+		for _, v := range vals {
+			tok, ok := bearer(v, l.Name == "Authorization")
+			if ok {
+				out = append(out, tok)
+			}
+		}
+		return out, nil
+	case InCookie:
+		if len(r.Header["Cookie"]) == 0 {
+			return nil, nil
+		}
+		var out []string
+		for _, c := range r.CookiesNamed(l.Name) {
+			out = append(out, c.Value)
+		}
+		return out, nil
+	case InQuery:
+		if r.URL.RawQuery == "" {
+			return nil, nil
+		}
+		return r.URL.Query()[l.Name], nil
+	}
+	return nil, nil
+}
+
+// bearer reads a header value. Authorization must use the Bearer scheme
+// (RFC 6750 §2.1, scheme case-insensitive); another scheme such as Basic is
+// not a token here. Other headers carry the token bare or after "Bearer ".
+func bearer(v string, authorization bool) (string, bool) {
+	const prefix = "bearer "
+	if len(v) >= len(prefix) && strings.EqualFold(v[:len(prefix)], prefix) {
+		return strings.TrimLeft(v[len(prefix):], " "), true
+	}
+	if authorization {
+		if strings.EqualFold(strings.TrimSpace(v), "bearer") {
+			return "", true // "Bearer" with no token: malformed, not missing
+		}
+		return "", false
+	}
+	return strings.TrimSpace(v), true
+}

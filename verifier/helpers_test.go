@@ -1,0 +1,233 @@
+package verifier_test
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/MicahParks/jwkset"
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/jwt-sidecar/jwt-sidecar/verifier"
+)
+
+// base is the fixed "now" of the tests; tokens are minted relative to it.
+var base = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+
+const (
+	issA = "https://issuer-a.test"
+	issB = "https://issuer-b.test"
+	aud  = "api"
+)
+
+// signer is one private key with its kid and alg.
+type signer struct {
+	kid string
+	alg string
+	key crypto.Signer
+}
+
+func newSigner(t testing.TB, alg, kid string) signer {
+	t.Helper()
+	var (
+		k   crypto.Signer
+		err error
+	)
+	switch alg {
+	case "RS256", "RS384", "RS512", "PS256", "PS384", "PS512":
+		k, err = rsa.GenerateKey(rand.Reader, 2048)
+	case "ES256":
+		k, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	case "ES384":
+		k, err = ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	case "ES512":
+		k, err = ecdsa.GenerateKey(elliptic.P521(), rand.Reader)
+	case "EdDSA":
+		_, k, err = ed25519.GenerateKey(rand.Reader)
+	default:
+		t.Fatalf("no key for %s", alg)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return signer{kid: kid, alg: alg, key: k}
+}
+
+// claims are standard valid claims at base, for issuer iss.
+func claims(iss string) jwt.MapClaims {
+	return jwt.MapClaims{
+		"iss":   iss,
+		"sub":   "alice",
+		"aud":   aud,
+		"iat":   base.Add(-time.Minute).Unix(),
+		"nbf":   base.Add(-time.Minute).Unix(),
+		"exp":   base.Add(10 * time.Minute).Unix(),
+		"scope": "read write",
+	}
+}
+
+func (s signer) sign(t testing.TB, c jwt.MapClaims) string {
+	t.Helper()
+	tok := jwt.NewWithClaims(jwt.GetSigningMethod(s.alg), c)
+	if s.kid != "" {
+		tok.Header["kid"] = s.kid
+	}
+	out, err := tok.SignedString(s.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func (s signer) jwk(t testing.TB) json.RawMessage {
+	t.Helper()
+	j, err := jwkset.NewJWKFromKey(s.key.Public(), jwkset.JWKOptions{
+		Metadata: jwkset.JWKMetadataOptions{KID: s.kid, ALG: jwkset.ALG(s.alg), USE: jwkset.UseSig},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := json.Marshal(j.Marshal())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
+func jwksJSON(t testing.TB, signers ...signer) []byte {
+	t.Helper()
+	keys := make([]json.RawMessage, 0, len(signers))
+	for _, s := range signers {
+		keys = append(keys, s.jwk(t))
+	}
+	raw, err := json.Marshal(map[string]any{"keys": keys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
+// jwksServer is a real JWKS endpoint on 127.0.0.1 whose answer the test
+// changes, and which counts its fetches.
+type jwksServer struct {
+	*httptest.Server
+	fetches atomic.Int64
+	mu      sync.Mutex
+	status  int
+	body    []byte
+	block   chan struct{} // when set, requests wait on it
+}
+
+func newJWKSServer(t testing.TB, body []byte) *jwksServer {
+	t.Helper()
+	js := &jwksServer{status: http.StatusOK, body: body}
+	js.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		js.fetches.Add(1)
+		js.mu.Lock()
+		status, body, block := js.status, js.body, js.block
+		js.mu.Unlock()
+		if block != nil {
+			select {
+			case <-block:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		w.Write(body)
+	}))
+	t.Cleanup(js.Close)
+	return js
+}
+
+func (js *jwksServer) serve(status int, body []byte) {
+	js.mu.Lock()
+	defer js.mu.Unlock()
+	js.status, js.body = status, body
+}
+
+func (js *jwksServer) blockWith(ch chan struct{}) {
+	js.mu.Lock()
+	defer js.mu.Unlock()
+	js.block = ch
+}
+
+// keyEvents records key-source telemetry, like the metrics package does.
+type keyEvents struct {
+	mu      sync.Mutex
+	results map[string]int // trigger/result -> count
+}
+
+func (k *keyEvents) KeyRefresh(_, trigger, result string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.results == nil {
+		k.results = map[string]int{}
+	}
+	k.results[trigger+"/"+result]++
+}
+
+func (k *keyEvents) KeysLoaded(string, int, time.Time) {}
+
+func (k *keyEvents) count(key string) int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.results[key]
+}
+
+func mustKeys(t testing.TB, opts verifier.KeyOptions, rec verifier.KeyRecorder, sources ...*verifier.Source) *verifier.Keys {
+	t.Helper()
+	k, err := verifier.NewKeys(opts, rec, nil, sources...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func mustVerifier(t testing.TB, o verifier.Options) *verifier.Verifier {
+	t.Helper()
+	if o.Now == nil {
+		o.Now = func() time.Time { return base }
+	}
+	v, err := verifier.New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func load(t testing.TB, k *verifier.Keys) {
+	t.Helper()
+	if err := k.LoadOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func bearer(tok string) *http.Request {
+	r := httptest.NewRequest(http.MethodGet, "http://sidecar/api", nil)
+	r.Header.Set("Authorization", "Bearer "+tok)
+	return r
+}
+
+func reasonOf(err error) verifier.Reason {
+	if err == nil {
+		return ""
+	}
+	r, ok := verifier.ReasonOf(err)
+	if !ok {
+		return "UNCLASSIFIED"
+	}
+	return r
+}

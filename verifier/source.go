@@ -1,0 +1,503 @@
+package verifier
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/MicahParks/jwkset"
+	"golang.org/x/sync/singleflight"
+)
+
+type sourceKind int
+
+const (
+	kindStatic sourceKind = iota // PEM public keys or an HMAC secret, read at start
+	kindFile                     // a JWKS file, re-read when it changes
+	kindRemote                   // a JWKS URL
+	kindOIDC                     // an OIDC issuer: discovery, then its jwks_uri
+)
+
+// Source is one place keys come from. It holds an immutable snapshot of its
+// keys that the request path reads without locks.
+type Source struct {
+	name    string
+	kind    sourceKind
+	issuers []string
+	url     string // kindRemote: the JWKS URL; kindOIDC: the issuer URL
+	path    string // kindFile
+	static  []jwkset.JWK
+	client  *http.Client
+	keys    *Keys // set by NewKeys
+
+	set    atomic.Pointer[keySet]
+	loaded atomic.Bool
+
+	refreshMu sync.Mutex // one refresh at a time, so an older fetch never overwrites a newer one
+	jwksURL   string     // kindOIDC: discovered; guarded by refreshMu
+	fileStamp fileStamp  // kindFile: guarded by refreshMu
+
+	refetch     singleflight.Group
+	lastRefetch atomic.Int64 // unix nanoseconds of the last unknown-kid refetch
+}
+
+type fileStamp struct {
+	mod  time.Time
+	size int64
+}
+
+// NewRemoteSource is a JWKS URL whose keys verify tokens from issuers.
+func NewRemoteSource(jwksURL string, issuers []string, client *http.Client) *Source {
+	return &Source{name: redact(jwksURL), kind: kindRemote, url: jwksURL, issuers: issuers, client: orDefault(client)}
+}
+
+// NewOIDCSource discovers jwks_uri from issuerURL's OpenID Connect discovery
+// document. Its keys verify only tokens whose iss is issuerURL, exactly.
+func NewOIDCSource(issuerURL string, client *http.Client) *Source {
+	return &Source{name: "oidc:" + redact(issuerURL), kind: kindOIDC, url: issuerURL, issuers: []string{issuerURL}, client: orDefault(client)}
+}
+
+// NewFileSource is a local JWKS file, re-read whenever it changes.
+func NewFileSource(path string, issuers []string) *Source {
+	return &Source{name: "file:" + path, kind: kindFile, path: path, issuers: issuers}
+}
+
+// NewStaticSource holds fixed keys: public keys (RSA, ECDSA, Ed25519) or an
+// HMAC secret ([]byte). kids may be empty; keys without kid are tried in turn.
+func NewStaticSource(name string, issuers []string, keys []StaticKey) (*Source, error) {
+	s := &Source{name: name, kind: kindStatic, issuers: issuers}
+	for _, k := range keys {
+		j, err := jwkset.NewJWKFromKey(k.Key, jwkset.JWKOptions{
+			Marshal:  jwkset.JWKMarshalOptions{Private: true},
+			Metadata: jwkset.JWKMetadataOptions{KID: k.KID, USE: jwkset.UseSig},
+		})
+		if err != nil {
+			return nil, fmt.Errorf("key source %s: %w", name, err)
+		}
+		s.static = append(s.static, j)
+	}
+	return s, nil
+}
+
+// StaticKey is one fixed key for NewStaticSource.
+type StaticKey struct {
+	KID string
+	Key any
+}
+
+// Name identifies the source in metrics and logs.
+func (s *Source) Name() string { return s.name }
+
+// Issuers lists the issuers whose tokens this source's keys may verify.
+func (s *Source) Issuers() []string { return s.issuers }
+
+// Loaded reports whether the source has held keys at least once.
+func (s *Source) Loaded() bool { return s.loaded.Load() }
+
+// KeyCount is the number of usable keys the source holds now.
+func (s *Source) KeyCount() int {
+	if set := s.set.Load(); set != nil {
+		return set.n
+	}
+	return 0
+}
+
+func orDefault(c *http.Client) *http.Client {
+	if c != nil {
+		return c
+	}
+	return &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+}
+
+// redact drops userinfo and query from a URL used as a label or log field.
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "invalid-url"
+	}
+	u.User = nil
+	u.RawQuery = ""
+	u.Fragment = ""
+	return u.String()
+}
+
+// run loads the source and keeps it fresh until ctx ends.
+func (s *Source) run(ctx context.Context) {
+	o := s.keys.opts
+	if o.CacheDir != "" && s.remote() && !s.loaded.Load() {
+		s.loadFromDisk()
+	}
+	if s.kind == kindStatic {
+		_ = s.refresh(ctx, TriggerStart)
+		return
+	}
+	trigger := TriggerStart
+	backoff := time.Second
+	for {
+		wait := o.RefreshInterval
+		if s.kind == kindFile {
+			wait = o.FilePoll
+		}
+		if err := s.refresh(ctx, trigger); err != nil {
+			s.keys.log.Warn("key source refresh failed; cached keys keep serving",
+				"source", s.name, "trigger", trigger, "error", err, "retry_in", backoff.String())
+			wait = min(backoff, wait)
+			backoff = min(backoff*2, o.RefreshInterval)
+		} else {
+			backoff = time.Second
+		}
+		t := time.NewTimer(jitter(wait))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		trigger = TriggerInterval
+		if s.kind == kindFile {
+			trigger = TriggerFileChange
+		}
+	}
+}
+
+// jitter spreads refreshes of many sidecars by ±10%.
+func jitter(d time.Duration) time.Duration {
+	return d + time.Duration((rand.Float64()*0.2-0.1)*float64(d))
+}
+
+func (s *Source) remote() bool { return s.kind == kindRemote || s.kind == kindOIDC }
+
+// refresh loads the source once. A failure never empties the cache.
+func (s *Source) refresh(ctx context.Context, trigger string) error {
+	s.refreshMu.Lock()
+	defer s.refreshMu.Unlock()
+	switch s.kind {
+	case kindStatic:
+		return s.apply(s.static, trigger, RefreshOK)
+	case kindFile:
+		st, err := os.Stat(s.path)
+		if err != nil {
+			s.keys.rec.KeyRefresh(s.name, trigger, RefreshError)
+			return fmt.Errorf("stat: %w", err)
+		}
+		stamp := fileStamp{mod: st.ModTime(), size: st.Size()}
+		if trigger == TriggerFileChange && stamp == s.fileStamp && s.loaded.Load() {
+			return nil // unchanged: not a refresh
+		}
+		raw, err := readLimited(s.path, s.keys.opts.MaxBytes)
+		if err != nil {
+			s.keys.rec.KeyRefresh(s.name, trigger, RefreshError)
+			return err
+		}
+		s.fileStamp = stamp
+		return s.applyJSON(raw, trigger, RefreshOK)
+	}
+	if s.kind == kindOIDC && (s.jwksURL == "" || trigger != TriggerUnknownKID) {
+		u, err := s.discover(ctx)
+		if err != nil {
+			s.keys.rec.KeyRefresh(s.name, trigger, RefreshError)
+			return err
+		}
+		s.jwksURL = u
+	}
+	target := s.url
+	if s.kind == kindOIDC {
+		target = s.jwksURL
+	}
+	raw, err := s.get(ctx, target)
+	if err != nil {
+		s.keys.rec.KeyRefresh(s.name, trigger, RefreshError)
+		return err
+	}
+	return s.applyJSON(raw, trigger, RefreshOK)
+}
+
+// applyJSON parses a JWK Set and, when it holds a usable key, swaps it in
+// and records the refresh as result (RefreshOK or RefreshFromDisk).
+func (s *Source) applyJSON(raw []byte, trigger, result string) error {
+	jwks, err := parseJWKS(raw, s.keys.log, s.name)
+	if err != nil {
+		s.keys.rec.KeyRefresh(s.name, trigger, RefreshInvalid)
+		return err
+	}
+	if err := s.apply(jwks, trigger, result); err != nil {
+		return err
+	}
+	if result == RefreshOK && s.remote() && s.keys.opts.CacheDir != "" {
+		if err := s.saveToDisk(raw); err != nil {
+			s.keys.log.Warn("could not write the key cache", "source", s.name, "error", err)
+		}
+	}
+	return nil
+}
+
+func (s *Source) apply(jwks []jwkset.JWK, trigger, result string) error {
+	set, err := newKeySet(jwks, s.keys.log, s.name)
+	if err != nil {
+		r := RefreshInvalid
+		if errors.Is(err, errNoUsableKey) {
+			r = RefreshEmpty
+		}
+		s.keys.rec.KeyRefresh(s.name, trigger, r)
+		return err
+	}
+	s.swap(set)
+	s.keys.rec.KeyRefresh(s.name, trigger, result)
+	return nil
+}
+
+// swap installs set; when a key was withdrawn, tokens cached under any key
+// are verified again (the cache cannot tell which key signed what cheaply).
+func (s *Source) swap(set *keySet) {
+	old := s.set.Swap(set)
+	if old != nil {
+		for id := range old.ids {
+			if !set.ids[id] {
+				s.keys.epoch.Add(1)
+				break
+			}
+		}
+	}
+	s.loaded.Store(true)
+	s.keys.rec.KeysLoaded(s.name, set.n, time.Now())
+}
+
+// refetchForKID refetches the source because a token named a kid it does not
+// hold. Concurrent callers share one fetch; a new fetch starts at most once
+// per cooldown; the caller waits at most MaxWait, and the fetch goes on
+// without it. It reports whether a refetch completed in time.
+func (s *Source) refetchForKID(ctx context.Context, kid string) bool {
+	if s.kind == kindStatic {
+		return false
+	}
+	o := s.keys.opts
+	ch := s.refetch.DoChan("refetch", func() (any, error) {
+		now := time.Now()
+		if last := s.lastRefetch.Load(); last != 0 && now.Sub(time.Unix(0, last)) < o.RefetchCooldown {
+			s.keys.rec.KeyRefresh(s.name, TriggerUnknownKID, RefreshCooldown)
+			return false, nil
+		}
+		s.lastRefetch.Store(now.UnixNano())
+		// Detached from the request: one impatient client must not cancel
+		// the fetch that others are waiting on.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.FetchTimeout)
+		defer cancel()
+		if err := s.refresh(fctx, TriggerUnknownKID); err != nil {
+			s.keys.log.Warn("unknown-kid refetch failed", "source", s.name, "kid", kid, "error", err)
+			return false, nil
+		}
+		return true, nil
+	})
+	t := time.NewTimer(o.MaxWait)
+	defer t.Stop()
+	select {
+	case res := <-ch:
+		ok, _ := res.Val.(bool)
+		return ok
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return false
+}
+
+// get fetches url with the fetch timeout and the body size limit.
+func (s *Source) get(ctx context.Context, target string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.keys.opts.FetchTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+	if err != nil {
+		return nil, fmt.Errorf("fetch %s: %w", redact(target), err)
+	}
+	req.Header.Set("Accept", "application/json, application/jwk-set+json")
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("fetch %s: %w", redact(target), err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+		return nil, fmt.Errorf("fetch %s: status %d", redact(target), resp.StatusCode)
+	}
+	limit := s.keys.opts.MaxBytes
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("fetch %s: %w", redact(target), err)
+	}
+	if int64(len(raw)) > limit {
+		return nil, fmt.Errorf("fetch %s: body exceeds %d bytes", redact(target), limit)
+	}
+	return raw, nil
+}
+
+// discover reads the OpenID Connect discovery document and returns jwks_uri.
+// OpenID Connect Discovery §4.3: the document's issuer must equal the
+// configured one exactly, trailing slash included.
+func (s *Source) discover(ctx context.Context) (string, error) {
+	raw, err := s.get(ctx, wellKnown(s.url))
+	if err != nil {
+		return "", fmt.Errorf("discovery: %w", err)
+	}
+	var doc struct {
+		Issuer  string `json:"issuer"`
+		JWKSURI string `json:"jwks_uri"`
+	}
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		return "", fmt.Errorf("discovery: not a JSON document: %w", err)
+	}
+	if doc.Issuer != s.url {
+		return "", fmt.Errorf("discovery: issuer %q does not equal the configured %q", doc.Issuer, s.url)
+	}
+	u, err := url.Parse(doc.JWKSURI)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return "", fmt.Errorf("discovery: jwks_uri %q is not an absolute http(s) URL", doc.JWKSURI)
+	}
+	return doc.JWKSURI, nil
+}
+
+// wellKnown builds the discovery URL: the issuer, without a trailing slash,
+// followed by /.well-known/openid-configuration (Discovery §4).
+func wellKnown(issuer string) string {
+	for len(issuer) > 0 && issuer[len(issuer)-1] == '/' {
+		issuer = issuer[:len(issuer)-1]
+	}
+	return issuer + "/.well-known/openid-configuration"
+}
+
+func (s *Source) cacheFile() string {
+	sum := sha256.Sum256([]byte(s.name))
+	return filepath.Join(s.keys.opts.CacheDir, "jwks-"+hex.EncodeToString(sum[:8])+".json")
+}
+
+// saveToDisk writes the last good JWK Set atomically (rename), so a crash
+// never leaves a half-written file for the next start.
+func (s *Source) saveToDisk(raw []byte) error {
+	dir := s.keys.opts.CacheDir
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, ".jwks-*")
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(raw); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return err
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(f.Name())
+		return err
+	}
+	return os.Rename(f.Name(), s.cacheFile())
+}
+
+// loadFromDisk loads the JWK Set a previous run saved, so a sidecar
+// restarted while the issuer is down still verifies.
+func (s *Source) loadFromDisk() {
+	raw, err := readLimited(s.cacheFile(), s.keys.opts.MaxBytes)
+	if errors.Is(err, os.ErrNotExist) {
+		return
+	}
+	if err != nil {
+		s.keys.log.Warn("could not read the key cache", "source", s.name, "error", err)
+		return
+	}
+	s.refreshMu.Lock()
+	defer s.refreshMu.Unlock()
+	if err := s.applyJSON(raw, TriggerStart, RefreshFromDisk); err != nil {
+		s.keys.log.Warn("ignoring an unusable key cache file", "source", s.name, "file", s.cacheFile(), "error", err)
+		return
+	}
+	s.keys.log.Info("loaded cached keys from disk", "source", s.name, "keys", s.KeyCount())
+}
+
+func readLimited(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	raw, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(raw)) > limit {
+		return nil, fmt.Errorf("%s exceeds %d bytes", path, limit)
+	}
+	return raw, nil
+}
+
+// ReadPublicKeys reads PEM public keys (PKIX "PUBLIC KEY", PKCS#1 "RSA
+// PUBLIC KEY" or a certificate) for PUBLIC_KEY_FILES.
+func ReadPublicKeys(path string) ([]StaticKey, error) {
+	raw, err := readLimited(path, 1<<20)
+	if err != nil {
+		return nil, err
+	}
+	var out []StaticKey
+	for {
+		var block *pem.Block
+		block, raw = pem.Decode(raw)
+		if block == nil {
+			break
+		}
+		var key any
+		switch block.Type {
+		case "PUBLIC KEY":
+			key, err = x509.ParsePKIXPublicKey(block.Bytes)
+		case "RSA PUBLIC KEY":
+			key, err = x509.ParsePKCS1PublicKey(block.Bytes)
+		case "CERTIFICATE":
+			var cert *x509.Certificate
+			if cert, err = x509.ParseCertificate(block.Bytes); err == nil {
+				key = cert.PublicKey
+			}
+		default:
+			return nil, fmt.Errorf("%s: PEM block %q is not a public key", path, block.Type)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		if _, err := fingerprint(key); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		out = append(out, StaticKey{Key: key})
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s: no PEM public key found", path)
+	}
+	return out, nil
+}
+
+// ReadHMACSecret reads HMAC_SECRET_FILE. One trailing newline is dropped
+// (editors add one); the secret must be at least 32 bytes (RFC 7518 §3.2).
+func ReadHMACSecret(path string) ([]byte, error) {
+	raw, err := readLimited(path, 1<<16)
+	if err != nil {
+		return nil, err
+	}
+	if n := len(raw); n > 0 && raw[n-1] == '\n' {
+		raw = raw[:n-1]
+		if n := len(raw); n > 0 && raw[n-1] == '\r' {
+			raw = raw[:n-1]
+		}
+	}
+	if len(raw) < 32 {
+		return nil, fmt.Errorf("%s: the secret has %d bytes; at least 32 are required", path, len(raw))
+	}
+	return raw, nil
+}

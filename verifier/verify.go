@@ -1,0 +1,362 @@
+// Package verifier authenticates requests by their bearer JWT, locally: it
+// finds the token, finds the issuer's key, checks the signature, the
+// registered claims and the policy, and says why when it refuses.
+package verifier
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// DefaultAlgorithms is the ALGORITHMS default: every asymmetric JWS
+// algorithm golang-jwt implements. HS* only with an HMAC secret; none never.
+var DefaultAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+
+// HMACAlgorithms are the algorithms an HMAC secret enables.
+var HMACAlgorithms = []string{"HS256", "HS384", "HS512"}
+
+// Recorder receives verification telemetry. *metrics.Metrics satisfies it.
+type Recorder interface {
+	TokenCache(hit bool)
+	TokenAge(d time.Duration)
+	SkewAccepted(claim string)
+}
+
+type nopRecorder struct{}
+
+func (nopRecorder) TokenCache(bool)        {}
+func (nopRecorder) TokenAge(time.Duration) {}
+func (nopRecorder) SkewAccepted(string)    {}
+
+// Options configure a Verifier. Accepted issuers are those the key sources
+// are bound to: a token's iss picks the sources that may verify it.
+type Options struct {
+	Keys           *Keys
+	Lookups        []Lookup // where tokens are read; default header:Authorization
+	Audiences      []string // any one suffices; empty: aud is not checked
+	Algorithms     []string // allowed alg values; default DefaultAlgorithms
+	ClockSkew      time.Duration
+	RequireExp     bool
+	RequiredScopes []string // all are needed
+	MaxTokenSize   int      // bytes; default 8 KiB
+	CacheSize      int      // verified tokens remembered; 0: off
+	Recorder       Recorder
+	Now            func() time.Time // for tests; default time.Now
+}
+
+// Verifier authenticates requests. It is safe for concurrent use.
+type Verifier struct {
+	keys      *Keys
+	lookups   []Lookup
+	audiences []string
+	algs      map[string]bool
+	skew      time.Duration
+	scopes    []string
+	maxSize   int
+	cache     *tokenCache
+	rec       Recorder
+	now       func() time.Time
+	parser    *jwt.Parser
+}
+
+// New builds a Verifier. It rejects options that would make it unsafe: alg
+// none, HS* without an HMAC secret, or an empty key store.
+func New(o Options) (*Verifier, error) {
+	if o.Keys == nil {
+		return nil, errors.New("no key store")
+	}
+	if len(o.Lookups) == 0 {
+		o.Lookups = []Lookup{{Kind: InHeader, Name: "Authorization"}}
+	}
+	if len(o.Algorithms) == 0 {
+		o.Algorithms = DefaultAlgorithms
+	}
+	if o.MaxTokenSize <= 0 {
+		o.MaxTokenSize = 8 << 10
+	}
+	if o.ClockSkew < 0 {
+		return nil, errors.New("clock skew must not be negative")
+	}
+	if o.Recorder == nil {
+		o.Recorder = nopRecorder{}
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	algs := map[string]bool{}
+	for _, a := range o.Algorithms {
+		if jwt.GetSigningMethod(a) == nil || strings.EqualFold(a, "none") {
+			return nil, fmt.Errorf("algorithm %q is not supported", a)
+		}
+		algs[a] = true
+	}
+	opts := []jwt.ParserOption{
+		jwt.WithValidMethods(o.Algorithms),
+		jwt.WithJSONNumber(),
+		jwt.WithStrictDecoding(),
+		jwt.WithLeeway(o.ClockSkew),
+		jwt.WithIssuedAt(),
+		jwt.WithTimeFunc(o.Now),
+	}
+	if o.RequireExp {
+		opts = append(opts, jwt.WithExpirationRequired())
+	}
+	return &Verifier{
+		keys:      o.Keys,
+		lookups:   o.Lookups,
+		audiences: o.Audiences,
+		algs:      algs,
+		skew:      o.ClockSkew,
+		scopes:    o.RequiredScopes,
+		maxSize:   o.MaxTokenSize,
+		cache:     newTokenCache(o.CacheSize),
+		rec:       o.Recorder,
+		now:       o.Now,
+		parser:    jwt.NewParser(opts...),
+	}, nil
+}
+
+// Keys returns the key store the verifier reads.
+func (v *Verifier) Keys() *Keys { return v.keys }
+
+// CacheLen is the number of verified tokens cached.
+func (v *Verifier) CacheLen() int {
+	if v.cache == nil {
+		return 0
+	}
+	return v.cache.Len()
+}
+
+// Verify authenticates r by its bearer token. Every refusal is an *Error
+// whose Reason is one of the SPEC's reasons.
+func (v *Verifier) Verify(ctx context.Context, r *http.Request) (Claims, error) {
+	token, from, err := extract(r, v.lookups, v.maxSize)
+	if err != nil {
+		return Claims{}, err
+	}
+	c, err := v.VerifyToken(ctx, token)
+	c.From = from
+	return c, err
+}
+
+// VerifyToken verifies one compact JWS. It is Verify without the request.
+func (v *Verifier) VerifyToken(ctx context.Context, token string) (Claims, error) {
+	if len(token) > v.maxSize {
+		return Claims{}, fail(Malformed, "token of %d bytes exceeds the limit of %d", len(token), v.maxSize)
+	}
+	sum := sha256.Sum256([]byte(token))
+	now := v.now()
+	if v.cache != nil {
+		if c, ok := v.cache.get(&sum, v.keys.epoch.Load()); ok {
+			if err := v.checkTimes(c, now); err != nil {
+				v.cache.drop(&sum)
+			} else {
+				v.rec.TokenCache(true)
+				v.accepted(c, now)
+				return *c, nil
+			}
+		}
+		v.rec.TokenCache(false)
+	}
+	epoch := v.keys.epoch.Load()
+	c, err := v.verify(ctx, token)
+	if err != nil {
+		var e *Error
+		if errors.As(err, &e) {
+			e.TokenHash = hex.EncodeToString(sum[:6])
+		}
+		return Claims{}, err
+	}
+	if v.cache != nil {
+		v.cache.put(&sum, c, epoch)
+	}
+	v.accepted(c, now)
+	return *c, nil
+}
+
+// header is the part of the JOSE header read before golang-jwt parses the
+// token. jku, x5u, jwk and x5c are deliberately absent: keys come only from
+// configured sources (RFC 8725 §3.10).
+type header struct {
+	Alg  string           `json:"alg"`
+	KID  string           `json:"kid"`
+	Crit *json.RawMessage `json:"crit"`
+}
+
+func (v *Verifier) verify(ctx context.Context, token string) (*Claims, error) {
+	h, payload, err := readHeader(token)
+	if err != nil {
+		return nil, err
+	}
+	// STYLE: alg is checked against the allow-list before any key lookup.
+	// Exact, case-sensitive comparison: "None" and "nOnE" fail here too.
+	if !v.algs[h.Alg] {
+		return nil, &Error{Reason: BadAlgorithm, Err: fmt.Errorf("alg %q is not allowed", h.Alg), KID: h.KID}
+	}
+	// RFC 7515 §4.1.11: no extension is understood here, so any crit fails.
+	if h.Crit != nil {
+		return nil, &Error{Reason: Malformed, Err: errors.New("crit header parameter names an extension not understood"), KID: h.KID}
+	}
+	var iss string
+	keyfunc := func(t *jwt.Token) (any, error) {
+		mc, _ := t.Claims.(jwt.MapClaims)
+		s, ok := mc["iss"].(string)
+		if !ok {
+			return nil, fail(BadIssuer, "iss is missing or not a string")
+		}
+		iss = s
+		return v.keys.key(ctx, s, h.KID, h.Alg, t)
+	}
+	mc := jwt.MapClaims{}
+	if _, err := v.parser.ParseWithClaims(token, mc, keyfunc); err != nil {
+		e := classify(err)
+		e.KID, e.Issuer = h.KID, iss
+		return nil, e
+	}
+	if err := v.policy(mc); err != nil {
+		err.KID, err.Issuer = h.KID, iss
+		return nil, err
+	}
+	c := &Claims{Payload: payload, Issuer: iss, KeyID: h.KID, values: mc}
+	c.Subject, _ = mc["sub"].(string)
+	c.Expiry = numericDate(mc.GetExpirationTime)
+	c.NotBefore = numericDate(mc.GetNotBefore)
+	c.IssuedAt = numericDate(mc.GetIssuedAt)
+	return c, nil
+}
+
+func numericDate(get func() (*jwt.NumericDate, error)) time.Time {
+	d, err := get()
+	if err != nil || d == nil {
+		return time.Time{}
+	}
+	return d.Time
+}
+
+// readHeader decodes the JOSE header and returns the payload segment.
+func readHeader(token string) (header, string, error) {
+	var h header
+	first := strings.IndexByte(token, '.')
+	last := strings.LastIndexByte(token, '.')
+	if first < 0 || first == last || strings.Count(token, ".") != 2 {
+		return h, "", fail(Malformed, "a compact JWS has three segments")
+	}
+	raw, err := base64.RawURLEncoding.Strict().DecodeString(token[:first])
+	if err != nil {
+		return h, "", fail(Malformed, "header is not base64url: %w", err)
+	}
+	if err := json.Unmarshal(raw, &h); err != nil {
+		return h, "", fail(Malformed, "header is not a JSON object: %w", err)
+	}
+	return h, token[first+1 : last], nil
+}
+
+// order classifies golang-jwt's errors. It joins claim errors, so the order
+// matters and the first match wins.
+var order = []struct {
+	target error
+	reason Reason
+}{
+	{jwt.ErrTokenMalformed, Malformed},
+	{errKeyNotFound, UnknownKey},
+	{jwt.ErrTokenSignatureInvalid, BadSignature},
+	{jwt.ErrTokenExpired, Expired},
+	{jwt.ErrTokenNotValidYet, NotYetValid},
+	{jwt.ErrTokenUsedBeforeIssued, NotYetValid},
+	{jwt.ErrTokenRequiredClaimMissing, Malformed},
+	{jwt.ErrTokenInvalidClaims, Malformed},
+	{jwt.ErrTokenUnverifiable, Malformed},
+}
+
+func classify(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return &Error{Reason: e.Reason, Err: err}
+	}
+	for _, o := range order {
+		if errors.Is(err, o.target) {
+			return &Error{Reason: o.reason, Err: err}
+		}
+	}
+	return &Error{Reason: Malformed, Err: err}
+}
+
+// policy checks what the signature does not: audience and scopes. It runs
+// only after the signature and the registered claims have passed.
+func (v *Verifier) policy(mc jwt.MapClaims) *Error {
+	if len(v.audiences) > 0 {
+		aud, err := mc.GetAudience()
+		if err != nil {
+			return fail(BadAudience, "aud: %w", err)
+		}
+		if !slices.ContainsFunc(aud, func(a string) bool { return slices.Contains(v.audiences, a) }) {
+			return fail(BadAudience, "aud %q names none of the accepted audiences", []string(aud))
+		}
+	}
+	if len(v.scopes) > 0 {
+		have := Scopes(mc)
+		for _, want := range v.scopes {
+			if !slices.Contains(have, want) {
+				return fail(InsufficientScope, "scope %q is required", want)
+			}
+		}
+	}
+	return nil
+}
+
+// Scopes returns the token's scopes: `scope` is space-delimited (RFC 8693
+// §4.2); `scp` may be such a string or an array of strings.
+func Scopes(values map[string]any) []string {
+	var out []string
+	for _, name := range []string{"scope", "scp"} {
+		switch s := values[name].(type) {
+		case string:
+			out = append(out, strings.Fields(s)...)
+		case []any:
+			for _, item := range s {
+				if str, ok := item.(string); ok {
+					out = append(out, str)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// checkTimes re-checks exp and nbf for a cached token.
+func (v *Verifier) checkTimes(c *Claims, now time.Time) error {
+	if !c.Expiry.IsZero() && !now.Before(c.Expiry.Add(v.skew)) {
+		return &Error{Reason: Expired}
+	}
+	if !c.NotBefore.IsZero() && now.Before(c.NotBefore.Add(-v.skew)) {
+		return &Error{Reason: NotYetValid}
+	}
+	return nil
+}
+
+// accepted records clock-skew telemetry for an accepted token.
+func (v *Verifier) accepted(c *Claims, now time.Time) {
+	if !c.IssuedAt.IsZero() {
+		v.rec.TokenAge(now.Sub(c.IssuedAt))
+		if c.IssuedAt.After(now) {
+			v.rec.SkewAccepted("iat")
+		}
+	}
+	if !c.Expiry.IsZero() && !now.Before(c.Expiry) {
+		v.rec.SkewAccepted("exp")
+	}
+	if !c.NotBefore.IsZero() && now.Before(c.NotBefore) {
+		v.rec.SkewAccepted("nbf")
+	}
+}
