@@ -1,0 +1,107 @@
+package verifier_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/jwt-sidecar/jwt-sidecar/verifier"
+)
+
+// The benchmarks compare, per algorithm, a cache miss (full verification),
+// a cache hit, and golang-jwt's own parse+verify of the same token with the
+// same key: the target is miss ≤ 1.1× golang-jwt.
+//
+//	go test -run '^$' -bench . -benchmem ./verifier/
+
+var benchAlgs = []string{"RS256", "PS256", "ES256", "EdDSA", "HS256"}
+
+func benchVerifier(b *testing.B, alg string, cacheSize int) (*verifier.Verifier, string, any) {
+	b.Helper()
+	var (
+		src    *verifier.Source
+		tok    string
+		pubKey any
+		err    error
+	)
+	algs := verifier.DefaultAlgorithms
+	c := claims(issA)
+	c["exp"] = time.Now().Add(time.Hour).Unix()
+	c["iat"] = time.Now().Unix()
+	c["nbf"] = time.Now().Unix()
+	if alg == "HS256" {
+		secret := []byte("0123456789abcdef0123456789abcdef")
+		src, err = verifier.NewStaticSource("hmac", []string{issA}, []verifier.StaticKey{{Key: secret}})
+		tok, _ = jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(secret)
+		pubKey, algs = secret, verifier.HMACAlgorithms
+	} else {
+		s := newSigner(b, alg, "k1")
+		src, err = verifier.NewStaticSource("s", []string{issA}, []verifier.StaticKey{{KID: "k1", Key: s.key.Public()}})
+		tok, pubKey = s.sign(b, c), s.key.Public()
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	keys := mustKeys(b, verifier.KeyOptions{}, nil, src)
+	load(b, keys)
+	v, err := verifier.New(verifier.Options{
+		Keys: keys, Audiences: []string{aud}, Algorithms: algs, ClockSkew: 30 * time.Second,
+		RequireExp: true, RequiredScopes: []string{"read"}, CacheSize: cacheSize,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return v, tok, pubKey
+}
+
+func BenchmarkVerify(b *testing.B) {
+	for _, alg := range benchAlgs {
+		b.Run(alg+"/miss", func(b *testing.B) {
+			v, tok, _ := benchVerifier(b, alg, 0)
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := v.VerifyToken(ctx, tok); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(alg+"/hit", func(b *testing.B) {
+			v, tok, _ := benchVerifier(b, alg, 1000)
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := v.VerifyToken(ctx, tok); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(alg+"/golang-jwt", func(b *testing.B) {
+			_, tok, key := benchVerifier(b, alg, 0)
+			p := jwt.NewParser(jwt.WithValidMethods([]string{alg}), jwt.WithExpirationRequired(),
+				jwt.WithAudience(aud), jwt.WithIssuer(issA), jwt.WithLeeway(30*time.Second))
+			kf := func(*jwt.Token) (any, error) { return key, nil }
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := p.Parse(tok, kf); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkVerifyRequest includes extracting the token from a request.
+func BenchmarkVerifyRequest(b *testing.B) {
+	v, tok, _ := benchVerifier(b, "RS256", 1000)
+	r := bearer(tok)
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := v.Verify(ctx, r); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
