@@ -51,7 +51,7 @@ type KeyRecorder interface {
 
 type nopKeyRecorder struct{}
 
-func (nopKeyRecorder) KeyRefresh(string, string, string)   {}
+func (nopKeyRecorder) KeyRefresh(string, string, string) {}
 func (nopKeyRecorder) KeysLoaded(string, int, time.Time) {}
 
 // KeyOptions is the key policy shared by every source.
