@@ -1,0 +1,60 @@
+# jwt-sidecar. `make demo` and `make test` need only Go.
+GO        ?= go
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -s -w -X main.version=$(VERSION)
+FUZZTIME  ?= 20s
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+# Fuzz targets: package and target, one pair per line of the loop below.
+FUZZ := ./verifier:FuzzVerify ./proxy:FuzzClaimHeaders
+
+.PHONY: all build demo test check fmt vet staticcheck fuzz bench bench-go bench-load ci clean
+
+all: check test
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./cmd/...
+
+## demo: build and run issuer, a demo upstream and the sidecar on 127.0.0.1
+demo: build
+	$(GO) run ./demo -bin bin
+
+## test: every test, with the race detector
+test:
+	$(GO) test -race -count=1 -timeout 15m ./...
+
+## check: formatting, vet and staticcheck
+check: fmt vet staticcheck
+
+fmt:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+staticcheck:
+	$(GO) run $(STATICCHECK) ./...
+
+## fuzz: a short run of every fuzz target (FUZZTIME each)
+fuzz:
+	@set -e; for t in $(FUZZ); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz $$name in $$pkg for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) $$pkg; \
+	done
+
+## bench: Go benchmarks, then the load run against nginx and a plain proxy
+bench: bench-go bench-load
+
+bench-go:
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./verifier/ ./proxy/
+
+bench-load: build
+	$(GO) run ./test/load -bin bin
+
+## ci: what .ci/run runs after installing the tools
+ci: check test fuzz
+
+clean:
+	rm -rf bin .demo
