@@ -1,0 +1,130 @@
+package metrics_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/jwt-sidecar/jwt-sidecar/metrics"
+)
+
+func TestEverySPECSeriesExistsFromTheStart(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	metrics.New(reg)
+	want := `
+# HELP jwt_sidecar_requests_total Requests by outcome (allowed, public, unauthenticated, forbidden) and refusal reason.
+# TYPE jwt_sidecar_requests_total counter
+jwt_sidecar_requests_total{outcome="allowed",reason=""} 0
+jwt_sidecar_requests_total{outcome="forbidden",reason="insufficient_scope"} 0
+jwt_sidecar_requests_total{outcome="public",reason=""} 0
+jwt_sidecar_requests_total{outcome="unauthenticated",reason="bad_algorithm"} 0
+jwt_sidecar_requests_total{outcome="unauthenticated",reason="bad_audience"} 0
+jwt_sidecar_requests_total{outcome="unauthenticated",reason="bad_issuer"} 0
+jwt_sidecar_requests_total{outcome="unauthenticated",reason="bad_signature"} 0
+jwt_sidecar_requests_total{outcome="unauthenticated",reason="expired"} 0
+jwt_sidecar_requests_total{outcome="unauthenticated",reason="malformed"} 0
+jwt_sidecar_requests_total{outcome="unauthenticated",reason="missing"} 0
+jwt_sidecar_requests_total{outcome="unauthenticated",reason="not_yet_valid"} 0
+jwt_sidecar_requests_total{outcome="unauthenticated",reason="unknown_key"} 0
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "jwt_sidecar_requests_total"); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestRecording(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := metrics.New(reg)
+	m.Request(metrics.Allowed, "")
+	m.Request(metrics.Unauthenticated, "expired")
+	m.Request(metrics.Unauthenticated, "expired")
+	m.Verification(metrics.ModeJWT, 3*time.Microsecond)
+	m.TokenCache(true)
+	m.TokenCache(false)
+	m.KeyRefresh("https://idp/jwks", "start", "ok")
+	m.KeysLoaded("https://idp/jwks", 2, time.Unix(1700000000, 0))
+	m.TokenCacheEntries(func() int { return 7 })
+
+	want := `
+# HELP jwt_sidecar_keys Usable verification keys held per key source.
+# TYPE jwt_sidecar_keys gauge
+jwt_sidecar_keys{source="https://idp/jwks"} 2
+# HELP jwt_sidecar_key_last_refresh_timestamp_seconds Unix time of the last successful load of each key source.
+# TYPE jwt_sidecar_key_last_refresh_timestamp_seconds gauge
+jwt_sidecar_key_last_refresh_timestamp_seconds{source="https://idp/jwks"} 1.7e+09
+# HELP jwt_sidecar_token_cache_entries Verified tokens currently cached.
+# TYPE jwt_sidecar_token_cache_entries gauge
+jwt_sidecar_token_cache_entries 7
+# HELP jwt_sidecar_token_cache_hits_total Tokens found in the verified-token cache (no signature check needed).
+# TYPE jwt_sidecar_token_cache_hits_total counter
+jwt_sidecar_token_cache_hits_total 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want),
+		"jwt_sidecar_keys", "jwt_sidecar_key_last_refresh_timestamp_seconds",
+		"jwt_sidecar_token_cache_entries", "jwt_sidecar_token_cache_hits_total"); err != nil {
+		t.Error(err)
+	}
+	if got := counterValue(t, reg, "jwt_sidecar_requests_total", "expired"); got != 2 {
+		t.Errorf("expired refusals = %v, want 2", got)
+	}
+	// The 3 µs observation lands in a bucket below 5 µs: microseconds resolve.
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "jwt_sidecar_verification_duration_seconds" {
+			continue
+		}
+		for _, metric := range mf.GetMetric() {
+			if metric.GetLabel()[0].GetValue() != metrics.ModeJWT {
+				continue
+			}
+			for _, b := range metric.GetHistogram().GetBucket() {
+				if b.GetUpperBound() < 5e-6 && b.GetUpperBound() >= 3e-6 && b.GetCumulativeCount() != 1 {
+					t.Errorf("bucket le=%g holds %d, want 1", b.GetUpperBound(), b.GetCumulativeCount())
+				}
+			}
+		}
+	}
+}
+
+// counterValue reads requests_total for one refusal reason.
+func counterValue(t *testing.T, reg *prometheus.Registry, name, reason string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "reason" && l.GetValue() == reason {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	t.Fatalf("no %s{reason=%q}", name, reason)
+	return 0
+}
+
+func TestLint(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	metrics.New(reg)
+	problems, err := testutil.GatherAndLint(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		if strings.HasPrefix(p.Metric, "jwt_sidecar_") {
+			t.Errorf("%s: %s", p.Metric, p.Text)
+		}
+	}
+}
