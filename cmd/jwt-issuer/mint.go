@@ -1,0 +1,180 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// mintOptions are the flags of mint.
+type mintOptions struct {
+	keyFile string
+	alg     string
+	kid     string
+	noKID   bool
+	iss     string
+	sub     string
+	aud     string
+	scope   string
+	ttl     time.Duration
+	nbf     time.Duration
+	iat     time.Duration
+	claims  pairs
+	headers pairs
+}
+
+// mintFlags binds the flags of mint to o.
+func mintFlags(o *mintOptions) *flag.FlagSet {
+	fs := flag.NewFlagSet("mint", flag.ContinueOnError)
+	fs.StringVar(&o.keyFile, "key", "", "PEM private key file (required)")
+	fs.StringVar(&o.alg, "alg", "", "signing alg (default from the key: RSA→RS256, P-256→ES256, P-384→ES384, P-521→ES512, Ed25519→EdDSA;\nalso RS384, RS512, PS256, PS384, PS512 for RSA keys)")
+	fs.StringVar(&o.kid, "kid", "", "kid header (default: the key's RFC 7638 thumbprint, as serve and jwks use)")
+	fs.BoolVar(&o.noKID, "no-kid", false, "omit the kid header")
+	fs.StringVar(&o.iss, "iss", "http://127.0.0.1:8080", "iss claim (empty: omitted)")
+	fs.StringVar(&o.sub, "sub", "demo", "sub claim (empty: omitted)")
+	fs.StringVar(&o.aud, "aud", "demo-api", "aud claim, comma-separated: one value is a string, several an array (empty: omitted)")
+	fs.StringVar(&o.scope, "scope", "", "scope claim (empty: omitted)")
+	fs.DurationVar(&o.ttl, "ttl", 10*time.Minute, "exp = now + ttl; negative for an expired token; 0: no exp claim")
+	fs.DurationVar(&o.nbf, "nbf", 0, "nbf = now + this offset (default: no nbf claim)")
+	fs.DurationVar(&o.iat, "iat", 0, "iat = now + this offset")
+	fs.Var(&o.claims, "claim", "extra claim name=value, repeatable; value is JSON if valid JSON, else a string;\ndotted names stay flat; overrides the claims above")
+	fs.Var(&o.headers, "header", "extra JOSE header name=value, repeatable, same value rule (e.g. crit)")
+	return fs
+}
+
+// runMint prints one signed token and a newline.
+func runMint(args []string, stdout, stderr io.Writer, now time.Time) error {
+	var o mintOptions
+	fs := mintFlags(&o)
+	fs.SetOutput(stderr)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	switch {
+	case fs.NArg() > 0:
+		return fmt.Errorf("mint: unexpected argument %q", fs.Arg(0))
+	case o.keyFile == "":
+		return errors.New("mint: -key is required")
+	case o.noKID && o.kid != "":
+		return errors.New("mint: -no-kid and a non-empty -kid contradict each other")
+	case set["kid"] && o.kid == "" && !o.noKID:
+		return errors.New("mint: -kid is empty; add -no-kid to omit the kid")
+	}
+	signer, err := readPrivateKey(o.keyFile)
+	if err != nil {
+		return fmt.Errorf("mint: %w", err)
+	}
+	key, err := newSigningKey(signer, o.alg)
+	if err != nil {
+		return fmt.Errorf("mint: %w", err)
+	}
+	claims := o.mapClaims(now, set["nbf"])
+	for _, p := range o.claims {
+		claims[p.name] = p.value
+	}
+	header := map[string]any{}
+	if set["kid"] && !o.noKID {
+		header["kid"] = o.kid
+	}
+	for _, p := range o.headers {
+		header[p.name] = p.value
+	}
+	tok, err := key.sign(claims, header, !o.noKID)
+	if err != nil {
+		return fmt.Errorf("mint: %w", err)
+	}
+	_, err = fmt.Fprintln(stdout, tok)
+	return err
+}
+
+// mapClaims builds the registered claims from the flags.
+func (o *mintOptions) mapClaims(now time.Time, withNBF bool) jwt.MapClaims {
+	c := jwt.MapClaims{"iat": jwt.NewNumericDate(now.Add(o.iat))}
+	if o.iss != "" {
+		c["iss"] = o.iss
+	}
+	if o.sub != "" {
+		c["sub"] = o.sub
+	}
+	if auds := splitList(o.aud); len(auds) == 1 {
+		c["aud"] = auds[0]
+	} else if len(auds) > 1 {
+		c["aud"] = auds
+	}
+	if o.scope != "" {
+		c["scope"] = o.scope
+	}
+	if o.ttl != 0 {
+		c["exp"] = jwt.NewNumericDate(now.Add(o.ttl))
+	}
+	if withNBF {
+		c["nbf"] = jwt.NewNumericDate(now.Add(o.nbf))
+	}
+	return c
+}
+
+// splitList splits a comma-separated list, dropping empty entries.
+func splitList(s string) []string {
+	var out []string
+	for v := range strings.SplitSeq(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// pair is one name=value of -claim or -header.
+type pair struct {
+	name  string
+	value any
+}
+
+// pairs is a repeatable name=value flag. A value that is valid JSON is
+// decoded (numbers kept exact), anything else is a string.
+type pairs []pair
+
+func (p *pairs) String() string {
+	if p == nil {
+		return ""
+	}
+	parts := make([]string, len(*p))
+	for i, v := range *p {
+		parts[i] = fmt.Sprintf("%s=%v", v.name, v.value)
+	}
+	return strings.Join(parts, ",")
+}
+
+// Set parses one name=value.
+func (p *pairs) Set(s string) error {
+	name, raw, ok := strings.Cut(s, "=")
+	if !ok || name == "" {
+		return fmt.Errorf("%q is not name=value", s)
+	}
+	*p = append(*p, pair{name: name, value: parseValue(raw)})
+	return nil
+}
+
+// parseValue decodes raw as JSON if it is valid JSON, else returns it as a
+// string. Numbers stay json.Number so 1700000000.5 is signed as written.
+func parseValue(raw string) any {
+	if !json.Valid([]byte(raw)) {
+		return raw
+	}
+	dec := json.NewDecoder(bytes.NewReader([]byte(raw)))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return raw
+	}
+	return v
+}

@@ -1,0 +1,198 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+)
+
+const (
+	// shutdownTimeout bounds the drain of in-flight requests on SIGTERM.
+	shutdownTimeout = 10 * time.Second
+	// jwksMaxAge is how long clients may cache the JWKS. It is short so
+	// that a verifier sees a new next key well before it signs anything.
+	jwksMaxAge = time.Minute
+)
+
+// server is the development token service. Every endpoint is registered in
+// routes; later endpoints (introspection, revocation, metrics) hang off the
+// same struct.
+type server struct {
+	cfg     config
+	keys    *keyRing
+	clients map[string]string // client id to secret
+	log     *slog.Logger
+	now     func() time.Time // the clock; tests replace it
+}
+
+// newServer builds a server from a validated config: it loads
+// SIGNING_KEY_FILE or generates the first key.
+func newServer(cfg config, log *slog.Logger) (*server, error) {
+	clients, err := parseClients(cfg.Clients)
+	if err != nil {
+		return nil, fmt.Errorf("CLIENTS: %w", err)
+	}
+	first, err := firstKey(cfg)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := newKeyRing(first, cfg.TokenTTL, cfg.KeyRotationInterval > 0)
+	if err != nil {
+		return nil, err
+	}
+	return &server{cfg: cfg, keys: keys, clients: clients, log: log, now: time.Now}, nil
+}
+
+// firstKey loads SIGNING_KEY_FILE, or generates a key for SIGNING_ALG.
+func firstKey(cfg config) (*signingKey, error) {
+	if cfg.SigningKeyFile == "" {
+		s, err := generateKey(cfg.SigningAlg)
+		if err != nil {
+			return nil, err
+		}
+		return newSigningKey(s, cfg.SigningAlg)
+	}
+	s, err := readPrivateKey(cfg.SigningKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("SIGNING_KEY_FILE: %w", err)
+	}
+	k, err := newSigningKey(s, cfg.SigningAlg)
+	if err != nil {
+		return nil, fmt.Errorf("SIGNING_KEY_FILE: %w (set SIGNING_ALG to fit the key)", err)
+	}
+	return k, nil
+}
+
+// routes is the one place where endpoints are registered.
+func (s *server) routes() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /.well-known/openid-configuration", s.handleDiscovery)
+	mux.HandleFunc("GET /.well-known/jwks.json", s.handleJWKS)
+	mux.HandleFunc("POST /token", s.handleToken)
+	mux.HandleFunc("GET /healthz", s.handleHealthz)
+	return mux
+}
+
+// endpoint returns ISSUER_URL joined with path.
+func (s *server) endpoint(path string) string {
+	return strings.TrimSuffix(s.cfg.IssuerURL, "/") + path
+}
+
+// discovery is the OpenID Connect Discovery 1.0 §3 document, reduced to
+// what a client_credentials issuer has.
+type discovery struct {
+	Issuer                           string   `json:"issuer"`
+	JWKSURI                          string   `json:"jwks_uri"`
+	TokenEndpoint                    string   `json:"token_endpoint"`
+	GrantTypesSupported              []string `json:"grant_types_supported"`
+	IDTokenSigningAlgValuesSupported []string `json:"id_token_signing_alg_values_supported"`
+	TokenEndpointAuthMethods         []string `json:"token_endpoint_auth_methods_supported"`
+}
+
+func (s *server) handleDiscovery(w http.ResponseWriter, _ *http.Request) {
+	// OpenID Connect Discovery §4.3: issuer is exactly ISSUER_URL.
+	writeJSON(w, http.StatusOK, discovery{
+		Issuer:                           s.cfg.IssuerURL,
+		JWKSURI:                          s.endpoint("/.well-known/jwks.json"),
+		TokenEndpoint:                    s.endpoint("/token"),
+		GrantTypesSupported:              []string{"client_credentials"},
+		IDTokenSigningAlgValuesSupported: []string{s.cfg.SigningAlg},
+		TokenEndpointAuthMethods:         []string{"client_secret_basic", "client_secret_post"},
+	})
+}
+
+func (s *server) handleJWKS(w http.ResponseWriter, _ *http.Request) {
+	set, err := s.keys.jwks(s.now())
+	if err != nil {
+		s.log.Error("build jwks", "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Cache-Control", fmt.Sprintf("public, max-age=%d", int(s.jwksMaxAge().Seconds())))
+	writeJSON(w, http.StatusOK, set)
+}
+
+// jwksMaxAge keeps the cache lifetime below half a rotation interval, so a
+// cached set always holds the key that signs next.
+func (s *server) jwksMaxAge() time.Duration {
+	age := jwksMaxAge
+	if iv := s.cfg.KeyRotationInterval; iv > 0 && iv/2 < age {
+		age = max(iv/2, time.Second)
+	}
+	return age
+}
+
+func (s *server) handleHealthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write([]byte("ok\n"))
+}
+
+// run serves on ln and rotates keys until ctx ends, then drains in-flight
+// requests for at most shutdownTimeout. It returns nil after a clean
+// shutdown.
+func (s *server) run(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.routes(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serve: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+		defer cancel()
+		if err := srv.Shutdown(sctx); err != nil {
+			return fmt.Errorf("shutdown: %w", err)
+		}
+		return nil
+	})
+	if iv := s.cfg.KeyRotationInterval; iv > 0 {
+		g.Go(func() error { return s.rotateEvery(ctx, iv) })
+	}
+	s.log.Info("jwt-issuer listening (development only, never a production identity provider)",
+		"addr", ln.Addr().String(), "issuer", s.cfg.IssuerURL, "alg", s.cfg.SigningAlg,
+		"kid", s.keys.signer().kid, "rotation", s.cfg.KeyRotationInterval.String())
+	return g.Wait()
+}
+
+// rotateEvery rotates the signing key at every tick until ctx ends; it
+// returns nil then, or the first rotation error.
+func (s *server) rotateEvery(ctx context.Context, interval time.Duration) error {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			k, err := s.keys.rotate(s.now())
+			if err != nil {
+				return err
+			}
+			s.log.Info("rotated signing key", "kid", k.kid)
+		}
+	}
+}
+
+// writeJSON writes v as a JSON response.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v) // the client went away; nothing to do
+}

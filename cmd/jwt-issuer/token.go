@@ -1,0 +1,212 @@
+package main
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// maxFormBytes bounds a token request body.
+const maxFormBytes = 64 << 10
+
+// RFC 6749 §5.2 error codes.
+const (
+	errInvalidRequest       = "invalid_request"
+	errInvalidClient        = "invalid_client"
+	errUnsupportedGrantType = "unsupported_grant_type"
+	errInvalidScope         = "invalid_scope"
+)
+
+// tokenResponse is the RFC 6749 §5.1 success body.
+type tokenResponse struct {
+	AccessToken string `json:"access_token"`
+	TokenType   string `json:"token_type"`
+	ExpiresIn   int64  `json:"expires_in"`
+	Scope       string `json:"scope,omitempty"`
+}
+
+// oauthError is the RFC 6749 §5.2 error body.
+type oauthError struct {
+	Error       string `json:"error"`
+	Description string `json:"error_description,omitempty"`
+}
+
+// handleToken implements the client_credentials grant (RFC 6749 §4.4).
+func (s *server) handleToken(w http.ResponseWriter, r *http.Request) {
+	form, err := readForm(w, r)
+	if err != nil {
+		s.tokenError(w, http.StatusBadRequest, errInvalidRequest, err.Error())
+		return
+	}
+	clientID, ok := s.authenticate(w, r, form)
+	if !ok {
+		return
+	}
+	switch gt := form.Get("grant_type"); gt {
+	case "client_credentials":
+	case "":
+		s.tokenError(w, http.StatusBadRequest, errInvalidRequest, "grant_type is required")
+		return
+	default:
+		s.tokenError(w, http.StatusBadRequest, errUnsupportedGrantType, "only client_credentials is supported")
+		return
+	}
+	scope := form.Get("scope")
+	if !validScope(scope) {
+		s.tokenError(w, http.StatusBadRequest, errInvalidScope, "scope must be space-separated tokens of printable ASCII without quote or backslash")
+		return
+	}
+
+	key := s.keys.signer()
+	now := s.now()
+	jti := rand.Text()
+	claims := jwt.MapClaims{
+		"iss":       s.cfg.IssuerURL,
+		"sub":       clientID,
+		"aud":       s.cfg.Audience,
+		"iat":       jwt.NewNumericDate(now),
+		"nbf":       jwt.NewNumericDate(now),
+		"exp":       jwt.NewNumericDate(now.Add(s.cfg.TokenTTL)),
+		"jti":       jti,
+		"client_id": clientID,
+	}
+	if scope != "" {
+		claims["scope"] = scope
+	}
+	tok, err := key.sign(claims, nil, true)
+	if err != nil {
+		s.log.Error("sign token", "err", err)
+		s.tokenError(w, http.StatusInternalServerError, "server_error", "")
+		return
+	}
+	s.log.Info("issued token", "client_id", clientID, "jti", jti, "kid", key.kid, "scope", scope)
+	// RFC 6749 §5.1: responses with tokens are never cached.
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Pragma", "no-cache")
+	writeJSON(w, http.StatusOK, tokenResponse{
+		AccessToken: tok,
+		TokenType:   "Bearer",
+		ExpiresIn:   int64(s.cfg.TokenTTL.Seconds()),
+		Scope:       scope,
+	})
+}
+
+// readForm parses the urlencoded body. Query parameters are ignored: RFC
+// 6749 §3.2 keeps credentials out of the URI.
+func readForm(w http.ResponseWriter, r *http.Request) (url.Values, error) {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/x-www-form-urlencoded" {
+		return nil, errors.New("the body must be application/x-www-form-urlencoded")
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	if err := r.ParseForm(); err != nil {
+		return nil, errors.New("the body is not a valid form")
+	}
+	// RFC 6749 §3.1: parameters must not be included more than once.
+	for name, vs := range r.PostForm {
+		if len(vs) > 1 {
+			return nil, errors.New("parameter " + name + " is repeated")
+		}
+	}
+	return r.PostForm, nil
+}
+
+// authenticate checks the client by HTTP Basic or by the client_id and
+// client_secret form fields (RFC 6749 §2.3.1), never both. On failure it
+// writes the error response and returns false.
+func (s *server) authenticate(w http.ResponseWriter, r *http.Request, form url.Values) (string, bool) {
+	id, secret, basic := r.BasicAuth()
+	_, formSecret := form["client_secret"]
+	switch {
+	case basic && formSecret:
+		// RFC 6749 §2.3: one authentication method per request.
+		s.tokenError(w, http.StatusBadRequest, errInvalidRequest, "use HTTP Basic or client_secret, not both")
+		return "", false
+	case basic:
+		// RFC 6749 §2.3.1 form-urlencodes both parts before Basic, but many
+		// clients (curl -u) do not: accept the decoded or the raw form.
+		if did, dsec, err := unescapeBoth(id, secret); err == nil && s.checkSecret(did, dsec) {
+			id, secret = did, dsec
+		}
+		if fid := form.Get("client_id"); fid != "" && fid != id {
+			s.tokenError(w, http.StatusBadRequest, errInvalidRequest, "client_id does not match HTTP Basic")
+			return "", false
+		}
+	case r.Header.Get("Authorization") != "":
+		s.clientError(w, "unsupported authorization scheme; use HTTP Basic")
+		return "", false
+	case formSecret:
+		id, secret = form.Get("client_id"), form.Get("client_secret")
+	default:
+		s.clientError(w, "client authentication is required")
+		return "", false
+	}
+	if !s.checkSecret(id, secret) {
+		s.log.Warn("client authentication failed", "client_id", id)
+		s.clientError(w, "unknown client or wrong secret")
+		return "", false
+	}
+	return id, true
+}
+
+// unescapeBoth form-urldecodes a Basic user and password.
+func unescapeBoth(id, secret string) (string, string, error) {
+	did, err := url.QueryUnescape(id)
+	if err != nil {
+		return "", "", err
+	}
+	dsec, err := url.QueryUnescape(secret)
+	return did, dsec, err
+}
+
+// checkSecret compares in constant time, over fixed-length hashes so the
+// length of the secret does not leak, and does the same work for unknown
+// clients.
+func (s *server) checkSecret(id, secret string) bool {
+	want, known := s.clients[id]
+	if !known {
+		want = "\x00unknown client"
+	}
+	a, b := sha256.Sum256([]byte(secret)), sha256.Sum256([]byte(want))
+	return subtle.ConstantTimeCompare(a[:], b[:]) == 1 && known
+}
+
+// clientError answers 401 invalid_client with a Basic challenge (RFC 6749
+// §5.2).
+func (s *server) clientError(w http.ResponseWriter, desc string) {
+	w.Header().Set("WWW-Authenticate", `Basic realm="jwt-issuer"`)
+	s.tokenError(w, http.StatusUnauthorized, errInvalidClient, desc)
+}
+
+// tokenError writes an RFC 6749 §5.2 error response.
+func (s *server) tokenError(w http.ResponseWriter, status int, code, desc string) {
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Pragma", "no-cache")
+	writeJSON(w, status, oauthError{Error: code, Description: desc})
+}
+
+// validScope reports whether scope follows RFC 6749 §3.3: scope-tokens of
+// %x21 / %x23-5B / %x5D-7E separated by single spaces. Empty is valid.
+func validScope(scope string) bool {
+	if scope == "" {
+		return true
+	}
+	for tok := range strings.SplitSeq(scope, " ") {
+		if tok == "" {
+			return false
+		}
+		for _, c := range []byte(tok) {
+			if c < 0x21 || c > 0x7e || c == '"' || c == '\\' {
+				return false
+			}
+		}
+	}
+	return true
+}
