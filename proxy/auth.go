@@ -1,0 +1,246 @@
+package proxy
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jwt-sidecar/jwt-sidecar/verifier"
+)
+
+// realm names the protection space in every challenge (RFC 6750 §3).
+const realm = "jwt-sidecar"
+
+// Response header values shared by every error response. They are read-only
+// (never modified after start); their capacity equals their length, so an
+// append elsewhere copies.
+var (
+	jsonContentType = []string{"application/json"}
+	noStore         = []string{"no-store"}
+	noSniff         = []string{"nosniff"}
+)
+
+// stripClaimHeaders removes every header the proxy itself sets (the claim
+// headers and PAYLOAD_HEADER) from every request, before anything else, so a
+// client can never forge them (SPEC, CLAIMS_TO_HEADERS).
+func (p *Proxy) stripClaimHeaders(next http.Handler) http.Handler {
+	if len(p.scrub) == 0 {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		scrubHeaders(r.Header, p.scrub)
+		if r.Trailer != nil {
+			scrubHeaders(r.Trailer, p.scrub)
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// scrubHeaders deletes every header whose name matches one of names, ignoring
+// case and treating '_' as '-': many upstreams (CGI, WSGI, Rack, PHP, nginx
+// with underscores_in_headers) fold X_Auth_Subject and X-Auth-Subject into one
+// variable, so either spelling could forge the claim.
+func scrubHeaders(h http.Header, names []string) {
+	for k := range h {
+		for _, n := range names {
+			if len(k) == len(n) && sameHeader(k, n) {
+				delete(h, k)
+				break
+			}
+		}
+	}
+}
+
+// sameHeader compares two header names of equal length, ASCII
+// case-insensitively, with '_' equal to '-'.
+func sameHeader(a, b string) bool {
+	for i := 0; i < len(a); i++ {
+		x, y := foldHeaderByte(a[i]), foldHeaderByte(b[i])
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+func foldHeaderByte(c byte) byte {
+	switch {
+	case c >= 'A' && c <= 'Z':
+		return c + 'a' - 'A'
+	case c == '_':
+		return '-'
+	}
+	return c
+}
+
+// headerKey is the form under which sameHeader considers names equal.
+func headerKey(name string) string {
+	b := []byte(name)
+	for i, c := range b {
+		b[i] = foldHeaderByte(c)
+	}
+	return string(b)
+}
+
+// authenticate lets public requests through, verifies every other one, and
+// answers refusals itself: a refused request never reaches next.
+func (p *Proxy) authenticate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// SPEC: PUBLIC_PATHS match the cleaned path, the one forwarded.
+		if p.public.match(cleanPath(r.URL.Path)) || p.preflight(r) {
+			p.rec.Request(Public, "")
+			next.ServeHTTP(w, r)
+			return
+		}
+		start := time.Now()
+		claims, err := p.verifier.Verify(r.Context(), r)
+		p.rec.Verification(p.mode, time.Since(start))
+		if err != nil {
+			p.refuse(w, r, err)
+			return
+		}
+		p.rec.Request(Allowed, "")
+		next.ServeHTTP(w, r.WithContext(&claimsContext{Context: r.Context(), claims: claims}))
+	})
+}
+
+// preflight reports whether r is a CORS preflight that may pass without a
+// token: browsers never attach credentials to one (Fetch standard, CORS
+// protocol), so authenticating it would break every cross-origin call.
+func (p *Proxy) preflight(r *http.Request) bool {
+	return p.cors && r.Method == http.MethodOptions &&
+		len(r.Header["Origin"]) > 0 && len(r.Header["Access-Control-Request-Method"]) > 0
+}
+
+// refusal is a fixed error response, built once: one per Reason, and the
+// proxy's own 500, 502 and 504.
+type refusal struct {
+	status    int
+	outcome   string
+	challenge []string // WWW-Authenticate
+	length    []string // Content-Length
+	body      []byte
+}
+
+// newRefusals builds the response of every known Reason once.
+func newRefusals() map[verifier.Reason]*refusal {
+	m := make(map[verifier.Reason]*refusal, len(verifier.Reasons))
+	for _, r := range verifier.Reasons {
+		m[r] = newRefusal(r)
+	}
+	return m
+}
+
+// newRefusal maps a Reason to its response. This is the one place where
+// reasons become statuses:
+//   - Missing: 401 with a bare challenge (RFC 6750 §3.1: no error code when
+//     the request carries no credentials).
+//   - InsufficientScope: 403 insufficient_scope (RFC 6750 §3.1).
+//   - anything else: 401 invalid_token (RFC 6750 §3.1), including bad_issuer
+//     and bad_audience (SPEC: a wrong aud or iss is a bad token).
+func newRefusal(r verifier.Reason) *refusal {
+	desc := challengeSafe(r.Description())
+	ref := &refusal{status: http.StatusUnauthorized, outcome: Unauthenticated}
+	var code string
+	switch r {
+	case verifier.Missing:
+		code = "unauthorized"
+		ref.challenge = []string{`Bearer realm="` + realm + `"`}
+	case verifier.InsufficientScope:
+		code = "insufficient_scope"
+		ref.status, ref.outcome = http.StatusForbidden, Forbidden
+	default:
+		code = "invalid_token"
+	}
+	if ref.challenge == nil {
+		ref.challenge = []string{`Bearer realm="` + realm + `", error="` + code + `", error_description="` + desc + `"`}
+	}
+	ref.body = errorBody(code, desc)
+	ref.length = []string{strconv.Itoa(len(ref.body))}
+	return ref
+}
+
+// challengeSafe keeps an error_description inside RFC 6750 §3's character
+// set: printable ASCII except '"' and '\'.
+func challengeSafe(s string) string {
+	return strings.Map(func(c rune) rune {
+		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			return ' '
+		}
+		return c
+	}, s)
+}
+
+// errorBody is the SPEC's JSON error body.
+func errorBody(code, desc string) []byte {
+	b := make([]byte, 0, 48+len(code)+len(desc))
+	b = append(b, `{"error":`...)
+	b = appendJSONString(b, code)
+	b = append(b, `,"error_description":`...)
+	b = appendJSONString(b, desc)
+	return append(b, "}\n"...)
+}
+
+// refuse answers a request the Verifier refused, counts it and logs it.
+func (p *Proxy) refuse(w http.ResponseWriter, r *http.Request, err error) {
+	var e *verifier.Error
+	if !errors.As(err, &e) {
+		p.internalError(w, r, err)
+		return
+	}
+	ref := p.refusals[e.Reason]
+	if ref == nil {
+		ref = newRefusal(e.Reason) // a reason newer than this proxy: still a 401
+	}
+	p.rec.Request(ref.outcome, string(e.Reason))
+	// One line per refusal, never the token: its hash correlates lines.
+	p.log.LogAttrs(r.Context(), slog.LevelInfo, "request refused",
+		slog.String("reason", string(e.Reason)),
+		slog.Int("status", ref.status),
+		slog.String("kid", e.KID),
+		slog.String("iss", e.Issuer),
+		slog.String("token_hash", e.TokenHash),
+		slog.String("method", r.Method),
+		slog.String("path", r.URL.Path),
+		slog.String("remote_addr", r.RemoteAddr),
+		slog.Any("error", e.Err),
+	)
+	writeError(w, ref)
+}
+
+// internalError answers a Verifier error that carries no Reason: a fault in
+// the sidecar, never a client's mistake, and never forwarded.
+func (p *Proxy) internalError(w http.ResponseWriter, r *http.Request, err error) {
+	p.rec.InternalError()
+	p.log.LogAttrs(r.Context(), slog.LevelError, "authentication failed internally",
+		slog.String("method", r.Method),
+		slog.String("path", r.URL.Path),
+		slog.String("remote_addr", r.RemoteAddr),
+		slog.Any("error", err),
+	)
+	writeError(w, p.internal)
+}
+
+// fixedError builds a refusal-like response without a challenge: 500, 502
+// or 504.
+func fixedError(status int, code, desc string) *refusal {
+	body := errorBody(code, desc)
+	return &refusal{status: status, body: body, length: []string{strconv.Itoa(len(body))}}
+}
+
+// writeError writes a fixed JSON error response that no cache may keep.
+func writeError(w http.ResponseWriter, ref *refusal) {
+	h := w.Header()
+	if ref.challenge != nil {
+		h["Www-Authenticate"] = ref.challenge
+	}
+	h["Content-Type"] = jsonContentType
+	h["Content-Length"] = ref.length
+	h["Cache-Control"] = noStore
+	h["X-Content-Type-Options"] = noSniff
+	w.WriteHeader(ref.status)
+	_, _ = w.Write(ref.body)
+}

@@ -1,0 +1,447 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/jwt-sidecar/jwt-sidecar/metrics"
+	"github.com/jwt-sidecar/jwt-sidecar/verifier"
+)
+
+// base is the fixed "now" of the tests; tokens are minted relative to it.
+var base = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+
+const (
+	issA = "https://issuer-a.test"
+	issB = "https://issuer-b.test"
+	aud  = "api"
+)
+
+// signer is one private key with its kid and alg.
+type signer struct {
+	kid string
+	alg string
+	key crypto.Signer
+}
+
+func newSigner(t testing.TB, alg, kid string) signer {
+	t.Helper()
+	var (
+		k   crypto.Signer
+		err error
+	)
+	switch alg {
+	case "RS256":
+		k, err = rsa.GenerateKey(rand.Reader, 2048)
+	case "ES256":
+		k, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	case "EdDSA":
+		_, k, err = ed25519.GenerateKey(rand.Reader)
+	default:
+		t.Fatalf("no key for %s", alg)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return signer{kid: kid, alg: alg, key: k}
+}
+
+func (s signer) sign(t testing.TB, c jwt.MapClaims) string {
+	t.Helper()
+	return s.signWith(t, c, nil)
+}
+
+// signWith signs c, adding extra JOSE header parameters.
+func (s signer) signWith(t testing.TB, c jwt.MapClaims, extra map[string]any) string {
+	t.Helper()
+	tok := jwt.NewWithClaims(jwt.GetSigningMethod(s.alg), c)
+	if s.kid != "" {
+		tok.Header["kid"] = s.kid
+	}
+	for k, v := range extra {
+		tok.Header[k] = v
+	}
+	out, err := tok.SignedString(s.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// keys are the test keys, generated once per test binary (RSA is slow).
+type testKeys struct {
+	rsa, ec, ed, other, issuerB signer
+}
+
+var (
+	keysOnce sync.Once
+	keysVal  testKeys
+)
+
+func allKeys(t testing.TB) testKeys {
+	t.Helper()
+	keysOnce.Do(func() {
+		keysVal = testKeys{
+			rsa:     newSigner(t, "RS256", "rsa-1"),
+			ec:      newSigner(t, "ES256", "ec-1"),
+			ed:      newSigner(t, "EdDSA", "ed-1"),
+			other:   newSigner(t, "RS256", "rsa-1"), // same kid, a key nobody trusts
+			issuerB: newSigner(t, "RS256", "b-1"),
+		}
+	})
+	return keysVal
+}
+
+// claims are valid claims at base, for issuer iss.
+func claims(iss string) jwt.MapClaims {
+	return jwt.MapClaims{
+		"iss":   iss,
+		"sub":   "alice",
+		"aud":   aud,
+		"iat":   base.Add(-time.Minute).Unix(),
+		"nbf":   base.Add(-time.Minute).Unix(),
+		"exp":   base.Add(10 * time.Minute).Unix(),
+		"scope": "read write",
+		"realm_access": map[string]any{
+			"roles": []any{"admin", "user"},
+		},
+	}
+}
+
+func with(c jwt.MapClaims, k string, v any) jwt.MapClaims {
+	out := jwt.MapClaims{}
+	for key, val := range c {
+		out[key] = val
+	}
+	if v == nil {
+		delete(out, k)
+	} else {
+		out[k] = v
+	}
+	return out
+}
+
+// verifierConfig adjusts the real verifier the tests build.
+type verifierConfig struct {
+	lookups   []verifier.Lookup
+	cacheSize int
+}
+
+// newVerifier is the real verifier: static RSA, ECDSA and Ed25519 keys for
+// issuer A, another RSA key for issuer B, scope "read" required.
+func newVerifier(t testing.TB, vc verifierConfig, rec verifier.Recorder) *verifier.Verifier {
+	t.Helper()
+	k := allKeys(t)
+	srcA, err := verifier.NewStaticSource("static-a", []string{issA}, []verifier.StaticKey{
+		{KID: k.rsa.kid, Key: k.rsa.key.Public()},
+		{KID: k.ec.kid, Key: k.ec.key.Public()},
+		{KID: k.ed.kid, Key: k.ed.key.Public()},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srcB, err := verifier.NewStaticSource("static-b", []string{issB}, []verifier.StaticKey{
+		{KID: k.issuerB.kid, Key: k.issuerB.key.Public()},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := verifier.NewKeys(verifier.KeyOptions{}, nil, nil, srcA, srcB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := keys.LoadOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	v, err := verifier.New(verifier.Options{
+		Keys:           keys,
+		Lookups:        vc.lookups,
+		Audiences:      []string{aud},
+		ClockSkew:      30 * time.Second,
+		RequireExp:     true,
+		RequiredScopes: []string{"read"},
+		CacheSize:      vc.cacheSize,
+		Recorder:       rec,
+		Now:            func() time.Time { return base },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// seen is one request as the upstream received it.
+type seen struct {
+	Method   string
+	Path     string
+	RawPath  string
+	RawQuery string
+	Host     string
+	Header   http.Header
+	Body     []byte
+}
+
+// upstream is a real HTTP server that records every request it receives,
+// so a test can prove that a refused request never arrived.
+type upstream struct {
+	*httptest.Server
+	mu   sync.Mutex
+	reqs []seen
+}
+
+func newUpstream(t testing.TB) *upstream {
+	t.Helper()
+	u := &upstream{}
+	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		u.mu.Lock()
+		u.reqs = append(u.reqs, seen{
+			Method: r.Method, Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery,
+			Host: r.Host, Header: r.Header.Clone(), Body: body,
+		})
+		u.mu.Unlock()
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = io.WriteString(w, "upstream ok")
+	}))
+	t.Cleanup(u.Close)
+	return u
+}
+
+func (u *upstream) requests() []seen {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return append([]seen(nil), u.reqs...)
+}
+
+// only returns the one request the upstream saw, failing otherwise.
+func (u *upstream) only(t testing.TB) seen {
+	t.Helper()
+	reqs := u.requests()
+	if len(reqs) != 1 {
+		t.Fatalf("upstream saw %d requests, want 1", len(reqs))
+	}
+	return reqs[0]
+}
+
+func (u *upstream) url(t testing.TB) *url.URL {
+	t.Helper()
+	parsed, err := url.Parse(u.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return parsed
+}
+
+// harness is a proxy in front of a recording upstream, with fresh metrics.
+type harness struct {
+	proxy    *Proxy
+	handler  http.Handler
+	upstream *upstream
+	reg      *prometheus.Registry
+	logs     *syncBuffer
+}
+
+// newHarness builds the proxy with the real verifier. adjust may change the
+// options before New.
+func newHarness(t testing.TB, vc verifierConfig, adjust func(*Options)) *harness {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	m := metrics.New(reg)
+	up := newUpstream(t)
+	logs := &syncBuffer{}
+	o := Options{
+		Upstream:     up.url(t),
+		Verifier:     newVerifier(t, vc, m),
+		Recorder:     m,
+		Logger:       slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		ClaimHeaders: []ClaimHeader{{Claim: "sub", Header: "X-Auth-Subject"}, {Claim: "realm_access.roles", Header: "X-Auth-Roles"}},
+		PublicPaths:  []string{"/public/*", "/healthz", "/docs/"},
+	}
+	if adjust != nil {
+		adjust(&o)
+	}
+	p, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.CloseIdleConnections)
+	return &harness{proxy: p, handler: p.Handler(), upstream: up, reg: reg, logs: logs}
+}
+
+// serve sends r through the proxy's handler.
+func (h *harness) serve(r *http.Request) *httptest.ResponseRecorder {
+	rec := httptest.NewRecorder()
+	h.handler.ServeHTTP(rec, r)
+	return rec
+}
+
+func get(target string) *http.Request {
+	return httptest.NewRequest(http.MethodGet, target, nil)
+}
+
+func bearer(target, token string) *http.Request {
+	r := get(target)
+	r.Header.Set("Authorization", "Bearer "+token)
+	return r
+}
+
+// counter reads one series of a counter family, or fails.
+func counter(t testing.TB, reg *prometheus.Registry, name string, labels map[string]string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			if matches(m, labels) {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	t.Fatalf("no series %s%v", name, labels)
+	return 0
+}
+
+// histogramCount reads the sample count of a histogram series.
+func histogramCount(t testing.TB, reg *prometheus.Registry, name string, labels map[string]string) uint64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			if matches(m, labels) {
+				return m.GetHistogram().GetSampleCount()
+			}
+		}
+	}
+	return 0
+}
+
+func matches(m *dto.Metric, labels map[string]string) bool {
+	if len(m.GetLabel()) != len(labels) {
+		return false
+	}
+	for _, l := range m.GetLabel() {
+		if v, ok := labels[l.GetName()]; !ok || v != l.GetValue() {
+			return false
+		}
+	}
+	return true
+}
+
+// syncBuffer collects log output from concurrent handlers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// lines decodes every JSON log line.
+func (s *syncBuffer) lines(t testing.TB) []map[string]any {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(s.b.String()), "\n") {
+		if line == "" {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// b64 is base64url without padding, as in a compact JWS.
+func b64(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+
+// errorBodyOf decodes the SPEC's JSON error body.
+func errorBodyOf(t testing.TB, rec *httptest.ResponseRecorder) map[string]string {
+	t.Helper()
+	var body map[string]string
+	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+		t.Fatalf("body %q is not the JSON error body: %v", rec.Body.String(), err)
+	}
+	return body
+}
+
+func mustURL(t testing.TB, raw string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+// rawRequest writes a request byte for byte to addr and reads the response,
+// so that no client library normalises the request line.
+func rawRequest(t testing.TB, addr, raw string) *http.Response {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	if err := conn.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(conn, raw); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp
+}
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

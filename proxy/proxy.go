@@ -1,0 +1,268 @@
+// Package proxy is jwt-sidecar's HTTP side: it removes forgeable claim
+// headers, authenticates each request with a Verifier, maps refusals to the
+// SPEC's responses, and forwards allowed requests to the upstream with the
+// verified claims as headers.
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"log/slog"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"time"
+
+	"github.com/jwt-sidecar/jwt-sidecar/verifier"
+)
+
+// Outcomes of a request: the SPEC's `outcome` label values of
+// jwt_sidecar_requests_total.
+const (
+	Allowed         = "allowed"
+	Public          = "public"
+	Unauthenticated = "unauthenticated"
+	Forbidden       = "forbidden"
+)
+
+// Upstream failure kinds: the `kind` label values of
+// jwt_sidecar_upstream_errors_total.
+const (
+	UpstreamTimeout     = "timeout"
+	UpstreamUnreachable = "unreachable"
+	UpstreamCanceled    = "canceled"
+)
+
+// ModeJWT is the default authentication mode, the `mode` label of
+// jwt_sidecar_verification_duration_seconds.
+const ModeJWT = "jwt"
+
+// Verifier authenticates one request. It never forwards anything. Every
+// refusal it returns is a *verifier.Error; any other error is a fault.
+type Verifier interface {
+	Verify(ctx context.Context, r *http.Request) (verifier.Claims, error)
+}
+
+// Recorder receives request telemetry. *metrics.Metrics satisfies it.
+type Recorder interface {
+	Request(outcome, reason string)
+	Verification(mode string, d time.Duration)
+	Upstream(d time.Duration)
+	UpstreamError(kind string)
+	InternalError()
+}
+
+type nopRecorder struct{}
+
+func (nopRecorder) Request(string, string)             {}
+func (nopRecorder) Verification(string, time.Duration) {}
+func (nopRecorder) Upstream(time.Duration)             {}
+func (nopRecorder) UpstreamError(string)               {}
+func (nopRecorder) InternalError()                     {}
+
+// DefaultMaxIdleConns is the idle upstream connections kept when
+// Options.MaxIdleConns is zero.
+const DefaultMaxIdleConns = 1024
+
+// Options configure a Proxy. main builds them from the SPEC's variables.
+type Options struct {
+	// Upstream is where allowed requests go (UPSTREAM_URL).
+	Upstream *url.URL
+	// Verifier authenticates requests.
+	Verifier Verifier
+	// Recorder receives metrics; nil records nothing.
+	Recorder Recorder
+	// Logger receives one line per refusal and per upstream failure; nil
+	// logs nothing.
+	Logger *slog.Logger
+	// Mode labels verification durations (AUTH_MODE); default "jwt".
+	Mode string
+	// ClaimHeaders maps claims to upstream headers (CLAIMS_TO_HEADERS).
+	ClaimHeaders []ClaimHeader
+	// PayloadHeader, when set, carries the verified payload (PAYLOAD_HEADER).
+	PayloadHeader string
+	// ForwardToken keeps the token on the forwarded request (FORWARD_TOKEN).
+	ForwardToken bool
+	// PublicPaths are served without a token (PUBLIC_PATHS), as returned by
+	// ParsePublicPaths.
+	PublicPaths []string
+	// CORSPreflight lets CORS preflight requests (OPTIONS with Origin and
+	// Access-Control-Request-Method) through without a token. Off by
+	// default: a preflight is then authenticated like any request.
+	CORSPreflight bool
+	// UpstreamTimeout bounds the wait for the upstream's response headers;
+	// past it the client gets 504. Zero waits forever.
+	UpstreamTimeout time.Duration
+	// MaxIdleConns bounds idle upstream connections (total and per host);
+	// default DefaultMaxIdleConns.
+	MaxIdleConns int
+	// Transport replaces the pooled upstream transport, for tests.
+	Transport http.RoundTripper
+}
+
+// Proxy authenticates requests and forwards the allowed ones. It is safe for
+// concurrent use.
+type Proxy struct {
+	upstream  *url.URL
+	verifier  Verifier
+	rec       Recorder
+	log       *slog.Logger
+	mode      string
+	claims    []ClaimHeader
+	payload   string   // canonical PAYLOAD_HEADER, or ""
+	scrub     []string // canonical names removed from every request
+	forward   bool
+	public    publicPaths
+	cors      bool
+	transport http.RoundTripper
+	buffers   *bufferPool
+	refusals  map[verifier.Reason]*refusal
+	internal  *refusal // 500
+	badGW     *refusal // 502
+	timeoutGW *refusal // 504
+}
+
+// New builds a Proxy. It checks the options but contacts nothing.
+func New(o Options) (*Proxy, error) {
+	if o.Upstream == nil || o.Upstream.Scheme == "" || o.Upstream.Host == "" {
+		return nil, errors.New("upstream: an absolute URL is required")
+	}
+	if o.Upstream.Scheme != "http" && o.Upstream.Scheme != "https" {
+		return nil, fmt.Errorf("upstream: scheme %q is not http or https", o.Upstream.Scheme)
+	}
+	if o.Verifier == nil {
+		return nil, errors.New("no verifier")
+	}
+	if o.Recorder == nil {
+		o.Recorder = nopRecorder{}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Mode == "" {
+		o.Mode = ModeJWT
+	}
+	if o.UpstreamTimeout < 0 {
+		return nil, errors.New("upstream timeout must not be negative")
+	}
+	if o.MaxIdleConns < 0 {
+		return nil, errors.New("max idle connections must not be negative")
+	}
+	if o.MaxIdleConns == 0 {
+		o.MaxIdleConns = DefaultMaxIdleConns
+	}
+	p := &Proxy{
+		upstream: o.Upstream,
+		verifier: o.Verifier,
+		rec:      o.Recorder,
+		log:      o.Logger,
+		mode:     o.Mode,
+		forward:  o.ForwardToken,
+		cors:     o.CORSPreflight,
+		buffers:  newBufferPool(),
+		refusals: newRefusals(),
+		internal: fixedError(http.StatusInternalServerError, "internal_error", "the request could not be authenticated"),
+		badGW:    fixedError(http.StatusBadGateway, "bad_gateway", "the upstream could not be reached"),
+		timeoutGW: fixedError(http.StatusGatewayTimeout, "gateway_timeout",
+			"the upstream did not answer in time"),
+	}
+	seen := map[string]bool{}
+	for _, c := range o.ClaimHeaders {
+		h, err := checkHeaderName(c.Header)
+		if err != nil {
+			return nil, fmt.Errorf("claim header for %q: %w", c.Claim, err)
+		}
+		if c.Claim == "" {
+			return nil, fmt.Errorf("claim header %s: empty claim", h)
+		}
+		if seen[headerKey(h)] {
+			return nil, fmt.Errorf("header %s is mapped twice", h)
+		}
+		seen[headerKey(h)] = true
+		p.claims = append(p.claims, ClaimHeader{Claim: c.Claim, Header: h})
+		p.scrub = append(p.scrub, h)
+	}
+	if o.PayloadHeader != "" {
+		h, err := checkHeaderName(o.PayloadHeader)
+		if err != nil {
+			return nil, fmt.Errorf("payload header: %w", err)
+		}
+		if seen[headerKey(h)] {
+			return nil, fmt.Errorf("payload header %s is also a claim header", h)
+		}
+		p.payload = h
+		p.scrub = append(p.scrub, h)
+	}
+	public, err := compilePublicPaths(o.PublicPaths)
+	if err != nil {
+		return nil, err
+	}
+	p.public = public
+	rt := o.Transport
+	if rt == nil {
+		rt = newTransport(o.MaxIdleConns, o.UpstreamTimeout)
+	}
+	p.transport = &timedTransport{next: rt, rec: o.Recorder}
+	return p, nil
+}
+
+// Handler builds the public chain. Read it bottom-up: the last wrap runs
+// first.
+func (p *Proxy) Handler() http.Handler {
+	var h http.Handler = &httputil.ReverseProxy{
+		Rewrite:      p.rewrite,       // SetURL, X-Forwarded-*, claim headers, drop token
+		Transport:    p.transport,     // pooled; times the upstream
+		BufferPool:   p.buffers,       // 32 KiB copy buffers
+		ErrorHandler: p.upstreamError, // 502 or 504 plus a metric
+		ErrorLog:     log.New(slogWriter{p.log}, "", 0),
+	}
+	h = p.authenticate(h)      // public paths pass; refusals never reach upstream
+	h = p.stripClaimHeaders(h) // first: clients cannot forge claims
+	return h
+}
+
+// claimsContext carries a request's verified claims. One allocation holds
+// both the context and the claims (context.WithValue would need two).
+type claimsContext struct {
+	context.Context
+	claims verifier.Claims
+}
+
+type claimsKey struct{}
+
+func (c *claimsContext) Value(key any) any {
+	if key == (claimsKey{}) {
+		return &c.claims
+	}
+	return c.Context.Value(key)
+}
+
+// ClaimsFrom returns the verified claims of a request the proxy allowed, and
+// false for a public or unauthenticated request.
+func ClaimsFrom(ctx context.Context) (verifier.Claims, bool) {
+	c, ok := ctx.Value(claimsKey{}).(*verifier.Claims)
+	if !ok || c == nil {
+		return verifier.Claims{}, false
+	}
+	return *c, true
+}
+
+func claimsOf(ctx context.Context) *verifier.Claims {
+	c, _ := ctx.Value(claimsKey{}).(*verifier.Claims)
+	return c
+}
+
+// slogWriter sends ReverseProxy's own log lines (e.g. a failed copy of a
+// response body) to the structured logger.
+type slogWriter struct{ log *slog.Logger }
+
+func (w slogWriter) Write(b []byte) (int, error) {
+	msg := string(b)
+	if n := len(msg); n > 0 && msg[n-1] == '\n' {
+		msg = msg[:n-1]
+	}
+	w.log.Warn(msg, "component", "reverseproxy")
+	return len(b), nil
+}
