@@ -1,0 +1,291 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"reflect"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+
+	"github.com/jwt-sidecar/jwt-sidecar/proxy"
+	"github.com/jwt-sidecar/jwt-sidecar/verifier"
+)
+
+// Config is the whole contract of the environment: --help, parsing and
+// validation all walk this one struct. SPEC.md fixes the first names; the
+// rest extend it and are documented in the README.
+type Config struct {
+	UpstreamURL *url.URL `env:"UPSTREAM_URL,required" help:"where verified requests go, e.g. http://127.0.0.1:3000"`
+	ListenAddr  string   `env:"LISTEN_ADDR" envDefault:":7070" help:"the proxy listener"`
+	AdminAddr   string   `env:"ADMIN_ADDR" envDefault:":7071" help:"/metrics, /healthz, /readyz (never proxied)"`
+
+	JWKSURLs            []string      `env:"JWKS_URLS" help:"comma-separated JWKS URLs, refreshed in the background; their keys verify tokens from ISSUERS"`
+	OIDCIssuerURL       string        `env:"OIDC_ISSUER_URL" help:"discover jwks_uri from <url>/.well-known/openid-configuration; also an accepted issuer, and its keys verify only its tokens"`
+	JWKSFile            string        `env:"JWKS_FILE" help:"a local JWKS file, re-read when it changes"`
+	PublicKeyFiles      []string      `env:"PUBLIC_KEY_FILES" help:"comma-separated PEM public keys (PKIX, PKCS#1 or certificates)"`
+	HMACSecretFile      string        `env:"HMAC_SECRET_FILE" help:"a shared secret of at least 32 bytes; enables HS256/384/512 and nothing else"`
+	JWKSRefreshInterval time.Duration `env:"JWKS_REFRESH_INTERVAL" envDefault:"5m" help:"background refresh of every remote key source"`
+	JWKSCacheDir        string        `env:"JWKS_CACHE_DIR" help:"keep each remote source's last good key set here and load it at start"`
+	JWKSFetchTimeout    time.Duration `env:"JWKS_FETCH_TIMEOUT" envDefault:"5s" help:"timeout of one JWKS or discovery fetch"`
+	JWKSMaxBytes        int64         `env:"JWKS_MAX_BYTES" envDefault:"1048576" help:"largest JWKS or discovery document accepted"`
+	JWKSRefetchCooldown time.Duration `env:"JWKS_REFETCH_COOLDOWN" envDefault:"30s" help:"least time between two unknown-kid refetches of one source"`
+	JWKSFetchWait       time.Duration `env:"JWKS_FETCH_WAIT" envDefault:"500ms" help:"longest a request waits for an unknown-kid refetch"`
+
+	Issuers        []string      `env:"ISSUERS" help:"accepted iss values; start fails when neither this nor OIDC_ISSUER_URL is set"`
+	Audiences      []string      `env:"AUDIENCES" help:"accepted aud values (any one suffices); empty: aud is not checked"`
+	Algorithms     []string      `env:"ALGORITHMS" envDefault:"RS256,RS384,RS512,PS256,PS384,PS512,ES256,ES384,ES512,EdDSA" help:"allowed alg values; none is never allowed; HS* only with HMAC_SECRET_FILE"`
+	ClockSkew      time.Duration `env:"CLOCK_SKEW" envDefault:"30s" help:"leeway for exp, nbf, iat"`
+	RequireExp     bool          `env:"REQUIRE_EXP" envDefault:"true" help:"refuse tokens without exp"`
+	RequiredScopes []string      `env:"REQUIRED_SCOPES" help:"scopes (from scope or scp) that every request needs"`
+	MaxTokenSize   int           `env:"MAX_TOKEN_SIZE" envDefault:"8192" help:"larger tokens get 401 before any parsing"`
+	TokenCacheSize int           `env:"TOKEN_CACHE_SIZE" envDefault:"10000" help:"verified tokens remembered (exp and nbf re-checked on every hit); 0 turns the cache off"`
+
+	TokenLookup     string        `env:"TOKEN_LOOKUP" envDefault:"header:Authorization" help:"where the token is read, comma-separated: header:NAME, cookie:NAME, query:NAME"`
+	ForwardToken    bool          `env:"FORWARD_TOKEN" envDefault:"false" help:"keep the token on the forwarded request"`
+	ClaimsToHeaders string        `env:"CLAIMS_TO_HEADERS" help:"e.g. sub=X-Auth-Subject,realm_access.roles=X-Auth-Roles (dotted paths; arrays joined with commas)"`
+	PayloadHeader   string        `env:"PAYLOAD_HEADER" help:"if set, the verified payload, base64url-encoded, in this header"`
+	PublicPaths     string        `env:"PUBLIC_PATHS" help:"paths served without a token: exact, or a prefix ending in *"`
+	CORSPreflight   bool          `env:"CORS_PREFLIGHT_BYPASS" envDefault:"false" help:"forward CORS preflight requests (OPTIONS with Origin and Access-Control-Request-Method) without a token"`
+	UpstreamTimeout time.Duration `env:"UPSTREAM_TIMEOUT" envDefault:"60s" help:"longest wait for the upstream's response headers; then 504"`
+	UpstreamConns   int           `env:"UPSTREAM_MAX_IDLE_CONNS" envDefault:"1024" help:"idle upstream connections kept for reuse"`
+
+	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"20s" help:"on SIGTERM: stop accepting, drain in-flight requests for at most this long, exit 0"`
+	AuthMode        string        `env:"AUTH_MODE" envDefault:"jwt" help:"jwt (stateless); introspection (RFC 7662) is not available yet"`
+	ConfigFile      string        `env:"CONFIG_FILE" help:"YAML with several providers and per-route rules (not available yet)"`
+	LogLevel        string        `env:"LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
+	LogFormat       string        `env:"LOG_FORMAT" envDefault:"json" help:"json or text"`
+}
+
+// loadConfig parses environ into a Config and validates it. The error names
+// every variable that is wrong, not just the first.
+func loadConfig(environ map[string]string) (*Config, error) {
+	var c Config
+	if err := env.ParseWithOptions(&c, env.Options{Environment: environ}); err != nil {
+		return nil, envErrors(err)
+	}
+	c.tidy()
+	// HMAC_SECRET_FILE enables HS256/384/512 and nothing else: without an
+	// explicit ALGORITHMS it switches the default list to those.
+	if c.HMACSecretFile != "" && strings.TrimSpace(environ["ALGORITHMS"]) == "" {
+		c.Algorithms = slices.Clone(verifier.HMACAlgorithms)
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// tidy trims list items and drops empty ones, so "a, b," means [a b].
+func (c *Config) tidy() {
+	for _, l := range []*[]string{&c.JWKSURLs, &c.PublicKeyFiles, &c.Issuers, &c.Audiences, &c.Algorithms, &c.RequiredScopes} {
+		var out []string
+		for _, s := range *l {
+			if s = strings.TrimSpace(s); s != "" {
+				out = append(out, s)
+			}
+		}
+		*l = out
+	}
+}
+
+// Validate checks every rule that does not need the network or the disk.
+// It has no side effects and reports all problems at once.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(name, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
+	}
+	if u := c.UpstreamURL; u != nil && (u.Scheme != "http" && u.Scheme != "https" || u.Host == "") {
+		bad("UPSTREAM_URL", "want an absolute http(s) URL such as http://127.0.0.1:3000")
+	}
+	for name, addr := range map[string]string{"LISTEN_ADDR": c.ListenAddr, "ADMIN_ADDR": c.AdminAddr} {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			bad(name, "want host:port, e.g. :7070 (%v)", err)
+		}
+	}
+	if c.ListenAddr == c.AdminAddr {
+		bad("ADMIN_ADDR", "must differ from LISTEN_ADDR")
+	}
+	for _, u := range c.JWKSURLs {
+		if !absoluteHTTP(u) {
+			bad("JWKS_URLS", "%q is not an absolute http(s) URL", u)
+		}
+	}
+	if c.OIDCIssuerURL != "" && !absoluteHTTP(c.OIDCIssuerURL) {
+		bad("OIDC_ISSUER_URL", "%q is not an absolute http(s) URL", c.OIDCIssuerURL)
+	}
+	if len(c.JWKSURLs) == 0 && c.OIDCIssuerURL == "" && c.JWKSFile == "" && len(c.PublicKeyFiles) == 0 && c.HMACSecretFile == "" {
+		bad("JWKS_URLS", "no key source: set one of JWKS_URLS, OIDC_ISSUER_URL, JWKS_FILE, PUBLIC_KEY_FILES or HMAC_SECRET_FILE")
+	}
+	if len(c.Issuers) == 0 && c.OIDCIssuerURL == "" {
+		bad("ISSUERS", "set the accepted issuers (or OIDC_ISSUER_URL)")
+	}
+	if len(c.Issuers) == 0 && (len(c.JWKSURLs) > 0 || c.JWKSFile != "" || len(c.PublicKeyFiles) > 0 || c.HMACSecretFile != "") && c.OIDCIssuerURL != "" {
+		// Those sources serve ISSUERS; with none they would be bound to the
+		// OIDC issuer, mixing its keys with others'. Say so instead.
+		bad("ISSUERS", "required when other key sources are combined with OIDC_ISSUER_URL: they verify tokens from ISSUERS")
+	}
+	if len(c.Algorithms) == 0 {
+		bad("ALGORITHMS", "must not be empty")
+	}
+	for _, a := range c.Algorithms {
+		switch {
+		case strings.EqualFold(a, "none"):
+			bad("ALGORITHMS", "none is never allowed")
+		case slices.Contains(verifier.HMACAlgorithms, a):
+			if c.HMACSecretFile == "" {
+				bad("ALGORITHMS", "%s needs HMAC_SECRET_FILE", a)
+			}
+		case c.HMACSecretFile != "":
+			bad("ALGORITHMS", "%s cannot be used with HMAC_SECRET_FILE, which allows only HS256, HS384 and HS512", a)
+		case !slices.Contains(verifier.DefaultAlgorithms, a):
+			bad("ALGORITHMS", "%q is not a supported algorithm (%s)", a, strings.Join(append(slices.Clone(verifier.DefaultAlgorithms), verifier.HMACAlgorithms...), ", "))
+		}
+	}
+	if c.HMACSecretFile != "" {
+		// An HMAC secret beside public keys invites key confusion; one
+		// sidecar verifies either symmetric or asymmetric tokens.
+		if len(c.JWKSURLs) > 0 || c.OIDCIssuerURL != "" || c.JWKSFile != "" || len(c.PublicKeyFiles) > 0 {
+			bad("HMAC_SECRET_FILE", "cannot be combined with public-key sources")
+		}
+	}
+	if c.ClockSkew < 0 {
+		bad("CLOCK_SKEW", "must not be negative")
+	}
+	if c.ClockSkew > 5*time.Minute {
+		bad("CLOCK_SKEW", "%s is more than 5m; fix the clocks instead", c.ClockSkew)
+	}
+	positive := map[string]time.Duration{
+		"JWKS_REFRESH_INTERVAL": c.JWKSRefreshInterval, "JWKS_FETCH_TIMEOUT": c.JWKSFetchTimeout,
+		"JWKS_REFETCH_COOLDOWN": c.JWKSRefetchCooldown, "JWKS_FETCH_WAIT": c.JWKSFetchWait,
+		"UPSTREAM_TIMEOUT": c.UpstreamTimeout, "SHUTDOWN_TIMEOUT": c.ShutdownTimeout,
+	}
+	for name, d := range positive {
+		if d <= 0 {
+			bad(name, "must be positive")
+		}
+	}
+	if c.JWKSMaxBytes < 1024 {
+		bad("JWKS_MAX_BYTES", "must be at least 1024")
+	}
+	if c.MaxTokenSize < 256 || c.MaxTokenSize > 1<<20 {
+		bad("MAX_TOKEN_SIZE", "must be between 256 and 1048576")
+	}
+	if c.TokenCacheSize < 0 {
+		bad("TOKEN_CACHE_SIZE", "must not be negative")
+	}
+	if c.UpstreamConns < 1 {
+		bad("UPSTREAM_MAX_IDLE_CONNS", "must be at least 1")
+	}
+	if _, err := verifier.ParseLookups(c.TokenLookup); err != nil {
+		bad("TOKEN_LOOKUP", "%v", err)
+	}
+	if _, err := proxy.ParseClaimHeaders(c.ClaimsToHeaders); err != nil {
+		bad("CLAIMS_TO_HEADERS", "%v", err)
+	}
+	if c.PayloadHeader != "" {
+		if _, err := proxy.ParseClaimHeaders("payload=" + c.PayloadHeader); err != nil {
+			bad("PAYLOAD_HEADER", "%v", err)
+		}
+	}
+	if _, err := proxy.ParsePublicPaths(c.PublicPaths); err != nil {
+		bad("PUBLIC_PATHS", "%v", err)
+	}
+	switch c.AuthMode {
+	case "jwt":
+	case "introspection":
+		bad("AUTH_MODE", "introspection is not available in this version")
+	default:
+		bad("AUTH_MODE", "want jwt or introspection, not %q", c.AuthMode)
+	}
+	if c.ConfigFile != "" {
+		bad("CONFIG_FILE", "not available in this version; use the environment variables")
+	}
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		bad("LOG_LEVEL", "%v", err)
+	}
+	if c.LogFormat != "json" && c.LogFormat != "text" {
+		bad("LOG_FORMAT", "want json or text, not %q", c.LogFormat)
+	}
+	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
+	return errors.Join(errs...)
+}
+
+func absoluteHTTP(raw string) bool {
+	u, err := url.Parse(raw)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	err := l.UnmarshalText([]byte(s))
+	return l, err
+}
+
+// envErrors rewrites caarlos0/env's errors so each names the variable, not
+// the Go field.
+func envErrors(err error) error {
+	var agg env.AggregateError
+	if !errors.As(err, &agg) {
+		return err
+	}
+	var out []error
+	for _, e := range agg.Errors {
+		var (
+			pe  env.ParseError
+			vns env.VarIsNotSetError
+			ev  env.EmptyVarError
+		)
+		switch {
+		case errors.As(e, &pe):
+			out = append(out, fmt.Errorf("%s: %w", varName(pe.Name), pe.Err))
+		case errors.As(e, &vns):
+			out = append(out, fmt.Errorf("%s: required but not set", vns.Key))
+		case errors.As(e, &ev):
+			out = append(out, fmt.Errorf("%s: must not be empty", ev.Key))
+		default:
+			out = append(out, e)
+		}
+	}
+	return errors.Join(out...)
+}
+
+// varName maps a Config field name to its environment variable.
+func varName(field string) string {
+	if f, ok := reflect.TypeFor[Config]().FieldByName(field); ok {
+		name, _, _ := strings.Cut(f.Tag.Get("env"), ",")
+		return name
+	}
+	return field
+}
+
+// printHelp writes the usage and every variable with its default and
+// meaning, straight from Config's tags.
+func printHelp(w io.Writer) {
+	fmt.Fprint(w, `jwt-sidecar: a reverse proxy that verifies bearer JWTs locally.
+
+Usage: jwt-sidecar [--help | --version]
+Configuration comes from the environment:
+
+`)
+	t := reflect.TypeFor[Config]()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, opts, _ := strings.Cut(f.Tag.Get("env"), ",")
+		def := f.Tag.Get("envDefault")
+		switch {
+		case strings.Contains(opts, "required"):
+			def = "(required)"
+		case def == "":
+			def = "(unset)"
+		}
+		fmt.Fprintf(w, "  %s  default: %s\n      %s\n", name, def, f.Tag.Get("help"))
+	}
+}

@@ -1,0 +1,392 @@
+package main
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/MicahParks/jwkset"
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// These tests run the real binary as a process: real listeners, real
+// signals, real exit codes.
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "jwt-sidecar-test")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "jwt-sidecar")
+	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+const testIssuer = "https://issuer.test"
+
+type testKey struct {
+	key *ecdsa.PrivateKey
+	kid string
+}
+
+func newTestKey(t *testing.T, kid string) testKey {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return testKey{key: k, kid: kid}
+}
+
+func (k testKey) token(t *testing.T) string {
+	t.Helper()
+	tok := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.MapClaims{
+		"iss": testIssuer, "sub": "alice", "aud": "api",
+		"iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix(),
+	})
+	tok.Header["kid"] = k.kid
+	s, err := tok.SignedString(k.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func (k testKey) jwks(t *testing.T) []byte {
+	t.Helper()
+	j, err := jwkset.NewJWKFromKey(k.key.Public(), jwkset.JWKOptions{Metadata: jwkset.JWKMetadataOptions{KID: k.kid, USE: jwkset.UseSig}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := json.Marshal(jwkset.JWKSMarshal{Keys: []jwkset.JWKMarshal{j.Marshal()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
+// issuer is a JWKS endpoint that can be taken down and brought back.
+type issuer struct {
+	*httptest.Server
+	up   atomic.Bool
+	body []byte
+}
+
+func newIssuer(t *testing.T, k testKey, up bool) *issuer {
+	t.Helper()
+	is := &issuer{body: k.jwks(t)}
+	is.up.Store(up)
+	is.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		if !is.up.Load() {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		w.Write(is.body)
+	}))
+	t.Cleanup(is.Close)
+	return is
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// sidecar is one running jwt-sidecar process.
+type sidecar struct {
+	cmd    *exec.Cmd
+	listen string
+	admin  string
+	logs   *syncBuffer
+	done   chan error
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func startSidecar(t *testing.T, env map[string]string) *sidecar {
+	t.Helper()
+	s := &sidecar{listen: freeAddr(t), admin: freeAddr(t), logs: &syncBuffer{}, done: make(chan error, 1)}
+	s.cmd = exec.Command(binary)
+	s.cmd.Env = []string{"LISTEN_ADDR=" + s.listen, "ADMIN_ADDR=" + s.admin, "ISSUERS=" + testIssuer, "AUDIENCES=api", "JWKS_REFRESH_INTERVAL=1h"}
+	for k, v := range env {
+		s.cmd.Env = append(s.cmd.Env, k+"="+v)
+	}
+	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { s.done <- s.cmd.Wait() }()
+	t.Cleanup(func() {
+		s.cmd.Process.Kill()
+		<-s.done
+		if t.Failed() {
+			t.Logf("sidecar logs:\n%s", s.logs.String())
+		}
+	})
+	s.waitFor(t, "/healthz", http.StatusOK)
+	return s
+}
+
+// waitFor polls an admin path until it answers want, with a deadline.
+func (s *sidecar) waitFor(t *testing.T, path string, want int) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := http.Get("http://" + s.admin + path)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == want {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not answer %d within 15s (last: %v)", path, want, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (s *sidecar) get(t *testing.T, path, token string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, "http://"+s.listen+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp
+}
+
+func (s *sidecar) exitCode(t *testing.T) int {
+	t.Helper()
+	select {
+	case err := <-s.done:
+		s.done <- err // for the cleanup
+		if err == nil {
+			return 0
+		}
+		if ee, ok := err.(*exec.ExitError); ok {
+			return ee.ExitCode()
+		}
+		t.Fatal(err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the process did not exit within 30s")
+	}
+	return -1
+}
+
+// recordingUpstream counts requests and can hold them until released.
+func recordingUpstream(t *testing.T) (*httptest.Server, *atomic.Int64) {
+	t.Helper()
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		fmt.Fprintf(w, "sub=%s", r.Header.Get("X-Auth-Subject"))
+	}))
+	t.Cleanup(srv.Close)
+	return srv, &n
+}
+
+func TestIssuerDownAtStartThenUp(t *testing.T) {
+	k := newTestKey(t, "k1")
+	is := newIssuer(t, k, false)
+	up, seen := recordingUpstream(t)
+	s := startSidecar(t, map[string]string{"UPSTREAM_URL": up.URL, "JWKS_URLS": is.URL})
+
+	// No keys yet: the process is alive, not ready, and refuses tokens.
+	s.waitFor(t, "/readyz", http.StatusServiceUnavailable)
+	if resp := s.get(t, "/x", k.token(t)); resp.StatusCode != http.StatusUnauthorized ||
+		!strings.Contains(resp.Header.Get("WWW-Authenticate"), `error="invalid_token"`) {
+		t.Errorf("without keys: status %d, challenge %q; want 401 invalid_token", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+	}
+	if n := seen.Load(); n != 0 {
+		t.Errorf("upstream saw %d requests, want 0", n)
+	}
+
+	// The issuer comes back: background retries load the keys.
+	is.up.Store(true)
+	s.waitFor(t, "/readyz", http.StatusOK)
+	if resp := s.get(t, "/x", k.token(t)); resp.StatusCode != http.StatusOK {
+		t.Errorf("with keys: status %d, want 200", resp.StatusCode)
+	}
+
+	// Down again: cached keys keep serving and /readyz stays 200.
+	is.up.Store(false)
+	if resp := s.get(t, "/x", k.token(t)); resp.StatusCode != http.StatusOK {
+		t.Errorf("issuer down again: status %d, want 200", resp.StatusCode)
+	}
+	s.waitFor(t, "/readyz", http.StatusOK)
+}
+
+func TestCacheDirRestartWhileIssuerDown(t *testing.T) {
+	k := newTestKey(t, "k1")
+	is := newIssuer(t, k, true)
+	up, _ := recordingUpstream(t)
+	env := map[string]string{"UPSTREAM_URL": up.URL, "JWKS_URLS": is.URL, "JWKS_CACHE_DIR": t.TempDir()}
+
+	first := startSidecar(t, env)
+	first.waitFor(t, "/readyz", http.StatusOK)
+	if err := first.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := first.exitCode(t); code != 0 {
+		t.Fatalf("exit code after SIGTERM = %d, want 0", code)
+	}
+
+	is.up.Store(false) // the issuer is down when the sidecar restarts
+	second := startSidecar(t, env)
+	second.waitFor(t, "/readyz", http.StatusOK)
+	if resp := second.get(t, "/x", k.token(t)); resp.StatusCode != http.StatusOK {
+		t.Errorf("after a restart with the issuer down: status %d, want 200", resp.StatusCode)
+	}
+}
+
+func TestGracefulShutdown(t *testing.T) {
+	k := newTestKey(t, "k1")
+	is := newIssuer(t, k, true)
+	arrived := make(chan struct{})
+	release := make(chan struct{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		close(arrived)
+		<-release
+		io.WriteString(w, "done")
+	}))
+	defer up.Close()
+	s := startSidecar(t, map[string]string{"UPSTREAM_URL": up.URL, "JWKS_URLS": is.URL, "SHUTDOWN_TIMEOUT": "20s"})
+	s.waitFor(t, "/readyz", http.StatusOK)
+
+	type result struct {
+		status int
+		body   string
+		err    error
+	}
+	inflight := make(chan result, 1)
+	go func() {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+s.listen+"/slow", nil)
+		req.Header.Set("Authorization", "Bearer "+k.token(t))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			inflight <- result{err: err}
+			return
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		inflight <- result{status: resp.StatusCode, body: string(b), err: err}
+	}()
+	<-arrived
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	// New connections are refused once the listener closes, while the
+	// in-flight request is still held by the upstream.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.Dial("tcp", s.listen)
+		if err != nil {
+			break
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("the listener still accepts 10s after SIGTERM")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	close(release)
+	r := <-inflight
+	if r.err != nil || r.status != http.StatusOK || r.body != "done" {
+		t.Errorf("in-flight request: status %d, body %q, err %v; want 200 done", r.status, r.body, r.err)
+	}
+	if code := s.exitCode(t); code != 0 {
+		t.Errorf("exit code = %d, want 0", code)
+	}
+}
+
+func TestMetricsEndpoint(t *testing.T) {
+	k := newTestKey(t, "k1")
+	is := newIssuer(t, k, true)
+	up, _ := recordingUpstream(t)
+	s := startSidecar(t, map[string]string{"UPSTREAM_URL": up.URL, "JWKS_URLS": is.URL})
+	s.waitFor(t, "/readyz", http.StatusOK)
+	tok := k.token(t)
+	s.get(t, "/a", tok)
+	s.get(t, "/a", tok)
+	s.get(t, "/a", "")
+	s.get(t, "/a", "garbage")
+
+	resp, err := http.Get("http://" + s.admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`jwt_sidecar_requests_total{outcome="allowed",reason=""} 2`,
+		`jwt_sidecar_requests_total{outcome="unauthenticated",reason="missing"} 1`,
+		`jwt_sidecar_requests_total{outcome="unauthenticated",reason="malformed"} 1`,
+		`jwt_sidecar_token_cache_hits_total 1`,
+		`jwt_sidecar_verification_duration_seconds_bucket{mode="jwt",le="1e-06"}`,
+		`jwt_sidecar_keys{source="` + is.URL + `"} 1`,
+		`jwt_sidecar_key_refreshes_total{result="ok",source="` + is.URL + `",trigger="start"} 1`,
+		`jwt_sidecar_upstream_duration_seconds_count 2`,
+		`jwt_sidecar_build_info{version=`,
+		`process_resident_memory_bytes`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("/metrics:\n%s", body)
+	}
+}
