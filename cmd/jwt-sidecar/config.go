@@ -184,15 +184,37 @@ func (c *Config) Validate() error {
 	if c.UpstreamConns < 1 {
 		bad("UPSTREAM_MAX_IDLE_CONNS", "must be at least 1")
 	}
-	if _, err := verifier.ParseLookups(c.TokenLookup); err != nil {
+	lookups, err := verifier.ParseLookups(c.TokenLookup)
+	if err != nil {
 		bad("TOKEN_LOOKUP", "%v", err)
 	}
-	if _, err := proxy.ParseClaimHeaders(c.ClaimsToHeaders); err != nil {
+	claimHeaders, err := proxy.ParseClaimHeaders(c.ClaimsToHeaders)
+	if err != nil {
 		bad("CLAIMS_TO_HEADERS", "%v", err)
 	}
 	if c.PayloadHeader != "" {
 		if _, err := proxy.ParseClaimHeaders("payload=" + c.PayloadHeader); err != nil {
 			bad("PAYLOAD_HEADER", "%v", err)
+		}
+		for _, ch := range claimHeaders {
+			if sameHeader(ch.Header, c.PayloadHeader) {
+				bad("PAYLOAD_HEADER", "%s is also named in CLAIMS_TO_HEADERS", c.PayloadHeader)
+			}
+		}
+	}
+	// Claim headers are scrubbed before authentication: one that is also
+	// where the token travels would delete every token.
+	for _, l := range lookups {
+		if l.Kind != verifier.InHeader {
+			continue
+		}
+		for _, ch := range claimHeaders {
+			if sameHeader(ch.Header, l.Name) {
+				bad("CLAIMS_TO_HEADERS", "%s is also a TOKEN_LOOKUP header", ch.Header)
+			}
+		}
+		if c.PayloadHeader != "" && sameHeader(c.PayloadHeader, l.Name) {
+			bad("PAYLOAD_HEADER", "%s is also a TOKEN_LOOKUP header", c.PayloadHeader)
 		}
 	}
 	if _, err := proxy.ParsePublicPaths(c.PublicPaths); err != nil {
@@ -216,6 +238,12 @@ func (c *Config) Validate() error {
 	}
 	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
 	return errors.Join(errs...)
+}
+
+// sameHeader compares header names as the proxy scrubs them: ignoring case,
+// with '_' equal to '-'.
+func sameHeader(a, b string) bool {
+	return strings.EqualFold(strings.ReplaceAll(a, "_", "-"), strings.ReplaceAll(b, "_", "-"))
 }
 
 func absoluteHTTP(raw string) bool {

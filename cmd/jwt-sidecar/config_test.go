@@ -68,6 +68,8 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		{name: "HMAC with RS256", set: map[string]string{"HMAC_SECRET_FILE": "/s", "ALGORITHMS": "RS256"}, unset: []string{"JWKS_URLS"}, wantErr: []string{"ALGORITHMS: RS256 cannot be used with HMAC_SECRET_FILE"}},
 		{name: "bad token lookup", set: map[string]string{"TOKEN_LOOKUP": "body:x"}, wantErr: []string{"TOKEN_LOOKUP:"}},
 		{name: "claims entry without =", set: map[string]string{"CLAIMS_TO_HEADERS": "sub"}, wantErr: []string{"CLAIMS_TO_HEADERS:"}},
+		{name: "payload header is a claim header", set: map[string]string{"CLAIMS_TO_HEADERS": "sub=X-Auth", "PAYLOAD_HEADER": "x-auth"}, wantErr: []string{"PAYLOAD_HEADER: x-auth is also named in CLAIMS_TO_HEADERS"}},
+		{name: "claim header is where the token travels", set: map[string]string{"CLAIMS_TO_HEADERS": "sub=X-Token", "TOKEN_LOOKUP": "header:X_Token"}, wantErr: []string{"CLAIMS_TO_HEADERS: X-Token is also a TOKEN_LOOKUP header"}},
 		{name: "bad public path", set: map[string]string{"PUBLIC_PATHS": "health"}, wantErr: []string{"PUBLIC_PATHS:"}},
 		{name: "same listen and admin", set: map[string]string{"ADMIN_ADDR": ":7070"}, wantErr: []string{"ADMIN_ADDR: must differ"}},
 		{name: "bad log format", set: map[string]string{"LOG_FORMAT": "xml"}, wantErr: []string{"LOG_FORMAT:"}},
