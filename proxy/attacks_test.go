@@ -55,7 +55,7 @@ func TestRFC8725Attacks(t *testing.T) {
 	// An attacker's JWKS server: any request to it is a failure.
 	var attackerHits atomic.Int64
 	attackerKey := newSigner(t, "RS256", "attacker")
-	attackerJWK, err := jwkset.NewJWKFromKey(attackerKey.key.Public(), jwkset.JWKOptions{Metadata: jwkset.JWKMetadataOptions{KID: "attacker", USE: jwkset.UseSig}})
+	attackerJWK, err := jwkset.NewJWKFromKey(attackerKey.Key.Public(), jwkset.JWKOptions{Metadata: jwkset.JWKMetadataOptions{KID: "attacker", USE: jwkset.UseSig}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,17 +67,17 @@ func TestRFC8725Attacks(t *testing.T) {
 	}))
 	t.Cleanup(attacker.Close)
 
-	der, err := x509.MarshalPKIXPublicKey(k.rsa.key.Public())
+	der, err := x509.MarshalPKIXPublicKey(k.rsa.Key.Public())
 	if err != nil {
 		t.Fatal(err)
 	}
 	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
 
-	validTok := k.rsa.sign(t, valid)
+	validTok := k.rsa.Sign(t, valid)
 	parts := strings.Split(validTok, ".")
 	flipped := with(valid, "sub", "mallory")
 
-	oversized := k.rsa.sign(t, with(valid, "pad", strings.Repeat("x", 9<<10)))
+	oversized := k.rsa.Sign(t, with(valid, "pad", strings.Repeat("x", 9<<10)))
 
 	tests := []struct {
 		name       string
@@ -93,36 +93,36 @@ func TestRFC8725Attacks(t *testing.T) {
 		{name: "HS256 with the DER public key as secret", token: hmacWith(t, valid, "rsa-1", der), wantReason: "bad_algorithm"},
 		{
 			name: "embedded jwk header",
-			token: attackerKey.signWith(t, valid, map[string]any{
+			token: attackerKey.SignWith(t, valid, map[string]any{
 				"jwk": attackerJWKJSON,
 			}),
 			wantReason: "unknown_key",
 		},
 		{
 			name:       "embedded jwk with a trusted kid",
-			token:      signer{kid: "rsa-1", alg: "RS256", key: attackerKey.key}.signWith(t, valid, map[string]any{"jwk": attackerJWKJSON}),
+			token:      signer{KID: "rsa-1", Alg: "RS256", Key: attackerKey.Key}.SignWith(t, valid, map[string]any{"jwk": attackerJWKJSON}),
 			wantReason: "bad_signature",
 		},
-		{name: "jku header", token: attackerKey.signWith(t, valid, map[string]any{"jku": attacker.URL + "/jwks.json"}), wantReason: "unknown_key"},
-		{name: "x5u header", token: attackerKey.signWith(t, valid, map[string]any{"x5u": attacker.URL + "/cert.pem"}), wantReason: "unknown_key"},
-		{name: "kid path traversal", token: signer{kid: "../../etc/passwd", alg: "RS256", key: attackerKey.key}.sign(t, valid), wantReason: "unknown_key"},
+		{name: "jku header", token: attackerKey.SignWith(t, valid, map[string]any{"jku": attacker.URL + "/jwks.json"}), wantReason: "unknown_key"},
+		{name: "x5u header", token: attackerKey.SignWith(t, valid, map[string]any{"x5u": attacker.URL + "/cert.pem"}), wantReason: "unknown_key"},
+		{name: "kid path traversal", token: signer{KID: "../../etc/passwd", Alg: "RS256", Key: attackerKey.Key}.Sign(t, valid), wantReason: "unknown_key"},
 		{name: "kid /dev/null with HS256", token: hmacWith(t, valid, "/dev/null", []byte{}), wantReason: "bad_algorithm"},
-		{name: "kid SQL injection", token: signer{kid: "x' UNION SELECT 'secret' --", alg: "RS256", key: attackerKey.key}.sign(t, valid), wantReason: "unknown_key"},
-		{name: "kid of another issuer's key", token: k.issuerB.sign(t, valid), wantReason: "unknown_key"},
+		{name: "kid SQL injection", token: signer{KID: "x' UNION SELECT 'secret' --", Alg: "RS256", Key: attackerKey.Key}.Sign(t, valid), wantReason: "unknown_key"},
+		{name: "kid of another issuer's key", token: k.issuerB.Sign(t, valid), wantReason: "unknown_key"},
 		{name: "psychic ECDSA signature", token: compact(`{"alg":"ES256","kid":"ec-1","typ":"JWT"}`, payload, make([]byte, 64)), wantReason: "bad_signature"},
 		{name: "psychic ECDSA signature without kid", token: compact(`{"alg":"ES256","typ":"JWT"}`, payload, make([]byte, 64))},
 		{name: "tampered payload", token: parts[0] + "." + b64(payloadJSON(t, flipped)) + "." + parts[2], wantReason: "bad_signature"},
-		{name: "signature of another token", token: parts[0] + "." + parts[1] + "." + strings.Split(k.rsa.sign(t, flipped), ".")[2], wantReason: "bad_signature"},
+		{name: "signature of another token", token: parts[0] + "." + parts[1] + "." + strings.Split(k.rsa.Sign(t, flipped), ".")[2], wantReason: "bad_signature"},
 		{name: "stripped signature", token: parts[0] + "." + parts[1] + ".", wantReason: "bad_signature"},
-		{name: "wrong issuer", token: k.rsa.sign(t, with(valid, "iss", issB)), wantReason: "unknown_key"},
-		{name: "unknown issuer", token: k.rsa.sign(t, with(valid, "iss", "https://evil.test")), wantReason: "bad_issuer"},
-		{name: "no issuer", token: k.rsa.sign(t, with(valid, "iss", nil)), wantReason: "bad_issuer"},
-		{name: "wrong audience", token: k.rsa.sign(t, with(valid, "aud", []string{"other", "another"})), wantReason: "bad_audience"},
-		{name: "no audience", token: k.rsa.sign(t, with(valid, "aud", nil)), wantReason: "bad_audience"},
-		{name: "expired", token: k.rsa.sign(t, with(valid, "exp", base.Add(-31*time.Second).Unix())), wantReason: "expired"},
-		{name: "no exp", token: k.rsa.sign(t, with(valid, "exp", nil)), wantReason: "malformed"},
-		{name: "nbf in the future", token: k.rsa.sign(t, with(valid, "nbf", base.Add(time.Minute).Unix())), wantReason: "not_yet_valid"},
-		{name: "iat in the future", token: k.rsa.sign(t, with(valid, "iat", base.Add(time.Hour).Unix())), wantReason: "not_yet_valid"},
+		{name: "wrong issuer", token: k.rsa.Sign(t, with(valid, "iss", issB)), wantReason: "unknown_key"},
+		{name: "unknown issuer", token: k.rsa.Sign(t, with(valid, "iss", "https://evil.test")), wantReason: "bad_issuer"},
+		{name: "no issuer", token: k.rsa.Sign(t, with(valid, "iss", nil)), wantReason: "bad_issuer"},
+		{name: "wrong audience", token: k.rsa.Sign(t, with(valid, "aud", []string{"other", "another"})), wantReason: "bad_audience"},
+		{name: "no audience", token: k.rsa.Sign(t, with(valid, "aud", nil)), wantReason: "bad_audience"},
+		{name: "expired", token: k.rsa.Sign(t, with(valid, "exp", base.Add(-31*time.Second).Unix())), wantReason: "expired"},
+		{name: "no exp", token: k.rsa.Sign(t, with(valid, "exp", nil)), wantReason: "malformed"},
+		{name: "nbf in the future", token: k.rsa.Sign(t, with(valid, "nbf", base.Add(time.Minute).Unix())), wantReason: "not_yet_valid"},
+		{name: "iat in the future", token: k.rsa.Sign(t, with(valid, "iat", base.Add(time.Hour).Unix())), wantReason: "not_yet_valid"},
 		{name: "oversized token", token: oversized, wantReason: "malformed"},
 		{name: "two segments", token: parts[0] + "." + parts[1], wantReason: "malformed"},
 		{name: "four segments", token: validTok + "." + parts[2], wantReason: "malformed"},
@@ -130,7 +130,7 @@ func TestRFC8725Attacks(t *testing.T) {
 		{name: "characters outside base64url", token: parts[0] + "." + parts[1] + "+/=." + parts[2], wantReason: "malformed"},
 		{name: "non-JSON header", token: b64("not json") + "." + parts[1] + "." + parts[2], wantReason: "malformed"},
 		{name: "non-JSON payload", token: compact(`{"alg":"RS256","kid":"rsa-1"}`, "not json", []byte("sig")), wantReason: "malformed"},
-		{name: "unknown crit", token: k.rsa.signWith(t, valid, map[string]any{"crit": []string{"exp"}, "exp": 1}), wantReason: "malformed"},
+		{name: "unknown crit", token: k.rsa.SignWith(t, valid, map[string]any{"crit": []string{"exp"}, "exp": 1}), wantReason: "malformed"},
 		{name: "empty token", token: "", wantReason: "malformed"},
 	}
 	for _, tt := range tests {
@@ -161,7 +161,7 @@ func TestRFC8725Attacks(t *testing.T) {
 // TestForgedClaimHeaders shows that a client can never set a claim header.
 func TestForgedClaimHeaders(t *testing.T) {
 	k := allKeys(t)
-	tok := k.rsa.sign(t, claims(issA))
+	tok := k.rsa.Sign(t, claims(issA))
 	forge := func(r *http.Request) *http.Request {
 		r.Header["X-Auth-Subject"] = []string{"root"}
 		r.Header["X_auth_subject"] = []string{"root"} // CGI and friends read this as X-Auth-Subject
@@ -178,7 +178,7 @@ func TestForgedClaimHeaders(t *testing.T) {
 		wantRoles    string
 	}{
 		{name: "with a valid token", req: forge(bearer("/api", tok)), wantStatus: 200, wantUpstream: true, wantSubject: "alice", wantRoles: "admin,user"},
-		{name: "with a valid token lacking the claim", req: forge(bearer("/api", k.rsa.sign(t, with(claims(issA), "realm_access", nil)))), wantStatus: 200, wantUpstream: true, wantSubject: "alice", wantRoles: ""},
+		{name: "with a valid token lacking the claim", req: forge(bearer("/api", k.rsa.Sign(t, with(claims(issA), "realm_access", nil)))), wantStatus: 200, wantUpstream: true, wantSubject: "alice", wantRoles: ""},
 		{name: "without a token", req: forge(get("/api")), wantStatus: 401},
 		{name: "with a bad token", req: forge(bearer("/api", "x.y.z")), wantStatus: 401},
 		{name: "on a public path", req: forge(get("/public/x")), wantStatus: 200, wantUpstream: true},
@@ -224,7 +224,7 @@ func TestForgedClaimHeaders(t *testing.T) {
 // not, and nothing else is fetched because of what a token says.
 func TestRemoteJWKS(t *testing.T) {
 	k := allKeys(t)
-	jwk, err := jwkset.NewJWKFromKey(k.ec.key.Public(), jwkset.JWKOptions{Metadata: jwkset.JWKMetadataOptions{KID: k.ec.kid, USE: jwkset.UseSig, ALG: jwkset.AlgES256}})
+	jwk, err := jwkset.NewJWKFromKey(k.ec.Key.Public(), jwkset.JWKOptions{Metadata: jwkset.JWKMetadataOptions{KID: k.ec.KID, USE: jwkset.UseSig, ALG: jwkset.AlgES256}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,9 +253,9 @@ func TestRemoteJWKS(t *testing.T) {
 		token      string
 		wantStatus int
 	}{
-		{name: "published key", token: k.ec.sign(t, claims(issA)), wantStatus: http.StatusOK},
-		{name: "unpublished key", token: signer{kid: "ec-2", alg: "ES256", key: newSigner(t, "ES256", "").key}.sign(t, claims(issA)), wantStatus: http.StatusUnauthorized},
-		{name: "published kid, wrong key", token: signer{kid: k.ec.kid, alg: "ES256", key: newSigner(t, "ES256", "").key}.sign(t, claims(issA)), wantStatus: http.StatusUnauthorized},
+		{name: "published key", token: k.ec.Sign(t, claims(issA)), wantStatus: http.StatusOK},
+		{name: "unpublished key", token: signer{KID: "ec-2", Alg: "ES256", Key: newSigner(t, "ES256", "").Key}.Sign(t, claims(issA)), wantStatus: http.StatusUnauthorized},
+		{name: "published kid, wrong key", token: signer{KID: k.ec.KID, Alg: "ES256", Key: newSigner(t, "ES256", "").Key}.Sign(t, claims(issA)), wantStatus: http.StatusUnauthorized},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -142,7 +142,7 @@ func BenchmarkBaseline(b *testing.B) {
 	serveLoop(b, baseline(b), benchRequest(benchToken(b)))
 }
 
-func benchToken(b *testing.B) string { return allKeys(b).rsa.sign(b, claims(issA)) }
+func benchToken(b *testing.B) string { return allKeys(b).rsa.Sign(b, claims(issA)) }
 
 // BenchmarkHandler is the whole chain with a repeated token: every request
 // after the first is a token cache hit.

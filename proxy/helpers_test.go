@@ -4,12 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
 	"io"
@@ -28,6 +22,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/jwt-sidecar/jwt-sidecar/metrics"
+	"github.com/jwt-sidecar/jwt-sidecar/test/jwttest"
 	"github.com/jwt-sidecar/jwt-sidecar/verifier"
 )
 
@@ -40,56 +35,9 @@ const (
 	aud  = "api"
 )
 
-// signer is one private key with its kid and alg.
-type signer struct {
-	kid string
-	alg string
-	key crypto.Signer
-}
+type signer = jwttest.Signer
 
-func newSigner(t testing.TB, alg, kid string) signer {
-	t.Helper()
-	var (
-		k   crypto.Signer
-		err error
-	)
-	switch alg {
-	case "RS256":
-		k, err = rsa.GenerateKey(rand.Reader, 2048)
-	case "ES256":
-		k, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	case "EdDSA":
-		_, k, err = ed25519.GenerateKey(rand.Reader)
-	default:
-		t.Fatalf("no key for %s", alg)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return signer{kid: kid, alg: alg, key: k}
-}
-
-func (s signer) sign(t testing.TB, c jwt.MapClaims) string {
-	t.Helper()
-	return s.signWith(t, c, nil)
-}
-
-// signWith signs c, adding extra JOSE header parameters.
-func (s signer) signWith(t testing.TB, c jwt.MapClaims, extra map[string]any) string {
-	t.Helper()
-	tok := jwt.NewWithClaims(jwt.GetSigningMethod(s.alg), c)
-	if s.kid != "" {
-		tok.Header["kid"] = s.kid
-	}
-	for k, v := range extra {
-		tok.Header[k] = v
-	}
-	out, err := tok.SignedString(s.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
+func newSigner(t testing.TB, alg, kid string) signer { return jwttest.NewSigner(t, alg, kid) }
 
 // keys are the test keys, generated once per test binary (RSA is slow).
 type testKeys struct {
@@ -156,15 +104,15 @@ func newVerifier(t testing.TB, vc verifierConfig, rec verifier.Recorder) *verifi
 	t.Helper()
 	k := allKeys(t)
 	srcA, err := verifier.NewStaticSource("static-a", []string{issA}, []verifier.StaticKey{
-		{KID: k.rsa.kid, Key: k.rsa.key.Public()},
-		{KID: k.ec.kid, Key: k.ec.key.Public()},
-		{KID: k.ed.kid, Key: k.ed.key.Public()},
+		{KID: k.rsa.KID, Key: k.rsa.Key.Public()},
+		{KID: k.ec.KID, Key: k.ec.Key.Public()},
+		{KID: k.ed.KID, Key: k.ed.Key.Public()},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	srcB, err := verifier.NewStaticSource("static-b", []string{issB}, []verifier.StaticKey{
-		{KID: k.issuerB.kid, Key: k.issuerB.key.Public()},
+		{KID: k.issuerB.KID, Key: k.issuerB.Key.Public()},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -68,7 +68,7 @@ func TestSpecResponses(t *testing.T) {
 		},
 		{
 			name:          "bad signature",
-			req:           func() *http.Request { return bearer("/api", k.other.sign(t, valid)) },
+			req:           func() *http.Request { return bearer("/api", k.other.Sign(t, valid)) },
 			wantStatus:    http.StatusUnauthorized,
 			wantChallenge: challenge("the token signature is invalid"),
 			wantError:     "invalid_token",
@@ -79,7 +79,7 @@ func TestSpecResponses(t *testing.T) {
 		{
 			name: "expired",
 			req: func() *http.Request {
-				return bearer("/api", k.rsa.sign(t, with(valid, "exp", base.Add(-time.Hour).Unix())))
+				return bearer("/api", k.rsa.Sign(t, with(valid, "exp", base.Add(-time.Hour).Unix())))
 			},
 			wantStatus:    http.StatusUnauthorized,
 			wantChallenge: challenge("the token has expired"),
@@ -91,7 +91,7 @@ func TestSpecResponses(t *testing.T) {
 		{
 			name: "not yet valid",
 			req: func() *http.Request {
-				return bearer("/api", k.rsa.sign(t, with(valid, "nbf", base.Add(time.Hour).Unix())))
+				return bearer("/api", k.rsa.Sign(t, with(valid, "nbf", base.Add(time.Hour).Unix())))
 			},
 			wantStatus:    http.StatusUnauthorized,
 			wantChallenge: challenge("the token is not valid yet"),
@@ -102,7 +102,7 @@ func TestSpecResponses(t *testing.T) {
 		},
 		{
 			name:          "bad issuer",
-			req:           func() *http.Request { return bearer("/api", k.rsa.sign(t, with(valid, "iss", "https://evil.test"))) },
+			req:           func() *http.Request { return bearer("/api", k.rsa.Sign(t, with(valid, "iss", "https://evil.test"))) },
 			wantStatus:    http.StatusUnauthorized,
 			wantChallenge: challenge("the token issuer is not accepted"),
 			wantError:     "invalid_token",
@@ -112,7 +112,7 @@ func TestSpecResponses(t *testing.T) {
 		},
 		{
 			name:          "bad audience",
-			req:           func() *http.Request { return bearer("/api", k.rsa.sign(t, with(valid, "aud", "other"))) },
+			req:           func() *http.Request { return bearer("/api", k.rsa.Sign(t, with(valid, "aud", "other"))) },
 			wantStatus:    http.StatusUnauthorized,
 			wantChallenge: challenge("the token audience is not accepted"),
 			wantError:     "invalid_token",
@@ -139,7 +139,7 @@ func TestSpecResponses(t *testing.T) {
 		{
 			name: "unknown key",
 			req: func() *http.Request {
-				return bearer("/api", signer{kid: "nope", alg: "RS256", key: k.rsa.key}.sign(t, valid))
+				return bearer("/api", signer{KID: "nope", Alg: "RS256", Key: k.rsa.Key}.Sign(t, valid))
 			},
 			wantStatus:    http.StatusUnauthorized,
 			wantChallenge: challenge("the token signing key is unknown"),
@@ -151,8 +151,8 @@ func TestSpecResponses(t *testing.T) {
 		{
 			name: "two tokens",
 			req: func() *http.Request {
-				r := bearer("/api", k.rsa.sign(t, valid))
-				r.Header.Add("Authorization", "Bearer "+k.ec.sign(t, valid))
+				r := bearer("/api", k.rsa.Sign(t, valid))
+				r.Header.Add("Authorization", "Bearer "+k.ec.Sign(t, valid))
 				return r
 			},
 			wantStatus:    http.StatusUnauthorized,
@@ -164,7 +164,7 @@ func TestSpecResponses(t *testing.T) {
 		},
 		{
 			name:          "insufficient scope",
-			req:           func() *http.Request { return bearer("/api", k.rsa.sign(t, with(valid, "scope", "write"))) },
+			req:           func() *http.Request { return bearer("/api", k.rsa.Sign(t, with(valid, "scope", "write"))) },
 			wantStatus:    http.StatusForbidden,
 			wantChallenge: `Bearer realm="jwt-sidecar", error="insufficient_scope", error_description="the token lacks a required scope or claim"`,
 			wantError:     "insufficient_scope",
@@ -222,7 +222,7 @@ func TestAllowed(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t, verifierConfig{}, func(o *Options) { o.PayloadHeader = "X-Auth-Payload" })
-			tok := tt.signer.sign(t, claims(issA))
+			tok := tt.signer.Sign(t, claims(issA))
 			rec := h.serve(bearer("/api/items?x=1", tok))
 			if rec.Code != http.StatusOK || rec.Body.String() != "upstream ok" {
 				t.Fatalf("got %d %q, want 200 from upstream", rec.Code, rec.Body.String())
@@ -281,7 +281,7 @@ func TestInternalError(t *testing.T) {
 func TestRefusalLog(t *testing.T) {
 	k := allKeys(t)
 	h := newHarness(t, verifierConfig{}, nil)
-	tok := k.rsa.sign(t, with(claims(issA), "exp", base.Add(-time.Hour).Unix()))
+	tok := k.rsa.Sign(t, with(claims(issA), "exp", base.Add(-time.Hour).Unix()))
 	r := bearer("/secret", tok)
 	r.RemoteAddr = "198.51.100.9:4444"
 	h.serve(r)
@@ -309,7 +309,7 @@ func TestRefusalLog(t *testing.T) {
 
 func TestPublicPaths(t *testing.T) {
 	k := allKeys(t)
-	tok := k.rsa.sign(t, claims(issA))
+	tok := k.rsa.Sign(t, claims(issA))
 	tests := []struct {
 		name         string
 		target       string
@@ -442,7 +442,7 @@ func TestCORSPreflight(t *testing.T) {
 
 func TestTokenStripping(t *testing.T) {
 	k := allKeys(t)
-	tok := k.rsa.sign(t, claims(issA))
+	tok := k.rsa.Sign(t, claims(issA))
 	tests := []struct {
 		name       string
 		lookups    string
@@ -558,7 +558,7 @@ func TestTokenStripping(t *testing.T) {
 func TestForwardedHeaders(t *testing.T) {
 	k := allKeys(t)
 	h := newHarness(t, verifierConfig{}, nil)
-	r := bearer("http://app.example/a", k.rsa.sign(t, claims(issA)))
+	r := bearer("http://app.example/a", k.rsa.Sign(t, claims(issA)))
 	r.RemoteAddr = "192.0.2.10:5555"
 	r.Header.Add("X-Forwarded-For", "203.0.113.1")
 	r.Header.Add("X-Forwarded-For", "198.51.100.2")
@@ -591,7 +591,7 @@ func TestUpstreamDown(t *testing.T) {
 	k := allKeys(t)
 	h := newHarness(t, verifierConfig{}, nil)
 	h.upstream.Close() // nothing listens on its port any more
-	rec := h.serve(bearer("/a", k.rsa.sign(t, claims(issA))))
+	rec := h.serve(bearer("/a", k.rsa.Sign(t, claims(issA))))
 	if rec.Code != http.StatusBadGateway {
 		t.Errorf("status = %d, want 502", rec.Code)
 	}
@@ -634,7 +634,7 @@ func TestUpstreamTimeout(t *testing.T) {
 		o.Upstream = mustURL(t, slow.URL)
 		o.UpstreamTimeout = 50 * time.Millisecond
 	})
-	rec := h.serve(bearer("/a", k.rsa.sign(t, claims(issA))))
+	rec := h.serve(bearer("/a", k.rsa.Sign(t, claims(issA))))
 	if rec.Code != http.StatusGatewayTimeout {
 		t.Errorf("status = %d, want 504", rec.Code)
 	}
@@ -651,7 +651,7 @@ func TestClientGone(t *testing.T) {
 	slow, arrived := blockingUpstream(t)
 	h := newHarness(t, verifierConfig{}, func(o *Options) { o.Upstream = mustURL(t, slow.URL) })
 	ctx, cancel := context.WithCancel(context.Background())
-	r := bearer("/a", k.rsa.sign(t, claims(issA))).WithContext(ctx)
+	r := bearer("/a", k.rsa.Sign(t, claims(issA))).WithContext(ctx)
 	rec := httptest.NewRecorder()
 	done := make(chan struct{})
 	go func() {

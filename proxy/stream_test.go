@@ -62,7 +62,7 @@ func TestServerSentEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Authorization", "Bearer "+k.rsa.sign(t, claims(issA)))
+	req.Header.Set("Authorization", "Bearer "+k.rsa.Sign(t, claims(issA)))
 	resp, err := srv.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -119,7 +119,7 @@ func TestWebSocket(t *testing.T) {
 	srv, h := front(t, up, nil)
 
 	t.Run("authenticated", func(t *testing.T) {
-		conn, br := dialUpgrade(t, srv, "Authorization: Bearer "+k.rsa.sign(t, claims(issA))+"\r\n")
+		conn, br := dialUpgrade(t, srv, "Authorization: Bearer "+k.rsa.Sign(t, claims(issA))+"\r\n")
 		resp, err := http.ReadResponse(br, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -235,7 +235,7 @@ func TestRequestBodyStreams(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Authorization", "Bearer "+k.rsa.sign(t, claims(issA)))
+	req.Header.Set("Authorization", "Bearer "+k.rsa.Sign(t, claims(issA)))
 	resp, err := srv.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -38,8 +38,8 @@ func benchVerifier(b *testing.B, alg string, cacheSize int) (*verifier.Verifier,
 		pubKey, algs = secret, verifier.HMACAlgorithms
 	} else {
 		s := newSigner(b, alg, "k1")
-		src, err = verifier.NewStaticSource("s", []string{issA}, []verifier.StaticKey{{KID: "k1", Key: s.key.Public()}})
-		tok, pubKey = s.sign(b, c), s.key.Public()
+		src, err = verifier.NewStaticSource("s", []string{issA}, []verifier.StaticKey{{KID: "k1", Key: s.Key.Public()}})
+		tok, pubKey = s.Sign(b, c), s.Key.Public()
 	}
 	if err != nil {
 		b.Fatal(err)

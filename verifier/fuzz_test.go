@@ -14,14 +14,14 @@ import (
 // nothing may panic. Seeds live in testdata/fuzz/FuzzVerify.
 func FuzzVerify(f *testing.F) {
 	k := newSigner(f, "ES256", "k1")
-	src, err := verifier.NewStaticSource("s", []string{issA}, []verifier.StaticKey{{KID: k.kid, Key: k.key.Public()}})
+	src, err := verifier.NewStaticSource("s", []string{issA}, []verifier.StaticKey{{KID: k.KID, Key: k.Key.Public()}})
 	if err != nil {
 		f.Fatal(err)
 	}
 	keys := mustKeys(f, verifier.KeyOptions{}, nil, src)
 	load(f, keys)
 	v := mustVerifier(f, verifier.Options{Keys: keys, Audiences: []string{aud}, RequireExp: true, CacheSize: 16})
-	f.Add("Bearer " + k.sign(f, claims(issA)))
+	f.Add("Bearer " + k.Sign(f, claims(issA)))
 	f.Add("Bearer e30.e30.")
 	f.Add("Bearer eyJhbGciOiJub25lIn0.e30.")
 	f.Add("bearer    a.b.c")

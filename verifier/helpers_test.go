@@ -2,13 +2,6 @@ package verifier_test
 
 import (
 	"context"
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/rsa"
-	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -16,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/MicahParks/jwkset"
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/jwt-sidecar/jwt-sidecar/test/jwttest"
 	"github.com/jwt-sidecar/jwt-sidecar/verifier"
 )
 
@@ -31,38 +24,9 @@ const (
 	aud  = "api"
 )
 
-// signer is one private key with its kid and alg.
-type signer struct {
-	kid string
-	alg string
-	key crypto.Signer
-}
+type signer = jwttest.Signer
 
-func newSigner(t testing.TB, alg, kid string) signer {
-	t.Helper()
-	var (
-		k   crypto.Signer
-		err error
-	)
-	switch alg {
-	case "RS256", "RS384", "RS512", "PS256", "PS384", "PS512":
-		k, err = rsa.GenerateKey(rand.Reader, 2048)
-	case "ES256":
-		k, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	case "ES384":
-		k, err = ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
-	case "ES512":
-		k, err = ecdsa.GenerateKey(elliptic.P521(), rand.Reader)
-	case "EdDSA":
-		_, k, err = ed25519.GenerateKey(rand.Reader)
-	default:
-		t.Fatalf("no key for %s", alg)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return signer{kid: kid, alg: alg, key: k}
-}
+func newSigner(t testing.TB, alg, kid string) signer { return jwttest.NewSigner(t, alg, kid) }
 
 // claims are standard valid claims at base, for issuer iss.
 func claims(iss string) jwt.MapClaims {
@@ -77,46 +41,7 @@ func claims(iss string) jwt.MapClaims {
 	}
 }
 
-func (s signer) sign(t testing.TB, c jwt.MapClaims) string {
-	t.Helper()
-	tok := jwt.NewWithClaims(jwt.GetSigningMethod(s.alg), c)
-	if s.kid != "" {
-		tok.Header["kid"] = s.kid
-	}
-	out, err := tok.SignedString(s.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
-func (s signer) jwk(t testing.TB) json.RawMessage {
-	t.Helper()
-	j, err := jwkset.NewJWKFromKey(s.key.Public(), jwkset.JWKOptions{
-		Metadata: jwkset.JWKMetadataOptions{KID: s.kid, ALG: jwkset.ALG(s.alg), USE: jwkset.UseSig},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := json.Marshal(j.Marshal())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return raw
-}
-
-func jwksJSON(t testing.TB, signers ...signer) []byte {
-	t.Helper()
-	keys := make([]json.RawMessage, 0, len(signers))
-	for _, s := range signers {
-		keys = append(keys, s.jwk(t))
-	}
-	raw, err := json.Marshal(map[string]any{"keys": keys})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return raw
-}
+func jwksJSON(t testing.TB, signers ...signer) []byte { return jwttest.JWKS(t, signers...) }
 
 // jwksServer is a real JWKS endpoint on 127.0.0.1 whose answer the test
 // changes, and which counts its fetches.

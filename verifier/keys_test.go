@@ -29,14 +29,14 @@ func remoteFixture(t *testing.T, opts verifier.KeyOptions, signers ...signer) (*
 func TestKeyRotation(t *testing.T) {
 	old, next := newSigner(t, "RS256", "k1"), newSigner(t, "RS256", "k2")
 	v, js, ev := remoteFixture(t, verifier.KeyOptions{RefetchCooldown: time.Hour}, old)
-	if _, err := v.Verify(t.Context(), bearer(old.sign(t, claims(issA)))); err != nil {
+	if _, err := v.Verify(t.Context(), bearer(old.Sign(t, claims(issA)))); err != nil {
 		t.Fatal(err)
 	}
 	// The issuer publishes k2 and signs with it at once: the first token
 	// naming k2 triggers one refetch and passes.
 	js.serve(http.StatusOK, jwksJSON(t, old, next))
 	before := js.fetches.Load()
-	if _, err := v.Verify(t.Context(), bearer(next.sign(t, claims(issA)))); err != nil {
+	if _, err := v.Verify(t.Context(), bearer(next.Sign(t, claims(issA)))); err != nil {
 		t.Fatalf("token with the new kid: %v", err)
 	}
 	if got := js.fetches.Load() - before; got != 1 {
@@ -56,7 +56,7 @@ func TestUnknownKIDStormIsBounded(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			tok := newSignerCached(t, k, fmt.Sprintf("random-%d", i)).sign(t, claims(issA))
+			tok := k.WithKID(fmt.Sprintf("random-%d", i)).Sign(t, claims(issA))
 			if _, err := v.Verify(context.Background(), bearer(tok)); reasonOf(err) != verifier.UnknownKey {
 				t.Errorf("reason = %q, want unknown_key", reasonOf(err))
 			}
@@ -71,12 +71,6 @@ func TestUnknownKIDStormIsBounded(t *testing.T) {
 	}
 }
 
-// newSignerCached reuses k's private key under another kid: generating 500
-// RSA keys would only slow the test down.
-func newSignerCached(_ *testing.T, k signer, kid string) signer {
-	return signer{kid: kid, alg: k.alg, key: k.key}
-}
-
 func TestRequestWaitIsBounded(t *testing.T) {
 	k, next := newSigner(t, "RS256", "k1"), newSigner(t, "RS256", "k2")
 	v, js, _ := remoteFixture(t, verifier.KeyOptions{RefetchCooldown: time.Hour, MaxWait: 50 * time.Millisecond, FetchTimeout: time.Minute}, k)
@@ -86,7 +80,7 @@ func TestRequestWaitIsBounded(t *testing.T) {
 	// The refetch hangs until release; the request must give up on its own
 	// (MaxWait), and the fetch must still be in flight when it does.
 	before := js.fetches.Load()
-	_, err := v.Verify(t.Context(), bearer(next.sign(t, claims(issA))))
+	_, err := v.Verify(t.Context(), bearer(next.Sign(t, claims(issA))))
 	if reasonOf(err) != verifier.UnknownKey {
 		t.Errorf("reason = %q, want unknown_key", reasonOf(err))
 	}
@@ -103,7 +97,7 @@ func TestIssuerDownKeepsCachedKeys(t *testing.T) {
 	keys := mustKeys(t, verifier.KeyOptions{RefetchCooldown: time.Nanosecond, MaxBytes: 4096}, ev, src)
 	load(t, keys)
 	v := mustVerifier(t, verifier.Options{Keys: keys}) // no token cache: every call verifies
-	tok := k.sign(t, claims(issA))
+	tok := k.Sign(t, claims(issA))
 
 	tests := []struct {
 		name       string
@@ -124,7 +118,7 @@ func TestIssuerDownKeepsCachedKeys(t *testing.T) {
 			before := ev.count("unknown_kid/" + tt.wantResult)
 			// An unknown kid forces a refetch through the same path as the
 			// background refresh.
-			other := newSignerCached(t, k, "other").sign(t, claims(issA))
+			other := k.WithKID("other").Sign(t, claims(issA))
 			if _, err := v.Verify(t.Context(), bearer(other)); reasonOf(err) != verifier.UnknownKey {
 				t.Errorf("unknown kid: reason = %q", reasonOf(err))
 			}
@@ -155,7 +149,7 @@ func TestIssuerDownAtStart(t *testing.T) {
 		t.Error("ready with no keys")
 	}
 	v := mustVerifier(t, verifier.Options{Keys: keys})
-	tok := newSigner(t, "RS256", "k1").sign(t, claims(issA))
+	tok := newSigner(t, "RS256", "k1").Sign(t, claims(issA))
 	if _, err := v.Verify(t.Context(), bearer(tok)); reasonOf(err) != verifier.UnknownKey {
 		t.Errorf("reason = %q, want unknown_key", reasonOf(err))
 	}
@@ -188,7 +182,7 @@ func TestCacheDirServesAfterRestartWhileIssuerDown(t *testing.T) {
 		time.Sleep(5 * time.Millisecond) // polling for a state change, not waiting for readiness blindly
 	}
 	v := mustVerifier(t, verifier.Options{Keys: second})
-	if _, err := v.Verify(t.Context(), bearer(k.sign(t, claims(issA)))); err != nil {
+	if _, err := v.Verify(t.Context(), bearer(k.Sign(t, claims(issA)))); err != nil {
 		t.Errorf("after a restart with the issuer down: %v", err)
 	}
 	if ev.count("start/from_disk") != 1 {
@@ -223,11 +217,11 @@ func TestOIDCDiscovery(t *testing.T) {
 		token      string
 		wantReason verifier.Reason
 	}{
-		{name: "A's token, A's key", token: ka.sign(t, claims(a.URL))},
-		{name: "B's token, B's key", token: kb.sign(t, claims(b.URL))},
-		{name: "B's iss signed with A's key", token: ka.sign(t, claims(b.URL)), wantReason: verifier.UnknownKey},
-		{name: "A's iss signed with B's key", token: kb.sign(t, claims(a.URL)), wantReason: verifier.UnknownKey},
-		{name: "A's iss with a trailing slash", token: ka.sign(t, claims(a.URL+"/")), wantReason: verifier.BadIssuer},
+		{name: "A's token, A's key", token: ka.Sign(t, claims(a.URL))},
+		{name: "B's token, B's key", token: kb.Sign(t, claims(b.URL))},
+		{name: "B's iss signed with A's key", token: ka.Sign(t, claims(b.URL)), wantReason: verifier.UnknownKey},
+		{name: "A's iss signed with B's key", token: kb.Sign(t, claims(a.URL)), wantReason: verifier.UnknownKey},
+		{name: "A's iss with a trailing slash", token: ka.Sign(t, claims(a.URL+"/")), wantReason: verifier.BadIssuer},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -259,14 +253,14 @@ func TestWithdrawnKeyInvalidatesCachedTokens(t *testing.T) {
 	keys := mustKeys(t, verifier.KeyOptions{RefetchCooldown: time.Hour}, nil, src)
 	load(t, keys)
 	v := mustVerifier(t, verifier.Options{Keys: keys, CacheSize: 100})
-	tok := k1.sign(t, claims(issA))
+	tok := k1.Sign(t, claims(issA))
 	if _, err := v.Verify(t.Context(), bearer(tok)); err != nil {
 		t.Fatal(err)
 	}
 	// The issuer withdraws k1 (compromised). A refetch, here forced by an
 	// unknown kid, must also end the cached acceptance of k1's tokens.
 	js.serve(http.StatusOK, jwksJSON(t, k2))
-	if _, err := v.Verify(t.Context(), bearer(newSignerCached(t, k2, "k3").sign(t, claims(issA)))); reasonOf(err) != verifier.UnknownKey {
+	if _, err := v.Verify(t.Context(), bearer(k2.WithKID("k3").Sign(t, claims(issA)))); reasonOf(err) != verifier.UnknownKey {
 		t.Fatalf("reason = %q, want unknown_key", reasonOf(err))
 	}
 	if _, err := v.Verify(t.Context(), bearer(tok)); reasonOf(err) != verifier.UnknownKey {
@@ -283,16 +277,16 @@ func TestFileSourceReloads(t *testing.T) {
 	keys := mustKeys(t, verifier.KeyOptions{RefetchCooldown: time.Nanosecond}, nil, verifier.NewFileSource(path, []string{issA}))
 	load(t, keys)
 	v := mustVerifier(t, verifier.Options{Keys: keys})
-	if _, err := v.Verify(t.Context(), bearer(k1.sign(t, claims(issA)))); err != nil {
+	if _, err := v.Verify(t.Context(), bearer(k1.Sign(t, claims(issA)))); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(path, jwksJSON(t, k2), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := v.Verify(t.Context(), bearer(k2.sign(t, claims(issA)))); err != nil {
+	if _, err := v.Verify(t.Context(), bearer(k2.Sign(t, claims(issA)))); err != nil {
 		t.Errorf("after the file changed: %v", err)
 	}
-	if _, err := v.Verify(t.Context(), bearer(k1.sign(t, claims(issA)))); reasonOf(err) != verifier.UnknownKey {
+	if _, err := v.Verify(t.Context(), bearer(k1.Sign(t, claims(issA)))); reasonOf(err) != verifier.UnknownKey {
 		t.Errorf("removed key: reason = %q, want unknown_key", reasonOf(err))
 	}
 }

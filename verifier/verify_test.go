@@ -40,7 +40,7 @@ func newFixture(t *testing.T, mutate func(*verifier.Options)) *fixture {
 		events: &keyEvents{},
 	}
 	f.jwks = newJWKSServer(t, jwksJSON(t, f.rsa, f.ec, f.ed))
-	bSource, err := verifier.NewStaticSource("b", []string{issB}, []verifier.StaticKey{{KID: f.b.kid, Key: f.b.key.Public()}})
+	bSource, err := verifier.NewStaticSource("b", []string{issB}, []verifier.StaticKey{{KID: f.b.KID, Key: f.b.Key.Public()}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,15 +95,15 @@ func rawToken(t *testing.T, header map[string]any, c jwt.MapClaims, sig []byte) 
 func TestVerifyReasons(t *testing.T) {
 	f := newFixture(t, nil)
 	a := claims(issA)
-	good := f.rsa.sign(t, a)
-	pubDER, err := x509.MarshalPKIXPublicKey(f.rsa.key.Public())
+	good := f.rsa.Sign(t, a)
+	pubDER, err := x509.MarshalPKIXPublicKey(f.rsa.Key.Public())
 	if err != nil {
 		t.Fatal(err)
 	}
 	pubPEM := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER})
 	hsWith := func(secret []byte) string {
 		tok := jwt.NewWithClaims(jwt.SigningMethodHS256, a)
-		tok.Header["kid"] = f.rsa.kid
+		tok.Header["kid"] = f.rsa.KID
 		s, err := tok.SignedString(secret)
 		if err != nil {
 			t.Fatal(err)
@@ -113,7 +113,7 @@ func TestVerifyReasons(t *testing.T) {
 	parts := strings.Split(good, ".")
 	tampered := parts[0] + "." + base64.RawURLEncoding.EncodeToString([]byte(`{"iss":"`+issA+`","sub":"mallory","aud":"api","exp":9999999999,"scope":"read"}`)) + "." + parts[2]
 	// RS256 header with the kid of the EC key: the key does not fit the alg.
-	ecKidRSA := newSigner(t, "RS256", f.ec.kid).sign(t, a)
+	ecKidRSA := newSigner(t, "RS256", f.ec.KID).Sign(t, a)
 
 	tests := []struct {
 		name       string
@@ -121,42 +121,42 @@ func TestVerifyReasons(t *testing.T) {
 		wantReason verifier.Reason
 	}{
 		{name: "valid RS256", token: good},
-		{name: "valid ES256", token: f.ec.sign(t, a)},
-		{name: "valid EdDSA", token: f.ed.sign(t, a)},
-		{name: "valid issuer B with its own key", token: f.b.sign(t, claims(issB))},
-		{name: "aud array, one accepted", token: f.rsa.sign(t, with(a, "aud", []string{"x", "other"}))},
-		{name: "scp array", token: f.rsa.sign(t, with(a, "scope", nil, "scp", []string{"read"}))},
-		{name: "fractional exp", token: f.rsa.sign(t, with(a, "exp", json.Number("1800000000.5")))},
-		{name: "expired within skew", token: f.rsa.sign(t, with(a, "exp", base.Add(-10*time.Second).Unix()))},
-		{name: "expired", token: f.rsa.sign(t, with(a, "exp", base.Add(-time.Minute).Unix())), wantReason: verifier.Expired},
-		{name: "nbf in the future", token: f.rsa.sign(t, with(a, "nbf", base.Add(time.Minute).Unix())), wantReason: verifier.NotYetValid},
-		{name: "iat in the future", token: f.rsa.sign(t, with(a, "iat", base.Add(time.Minute).Unix())), wantReason: verifier.NotYetValid},
-		{name: "no exp", token: f.rsa.sign(t, with(a, "exp", nil)), wantReason: verifier.Malformed},
-		{name: "exp not a number", token: f.rsa.sign(t, with(a, "exp", "tomorrow")), wantReason: verifier.Malformed},
-		{name: "wrong issuer", token: f.rsa.sign(t, with(a, "iss", "https://evil.test")), wantReason: verifier.BadIssuer},
-		{name: "issuer differs in case", token: f.rsa.sign(t, with(a, "iss", strings.ToUpper(issA))), wantReason: verifier.BadIssuer},
-		{name: "no issuer", token: f.rsa.sign(t, with(a, "iss", nil)), wantReason: verifier.BadIssuer},
-		{name: "issuer B signed with issuer A's key", token: f.rsa.sign(t, claims(issB)), wantReason: verifier.UnknownKey},
-		{name: "issuer A signed with issuer B's key", token: f.b.sign(t, a), wantReason: verifier.UnknownKey},
-		{name: "wrong audience", token: f.rsa.sign(t, with(a, "aud", "nope")), wantReason: verifier.BadAudience},
-		{name: "no audience", token: f.rsa.sign(t, with(a, "aud", nil)), wantReason: verifier.BadAudience},
-		{name: "missing scope", token: f.rsa.sign(t, with(a, "scope", "write")), wantReason: verifier.InsufficientScope},
-		{name: "scope is case-sensitive", token: f.rsa.sign(t, with(a, "scope", "READ")), wantReason: verifier.InsufficientScope},
+		{name: "valid ES256", token: f.ec.Sign(t, a)},
+		{name: "valid EdDSA", token: f.ed.Sign(t, a)},
+		{name: "valid issuer B with its own key", token: f.b.Sign(t, claims(issB))},
+		{name: "aud array, one accepted", token: f.rsa.Sign(t, with(a, "aud", []string{"x", "other"}))},
+		{name: "scp array", token: f.rsa.Sign(t, with(a, "scope", nil, "scp", []string{"read"}))},
+		{name: "fractional exp", token: f.rsa.Sign(t, with(a, "exp", json.Number("1800000000.5")))},
+		{name: "expired within skew", token: f.rsa.Sign(t, with(a, "exp", base.Add(-10*time.Second).Unix()))},
+		{name: "expired", token: f.rsa.Sign(t, with(a, "exp", base.Add(-time.Minute).Unix())), wantReason: verifier.Expired},
+		{name: "nbf in the future", token: f.rsa.Sign(t, with(a, "nbf", base.Add(time.Minute).Unix())), wantReason: verifier.NotYetValid},
+		{name: "iat in the future", token: f.rsa.Sign(t, with(a, "iat", base.Add(time.Minute).Unix())), wantReason: verifier.NotYetValid},
+		{name: "no exp", token: f.rsa.Sign(t, with(a, "exp", nil)), wantReason: verifier.Malformed},
+		{name: "exp not a number", token: f.rsa.Sign(t, with(a, "exp", "tomorrow")), wantReason: verifier.Malformed},
+		{name: "wrong issuer", token: f.rsa.Sign(t, with(a, "iss", "https://evil.test")), wantReason: verifier.BadIssuer},
+		{name: "issuer differs in case", token: f.rsa.Sign(t, with(a, "iss", strings.ToUpper(issA))), wantReason: verifier.BadIssuer},
+		{name: "no issuer", token: f.rsa.Sign(t, with(a, "iss", nil)), wantReason: verifier.BadIssuer},
+		{name: "issuer B signed with issuer A's key", token: f.rsa.Sign(t, claims(issB)), wantReason: verifier.UnknownKey},
+		{name: "issuer A signed with issuer B's key", token: f.b.Sign(t, a), wantReason: verifier.UnknownKey},
+		{name: "wrong audience", token: f.rsa.Sign(t, with(a, "aud", "nope")), wantReason: verifier.BadAudience},
+		{name: "no audience", token: f.rsa.Sign(t, with(a, "aud", nil)), wantReason: verifier.BadAudience},
+		{name: "missing scope", token: f.rsa.Sign(t, with(a, "scope", "write")), wantReason: verifier.InsufficientScope},
+		{name: "scope is case-sensitive", token: f.rsa.Sign(t, with(a, "scope", "READ")), wantReason: verifier.InsufficientScope},
 		{name: "tampered payload", token: tampered, wantReason: verifier.BadSignature},
-		{name: "signature of another key with the same kid", token: newSigner(t, "RS256", f.rsa.kid).sign(t, a), wantReason: verifier.BadSignature},
-		{name: "unknown kid", token: newSigner(t, "RS256", "nope").sign(t, a), wantReason: verifier.UnknownKey},
-		{name: "kid path traversal", token: newSigner(t, "RS256", "../../../../etc/passwd").sign(t, a), wantReason: verifier.UnknownKey},
-		{name: "kid SQL", token: newSigner(t, "RS256", "x' OR '1'='1").sign(t, a), wantReason: verifier.UnknownKey},
+		{name: "signature of another key with the same kid", token: newSigner(t, "RS256", f.rsa.KID).Sign(t, a), wantReason: verifier.BadSignature},
+		{name: "unknown kid", token: newSigner(t, "RS256", "nope").Sign(t, a), wantReason: verifier.UnknownKey},
+		{name: "kid path traversal", token: newSigner(t, "RS256", "../../../../etc/passwd").Sign(t, a), wantReason: verifier.UnknownKey},
+		{name: "kid SQL", token: newSigner(t, "RS256", "x' OR '1'='1").Sign(t, a), wantReason: verifier.UnknownKey},
 		{name: "alg RS256 on an EC key", token: ecKidRSA, wantReason: verifier.BadAlgorithm},
 		{name: "alg none", token: rawToken(t, map[string]any{"alg": "none", "typ": "JWT"}, a, nil), wantReason: verifier.BadAlgorithm},
 		{name: "alg None", token: rawToken(t, map[string]any{"alg": "None"}, a, nil), wantReason: verifier.BadAlgorithm},
 		{name: "alg NONE", token: rawToken(t, map[string]any{"alg": "NONE"}, a, nil), wantReason: verifier.BadAlgorithm},
 		{name: "alg nOnE", token: rawToken(t, map[string]any{"alg": "nOnE"}, a, nil), wantReason: verifier.BadAlgorithm},
-		{name: "alg rs256 (case)", token: rawToken(t, map[string]any{"alg": "rs256", "kid": f.rsa.kid}, a, []byte("x")), wantReason: verifier.BadAlgorithm},
+		{name: "alg rs256 (case)", token: rawToken(t, map[string]any{"alg": "rs256", "kid": f.rsa.KID}, a, []byte("x")), wantReason: verifier.BadAlgorithm},
 		{name: "HS256 with the RSA public key PEM as secret", token: hsWith(pubPEM), wantReason: verifier.BadAlgorithm},
 		{name: "HS256 with the RSA public key DER as secret", token: hsWith(pubDER), wantReason: verifier.BadAlgorithm},
-		{name: "psychic ECDSA signature", token: rawToken(t, map[string]any{"alg": "ES256", "kid": f.ec.kid}, a, make([]byte, 64)), wantReason: verifier.BadSignature},
-		{name: "crit extension", token: rawToken(t, map[string]any{"alg": "RS256", "kid": f.rsa.kid, "crit": []string{"exp"}, "exp": 1}, a, []byte("x")), wantReason: verifier.Malformed},
+		{name: "psychic ECDSA signature", token: rawToken(t, map[string]any{"alg": "ES256", "kid": f.ec.KID}, a, make([]byte, 64)), wantReason: verifier.BadSignature},
+		{name: "crit extension", token: rawToken(t, map[string]any{"alg": "RS256", "kid": f.rsa.KID, "crit": []string{"exp"}, "exp": 1}, a, []byte("x")), wantReason: verifier.Malformed},
 		{name: "two segments", token: parts[0] + "." + parts[1], wantReason: verifier.Malformed},
 		{name: "four segments", token: good + ".x", wantReason: verifier.Malformed},
 		{name: "JWE-like five segments", token: "a.b.c.d.e", wantReason: verifier.Malformed},
@@ -186,7 +186,7 @@ func TestHeaderKeysAreNeverFetched(t *testing.T) {
 	}))
 	defer evil.Close()
 	var jwk map[string]any
-	if err := json.Unmarshal(attacker.jwk(t), &jwk); err != nil {
+	if err := json.Unmarshal(attacker.JWK(t), &jwk); err != nil {
 		t.Fatal(err)
 	}
 	for _, h := range []struct{ name, value any }{
@@ -194,9 +194,9 @@ func TestHeaderKeysAreNeverFetched(t *testing.T) {
 	} {
 		t.Run(h.name.(string), func(t *testing.T) {
 			tok := jwt.NewWithClaims(jwt.SigningMethodRS256, claims(issA))
-			tok.Header["kid"] = attacker.kid
+			tok.Header["kid"] = attacker.KID
 			tok.Header[h.name.(string)] = h.value
-			s, err := tok.SignedString(attacker.key)
+			s, err := tok.SignedString(attacker.Key)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -219,7 +219,7 @@ func TestExtraction(t *testing.T) {
 		}
 		o.Lookups = l
 	})
-	tok := f.rsa.sign(t, claims(issA))
+	tok := f.rsa.Sign(t, claims(issA))
 	req := func(mod func(r *http.Request)) *http.Request {
 		r := httptest.NewRequest(http.MethodGet, "http://sidecar/api", nil)
 		mod(r)
@@ -301,7 +301,7 @@ func TestHMAC(t *testing.T) {
 			t.Errorf("%s: %v", alg, err)
 		}
 	}
-	if _, err := v.Verify(t.Context(), bearer(rsa.sign(t, claims(issA)))); reasonOf(err) != verifier.BadAlgorithm {
+	if _, err := v.Verify(t.Context(), bearer(rsa.Sign(t, claims(issA)))); reasonOf(err) != verifier.BadAlgorithm {
 		t.Errorf("RS256 with an HMAC-only verifier: reason = %q, want bad_algorithm", reasonOf(err))
 	}
 	short, err := verifier.NewStaticSource("short", []string{issA}, []verifier.StaticKey{{Key: []byte("short")}})
@@ -314,7 +314,7 @@ func TestHMAC(t *testing.T) {
 }
 
 func TestNewRefusesUnsafeOptions(t *testing.T) {
-	src, err := verifier.NewStaticSource("s", []string{issA}, []verifier.StaticKey{{Key: newSigner(t, "ES256", "").key.Public()}})
+	src, err := verifier.NewStaticSource("s", []string{issA}, []verifier.StaticKey{{Key: newSigner(t, "ES256", "").Key.Public()}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -336,7 +336,7 @@ func TestTokenCache(t *testing.T) {
 		o.Now = func() time.Time { return now }
 		o.Recorder = &rec
 	})
-	tok := f.rsa.sign(t, claims(issA)) // exp = base + 10m
+	tok := f.rsa.Sign(t, claims(issA)) // exp = base + 10m
 	for range 3 {
 		if _, err := f.v.Verify(t.Context(), bearer(tok)); err != nil {
 			t.Fatal(err)
@@ -369,7 +369,7 @@ func TestTokenCache(t *testing.T) {
 func TestTokenCacheIsBounded(t *testing.T) {
 	f := newFixture(t, func(o *verifier.Options) { o.CacheSize = 40 })
 	for i := range 200 {
-		tok := f.rsa.sign(t, with(claims(issA), "jti", i))
+		tok := f.rsa.Sign(t, with(claims(issA), "jti", i))
 		if _, err := f.v.Verify(t.Context(), bearer(tok)); err != nil {
 			t.Fatal(err)
 		}
@@ -403,7 +403,7 @@ func (r *recorder) SkewAccepted(c string) {
 
 func TestClaims(t *testing.T) {
 	f := newFixture(t, nil)
-	tok := f.rsa.sign(t, with(claims(issA),
+	tok := f.rsa.Sign(t, with(claims(issA),
 		"realm_access", map[string]any{"roles": []string{"admin", "user"}},
 		"https://example.com/roles", []string{"x"},
 		"n", json.Number("12345678901234567890")))
@@ -411,7 +411,7 @@ func TestClaims(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Subject != "alice" || c.Issuer != issA || c.KeyID != f.rsa.kid {
+	if c.Subject != "alice" || c.Issuer != issA || c.KeyID != f.rsa.KID {
 		t.Errorf("subject, issuer, kid = %q, %q, %q", c.Subject, c.Issuer, c.KeyID)
 	}
 	if c.Payload != strings.Split(tok, ".")[1] {

@@ -2,10 +2,6 @@ package main
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -21,8 +17,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/MicahParks/jwkset"
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/jwt-sidecar/jwt-sidecar/test/jwttest"
 )
 
 // These tests run the real binary as a process: real listeners, real
@@ -48,45 +44,13 @@ func TestMain(m *testing.M) {
 
 const testIssuer = "https://issuer.test"
 
-type testKey struct {
-	key *ecdsa.PrivateKey
-	kid string
-}
-
-func newTestKey(t *testing.T, kid string) testKey {
+// token signs valid claims for testIssuer, audience api, one hour long.
+func token(t *testing.T, k jwttest.Signer) string {
 	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return testKey{key: k, kid: kid}
-}
-
-func (k testKey) token(t *testing.T) string {
-	t.Helper()
-	tok := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.MapClaims{
+	return k.Sign(t, jwt.MapClaims{
 		"iss": testIssuer, "sub": "alice", "aud": "api",
 		"iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix(),
 	})
-	tok.Header["kid"] = k.kid
-	s, err := tok.SignedString(k.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
-func (k testKey) jwks(t *testing.T) []byte {
-	t.Helper()
-	j, err := jwkset.NewJWKFromKey(k.key.Public(), jwkset.JWKOptions{Metadata: jwkset.JWKMetadataOptions{KID: k.kid, USE: jwkset.UseSig}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := json.Marshal(jwkset.JWKSMarshal{Keys: []jwkset.JWKMarshal{j.Marshal()}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return raw
 }
 
 // issuer is a JWKS endpoint that can be taken down and brought back.
@@ -96,9 +60,9 @@ type issuer struct {
 	body []byte
 }
 
-func newIssuer(t *testing.T, k testKey, up bool) *issuer {
+func newIssuer(t *testing.T, k jwttest.Signer, up bool) *issuer {
 	t.Helper()
-	is := &issuer{body: k.jwks(t)}
+	is := &issuer{body: jwttest.JWKS(t, k)}
 	is.up.Store(up)
 	is.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		if !is.up.Load() {
@@ -239,14 +203,14 @@ func recordingUpstream(t *testing.T) (*httptest.Server, *atomic.Int64) {
 }
 
 func TestIssuerDownAtStartThenUp(t *testing.T) {
-	k := newTestKey(t, "k1")
+	k := jwttest.NewSigner(t, "ES256", "k1")
 	is := newIssuer(t, k, false)
 	up, seen := recordingUpstream(t)
 	s := startSidecar(t, map[string]string{"UPSTREAM_URL": up.URL, "JWKS_URLS": is.URL})
 
 	// No keys yet: the process is alive, not ready, and refuses tokens.
 	s.waitFor(t, "/readyz", http.StatusServiceUnavailable)
-	if resp := s.get(t, "/x", k.token(t)); resp.StatusCode != http.StatusUnauthorized ||
+	if resp := s.get(t, "/x", token(t, k)); resp.StatusCode != http.StatusUnauthorized ||
 		!strings.Contains(resp.Header.Get("WWW-Authenticate"), `error="invalid_token"`) {
 		t.Errorf("without keys: status %d, challenge %q; want 401 invalid_token", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
 	}
@@ -257,20 +221,20 @@ func TestIssuerDownAtStartThenUp(t *testing.T) {
 	// The issuer comes back: background retries load the keys.
 	is.up.Store(true)
 	s.waitFor(t, "/readyz", http.StatusOK)
-	if resp := s.get(t, "/x", k.token(t)); resp.StatusCode != http.StatusOK {
+	if resp := s.get(t, "/x", token(t, k)); resp.StatusCode != http.StatusOK {
 		t.Errorf("with keys: status %d, want 200", resp.StatusCode)
 	}
 
 	// Down again: cached keys keep serving and /readyz stays 200.
 	is.up.Store(false)
-	if resp := s.get(t, "/x", k.token(t)); resp.StatusCode != http.StatusOK {
+	if resp := s.get(t, "/x", token(t, k)); resp.StatusCode != http.StatusOK {
 		t.Errorf("issuer down again: status %d, want 200", resp.StatusCode)
 	}
 	s.waitFor(t, "/readyz", http.StatusOK)
 }
 
 func TestCacheDirRestartWhileIssuerDown(t *testing.T) {
-	k := newTestKey(t, "k1")
+	k := jwttest.NewSigner(t, "ES256", "k1")
 	is := newIssuer(t, k, true)
 	up, _ := recordingUpstream(t)
 	env := map[string]string{"UPSTREAM_URL": up.URL, "JWKS_URLS": is.URL, "JWKS_CACHE_DIR": t.TempDir()}
@@ -287,13 +251,13 @@ func TestCacheDirRestartWhileIssuerDown(t *testing.T) {
 	is.up.Store(false) // the issuer is down when the sidecar restarts
 	second := startSidecar(t, env)
 	second.waitFor(t, "/readyz", http.StatusOK)
-	if resp := second.get(t, "/x", k.token(t)); resp.StatusCode != http.StatusOK {
+	if resp := second.get(t, "/x", token(t, k)); resp.StatusCode != http.StatusOK {
 		t.Errorf("after a restart with the issuer down: status %d, want 200", resp.StatusCode)
 	}
 }
 
 func TestGracefulShutdown(t *testing.T) {
-	k := newTestKey(t, "k1")
+	k := jwttest.NewSigner(t, "ES256", "k1")
 	is := newIssuer(t, k, true)
 	arrived := make(chan struct{})
 	release := make(chan struct{})
@@ -314,7 +278,7 @@ func TestGracefulShutdown(t *testing.T) {
 	inflight := make(chan result, 1)
 	go func() {
 		req, _ := http.NewRequest(http.MethodGet, "http://"+s.listen+"/slow", nil)
-		req.Header.Set("Authorization", "Bearer "+k.token(t))
+		req.Header.Set("Authorization", "Bearer "+token(t, k))
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			inflight <- result{err: err}
@@ -353,12 +317,12 @@ func TestGracefulShutdown(t *testing.T) {
 }
 
 func TestMetricsEndpoint(t *testing.T) {
-	k := newTestKey(t, "k1")
+	k := jwttest.NewSigner(t, "ES256", "k1")
 	is := newIssuer(t, k, true)
 	up, _ := recordingUpstream(t)
 	s := startSidecar(t, map[string]string{"UPSTREAM_URL": up.URL, "JWKS_URLS": is.URL})
 	s.waitFor(t, "/readyz", http.StatusOK)
-	tok := k.token(t)
+	tok := token(t, k)
 	s.get(t, "/a", tok)
 	s.get(t, "/a", tok)
 	s.get(t, "/a", "")
