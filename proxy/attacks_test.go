@@ -182,6 +182,11 @@ func TestForgedClaimHeaders(t *testing.T) {
 		{name: "without a token", req: forge(get("/api")), wantStatus: 401},
 		{name: "with a bad token", req: forge(bearer("/api", "x.y.z")), wantStatus: 401},
 		{name: "on a public path", req: forge(get("/public/x")), wantStatus: 200, wantUpstream: true},
+		{name: "Connection option naming a claim header", req: func() *http.Request {
+			r := bearer("/api", tok)
+			r.Header.Set("Connection", "keep-alive, X-Auth-Subject, x_auth_roles")
+			return r
+		}(), wantStatus: 200, wantUpstream: true, wantSubject: "alice", wantRoles: "admin,user"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

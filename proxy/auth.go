@@ -4,6 +4,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -35,8 +36,33 @@ func (p *Proxy) stripClaimHeaders(next http.Handler) http.Handler {
 		if r.Trailer != nil {
 			scrubHeaders(r.Trailer, p.scrub)
 		}
+		if conn := r.Header["Connection"]; conn != nil {
+			r.Header["Connection"] = scrubConnection(conn, p.scrub)
+		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// scrubConnection drops the Connection options (RFC 9110 §7.6.1) that name
+// a claim header: ReverseProxy deletes every header a Connection option
+// names, so "Connection: X-Auth-Subject" would otherwise strip a verified
+// claim on its way to the upstream.
+func scrubConnection(values, names []string) []string {
+	out := values[:0:0]
+	for _, v := range values {
+		var kept []string
+		for _, opt := range strings.Split(v, ",") {
+			opt = strings.TrimSpace(opt)
+			if opt == "" || slices.ContainsFunc(names, func(n string) bool { return len(n) == len(opt) && sameHeader(n, opt) }) {
+				continue
+			}
+			kept = append(kept, opt)
+		}
+		if len(kept) > 0 {
+			out = append(out, strings.Join(kept, ", "))
+		}
+	}
+	return out
 }
 
 // scrubHeaders deletes every header whose name matches one of names, ignoring
@@ -103,7 +129,15 @@ func (p *Proxy) authenticate(next http.Handler) http.Handler {
 			return
 		}
 		p.rec.Request(Allowed, "")
-		next.ServeHTTP(w, r.WithContext(&claimsContext{Context: r.Context(), claims: claims}))
+		// The claims go onto the inbound request itself, which ReverseProxy
+		// clones for the upstream: no context wrapper, no request copy on
+		// the hot path. Connection tokens naming these headers were removed
+		// by stripClaimHeaders, so hop-by-hop removal cannot drop them.
+		if !p.forward {
+			stripToken(r, claims.From)
+		}
+		p.setClaimHeaders(r.Context(), r.Header, &claims)
+		next.ServeHTTP(w, r)
 	})
 }
 

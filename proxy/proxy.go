@@ -212,46 +212,15 @@ func New(o Options) (*Proxy, error) {
 // first.
 func (p *Proxy) Handler() http.Handler {
 	var h http.Handler = &httputil.ReverseProxy{
-		Rewrite:      p.rewrite,       // SetURL, X-Forwarded-*, claim headers, drop token
+		Rewrite:      p.rewrite,       // cleaned path, SetURL, X-Forwarded-*
 		Transport:    p.transport,     // pooled; times the upstream
-		BufferPool:   p.buffers,       // 32 KiB copy buffers
+		BufferPool:   p.buffers,       // 8 KiB copy buffers
 		ErrorHandler: p.upstreamError, // 502 or 504 plus a metric
 		ErrorLog:     log.New(slogWriter{p.log}, "", 0),
 	}
-	h = p.authenticate(h)      // public paths pass; refusals never reach upstream
+	h = p.authenticate(h)      // public paths pass; refusals never reach upstream; claims become headers
 	h = p.stripClaimHeaders(h) // first: clients cannot forge claims
 	return h
-}
-
-// claimsContext carries a request's verified claims. One allocation holds
-// both the context and the claims (context.WithValue would need two).
-type claimsContext struct {
-	context.Context
-	claims verifier.Claims
-}
-
-type claimsKey struct{}
-
-func (c *claimsContext) Value(key any) any {
-	if key == (claimsKey{}) {
-		return &c.claims
-	}
-	return c.Context.Value(key)
-}
-
-// ClaimsFrom returns the verified claims of a request the proxy allowed, and
-// false for a public or unauthenticated request.
-func ClaimsFrom(ctx context.Context) (verifier.Claims, bool) {
-	c, ok := ctx.Value(claimsKey{}).(*verifier.Claims)
-	if !ok || c == nil {
-		return verifier.Claims{}, false
-	}
-	return *c, true
-}
-
-func claimsOf(ctx context.Context) *verifier.Claims {
-	c, _ := ctx.Value(claimsKey{}).(*verifier.Claims)
-	return c
 }
 
 // slogWriter sends ReverseProxy's own log lines (e.g. a failed copy of a

@@ -726,19 +726,6 @@ func TestTransport(t *testing.T) {
 	}
 }
 
-func TestClaimsFrom(t *testing.T) {
-	if _, ok := ClaimsFrom(context.Background()); ok {
-		t.Errorf("ClaimsFrom(empty) = ok, want not ok")
-	}
-	c := verifier.NewClaims(map[string]any{"sub": "bob"})
-	c.Subject = "bob"
-	ctx := &claimsContext{Context: context.Background(), claims: c}
-	got, ok := ClaimsFrom(ctx)
-	if !ok || got.Subject != "bob" {
-		t.Errorf("ClaimsFrom = %v, %v, want bob, true", got.Subject, ok)
-	}
-}
-
 func TestMetricsSatisfyRecorder(t *testing.T) {
 	var _ Recorder = metrics.New(prometheus.NewRegistry())
 }
