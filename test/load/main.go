@@ -105,7 +105,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.SetOutput(stderr)
 	subjects := fs.String("subjects", strings.Join(allSubjects, ","), "comma-separated subjects to measure")
 	fs.StringVar(&cfg.binDir, "bin", "bin", "directory holding the jwt-sidecar binary")
-	fs.IntVar(&cfg.rounds, "rounds", 3, "rounds; each measures every subject once, in rotated order")
+	fs.IntVar(&cfg.rounds, "rounds", 5, "rounds; each measures every subject once, rotated and reversed every other round")
 	fs.DurationVar(&cfg.duration, "duration", 10*time.Second, "measured run per subject per round (whole seconds)")
 	fs.DurationVar(&cfg.warmup, "warmup", 2*time.Second, "unmeasured warm-up before each run (whole seconds; 0 for none)")
 	fs.IntVar(&cfg.connections, "c", 256, "concurrent connections of the load generator")

@@ -208,7 +208,13 @@ func measure(ctx context.Context, cfg config, gen loadGenerator, progress io.Wri
 
 	for round := range cfg.rounds {
 		for i := range subjects {
-			s := subjects[(i+round)%len(subjects)]
+			// Rotate, and reverse every other round, so that no subject
+			// always runs right after the same neighbour.
+			j := (i + round) % len(subjects)
+			if round%2 == 1 {
+				j = len(subjects) - 1 - j
+			}
+			s := subjects[j]
 			run, err := measureRun(ctx, cfg, gen, e.upstream, s, creds.token)
 			if err != nil {
 				return nil, fmt.Errorf("round %d, %s: %w", round+1, s.name, err)

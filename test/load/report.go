@@ -43,8 +43,23 @@ func (c check) verdict() string {
 	return "FAIL"
 }
 
-// checks compares jwt-sidecar with reverseproxy on medians. A check that
-// needs a subject that was not measured is left out.
+// pairedRatio is the median over rounds of side's value divided by base's
+// in the same round: runs of one round are minutes apart at most, so a
+// paired ratio cancels most of the drift a loaded machine adds.
+func pairedRatio(side, base *subjectResult, f func(runResult) float64) float64 {
+	var ratios []float64
+	for _, s := range side.Runs {
+		for _, b := range base.Runs {
+			if s.Round == b.Round && f(b) > 0 {
+				ratios = append(ratios, f(s)/f(b))
+			}
+		}
+	}
+	return median(ratios)
+}
+
+// checks compares jwt-sidecar with reverseproxy by paired ratios. A check
+// that needs a subject that was not measured is left out.
 func checks(r *results, connections int) []check {
 	side := r.subject(subjectSidecar)
 	if side == nil {
@@ -52,8 +67,8 @@ func checks(r *results, connections int) []check {
 	}
 	var cs []check
 	if rp := r.subject(subjectReverseProxy); rp != nil && rp.RPS > 0 && rp.CPUMicrosPerReq > 0 {
-		tr := side.RPS / rp.RPS
-		cr := side.CPUMicrosPerReq / rp.CPUMicrosPerReq
+		tr := pairedRatio(side, rp, func(r runResult) float64 { return r.RPS })
+		cr := pairedRatio(side, rp, func(r runResult) float64 { return r.CPUMicrosPerReq })
 		cs = append(cs,
 			check{Name: "throughput ratio (req/s jwt-sidecar / reverseproxy)", Value: tr, Target: fmt.Sprintf(">= %.2f", targetThroughputRatio), Pass: tr >= targetThroughputRatio},
 			check{Name: "CPU per request ratio (jwt-sidecar / reverseproxy)", Value: cr, Target: fmt.Sprintf("<= %.2f", targetCPURatio), Pass: cr <= targetCPURatio},
@@ -115,7 +130,7 @@ func writeReport(w io.Writer, r *results) {
 		fmt.Fprintf(w, "| %s | %.0f | %.2f ms | %.2f ms | %.1f | %.1f | %s |\n",
 			s.Name, s.RPS, s.P50Ms, s.P99Ms, s.CPUMicrosPerReq, s.PeakRSSMiB, errs)
 	}
-	fmt.Fprintf(w, "\nMedians over %d round(s) of %s each (warm-up %s before every run, order rotated each round), %d connections, %d load threads.\n",
+	fmt.Fprintf(w, "\nMedians over %d round(s) of %s each (warm-up %s before every run; order rotated, and reversed every other round; ratios are medians of per-round ratios), %d connections, %d load threads.\n",
 		r.Rounds, r.Duration, r.Warmup, r.Connections, r.Threads)
 	fmt.Fprintf(w, "CPU is utime+stime from /proc/PID/stat over the measured run divided by the requests completed; peak RSS is the largest VmHWM seen (nginx: master and workers summed). direct is the upstream's own cost.\n")
 

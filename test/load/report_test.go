@@ -9,7 +9,7 @@ import (
 )
 
 func TestChecks(t *testing.T) {
-	rp := subjectResult{Name: subjectReverseProxy, RPS: 10000, CPUMicrosPerReq: 100, Runs: []runResult{{UpstreamConns: 3}}}
+	rp := subjectResult{Name: subjectReverseProxy, RPS: 10000, CPUMicrosPerReq: 100, Runs: []runResult{{Round: 1, RPS: 10000, CPUMicrosPerReq: 100, UpstreamConns: 3}}}
 	tests := []struct {
 		name     string
 		sidecar  subjectResult
@@ -17,12 +17,12 @@ func TestChecks(t *testing.T) {
 	}{
 		{
 			name:     "all pass",
-			sidecar:  subjectResult{Name: subjectSidecar, RPS: 9000, CPUMicrosPerReq: 115, PeakRSSMiB: 32, Runs: []runResult{{UpstreamConns: 512}}},
+			sidecar:  subjectResult{Name: subjectSidecar, RPS: 9000, CPUMicrosPerReq: 115, PeakRSSMiB: 32, Runs: []runResult{{Round: 1, RPS: 9000, CPUMicrosPerReq: 115, UpstreamConns: 512}}},
 			wantPass: []bool{true, true, true, true},
 		},
 		{
 			name:     "all fail",
-			sidecar:  subjectResult{Name: subjectSidecar, RPS: 8999, CPUMicrosPerReq: 116, PeakRSSMiB: 32.1, Runs: []runResult{{UpstreamConns: 0}, {UpstreamConns: 513}}},
+			sidecar:  subjectResult{Name: subjectSidecar, RPS: 8999, CPUMicrosPerReq: 116, PeakRSSMiB: 32.1, Runs: []runResult{{Round: 1, RPS: 8999, CPUMicrosPerReq: 116}, {Round: 2, UpstreamConns: 513}}},
 			wantPass: []bool{false, false, false, false},
 		},
 	}
