@@ -6,9 +6,7 @@ package verifier
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -188,55 +186,66 @@ func (v *Verifier) VerifyToken(ctx context.Context, token string) (Claims, error
 	return *c, nil
 }
 
-// header is the part of the JOSE header read before golang-jwt parses the
-// token. jku, x5u, jwk and x5c are deliberately absent: keys come only from
-// configured sources (RFC 8725 §3.10).
-type header struct {
-	Alg  string           `json:"alg"`
-	KID  string           `json:"kid"`
-	Crit *json.RawMessage `json:"crit"`
-}
-
+// verify checks one token fully. The JOSE header is decoded once, by
+// golang-jwt, which checks alg against the allow-list (WithValidMethods)
+// before it calls the keyfunc: no key is looked up for a disallowed alg.
+// jku, x5u, jwk and x5c are never read: keys come only from configured
+// sources (RFC 8725 §3.10).
 func (v *Verifier) verify(ctx context.Context, token string) (*Claims, error) {
-	h, payload, err := readHeader(token)
-	if err != nil {
-		return nil, err
-	}
-	// STYLE: alg is checked against the allow-list before any key lookup.
-	// Exact, case-sensitive comparison: "None" and "nOnE" fail here too.
-	if !v.algs[h.Alg] {
-		return nil, &Error{Reason: BadAlgorithm, Err: fmt.Errorf("alg %q is not allowed", h.Alg), KID: h.KID}
-	}
-	// RFC 7515 §4.1.11: no extension is understood here, so any crit fails.
-	if h.Crit != nil {
-		return nil, &Error{Reason: Malformed, Err: errors.New("crit header parameter names an extension not understood"), KID: h.KID}
-	}
-	var iss string
+	var iss, kid string
 	keyfunc := func(t *jwt.Token) (any, error) {
+		// RFC 7515 §4.1.11: no extension is understood here, so any crit fails.
+		if _, ok := t.Header["crit"]; ok {
+			return nil, fail(Malformed, "crit header parameter names an extension not understood")
+		}
+		if k, ok := t.Header["kid"]; ok {
+			if kid, ok = k.(string); !ok {
+				return nil, fail(Malformed, "kid is not a string")
+			}
+		}
 		mc, _ := t.Claims.(jwt.MapClaims)
 		s, ok := mc["iss"].(string)
 		if !ok {
 			return nil, fail(BadIssuer, "iss is missing or not a string")
 		}
 		iss = s
-		return v.keys.key(ctx, s, h.KID, h.Alg, t)
+		return v.keys.key(ctx, s, kid, t.Method.Alg(), t)
 	}
 	mc := jwt.MapClaims{}
-	if _, err := v.parser.ParseWithClaims(token, mc, keyfunc); err != nil {
+	t, err := v.parser.ParseWithClaims(token, mc, keyfunc)
+	if err != nil {
 		e := classify(err)
-		e.KID, e.Issuer = h.KID, iss
+		// golang-jwt calls a disallowed alg a bad signature and an unknown
+		// one unverifiable: name both for what they are. Exact,
+		// case-sensitive comparison, so "None" and "nOnE" fail too.
+		if t != nil && t.Header != nil {
+			if alg, _ := t.Header["alg"].(string); !v.algs[alg] {
+				e = &Error{Reason: BadAlgorithm, Err: fmt.Errorf("alg %q is not allowed: %w", alg, err)}
+			}
+			if kid == "" {
+				kid, _ = t.Header["kid"].(string)
+			}
+		}
+		e.KID, e.Issuer = kid, iss
 		return nil, e
 	}
 	if err := v.policy(mc); err != nil {
-		err.KID, err.Issuer = h.KID, iss
+		err.KID, err.Issuer = kid, iss
 		return nil, err
 	}
-	c := &Claims{Payload: payload, Issuer: iss, KeyID: h.KID, values: mc}
+	c := &Claims{Payload: payloadSegment(token), Issuer: iss, KeyID: kid, values: mc}
 	c.Subject, _ = mc["sub"].(string)
 	c.Expiry = numericDate(mc.GetExpirationTime)
 	c.NotBefore = numericDate(mc.GetNotBefore)
 	c.IssuedAt = numericDate(mc.GetIssuedAt)
 	return c, nil
+}
+
+// payloadSegment is the middle of a compact JWS that golang-jwt accepted.
+func payloadSegment(token string) string {
+	first := strings.IndexByte(token, '.')
+	last := strings.LastIndexByte(token, '.')
+	return token[first+1 : last]
 }
 
 func numericDate(get func() (*jwt.NumericDate, error)) time.Time {
@@ -245,24 +254,6 @@ func numericDate(get func() (*jwt.NumericDate, error)) time.Time {
 		return time.Time{}
 	}
 	return d.Time
-}
-
-// readHeader decodes the JOSE header and returns the payload segment.
-func readHeader(token string) (header, string, error) {
-	var h header
-	first := strings.IndexByte(token, '.')
-	last := strings.LastIndexByte(token, '.')
-	if first < 0 || first == last || strings.Count(token, ".") != 2 {
-		return h, "", fail(Malformed, "a compact JWS has three segments")
-	}
-	raw, err := base64.RawURLEncoding.Strict().DecodeString(token[:first])
-	if err != nil {
-		return h, "", fail(Malformed, "header is not base64url: %w", err)
-	}
-	if err := json.Unmarshal(raw, &h); err != nil {
-		return h, "", fail(Malformed, "header is not a JSON object: %w", err)
-	}
-	return h, token[first+1 : last], nil
 }
 
 // order classifies golang-jwt's errors. It joins claim errors, so the order
