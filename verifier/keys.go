@@ -97,10 +97,11 @@ func (o *KeyOptions) defaults() {
 // Keys holds every key source. A source serves only the issuers it is bound
 // to, so a key from issuer A's JWKS never verifies a token whose iss is B.
 type Keys struct {
-	sources []*Source
-	opts    KeyOptions
-	rec     KeyRecorder
-	log     *slog.Logger
+	sources  []*Source
+	byIssuer map[string][]*Source // built once: the request path only reads it
+	opts     KeyOptions
+	rec      KeyRecorder
+	log      *slog.Logger
 	// epoch changes whenever a key disappears from a source, so that tokens
 	// cached under a withdrawn key are verified again.
 	epoch atomic.Uint64
@@ -118,7 +119,7 @@ func NewKeys(opts KeyOptions, rec KeyRecorder, log *slog.Logger, sources ...*Sou
 	if len(sources) == 0 {
 		return nil, errors.New("no key source configured")
 	}
-	k := &Keys{sources: sources, opts: opts, rec: rec, log: log}
+	k := &Keys{sources: sources, byIssuer: map[string][]*Source{}, opts: opts, rec: rec, log: log}
 	names := map[string]bool{}
 	for _, s := range sources {
 		if names[s.name] {
@@ -126,6 +127,11 @@ func NewKeys(opts KeyOptions, rec KeyRecorder, log *slog.Logger, sources ...*Sou
 		}
 		names[s.name] = true
 		s.keys = k
+		for _, iss := range s.issuers {
+			if !slices.Contains(k.byIssuer[iss], s) {
+				k.byIssuer[iss] = append(k.byIssuer[iss], s)
+			}
+		}
 	}
 	return k, nil
 }
@@ -175,16 +181,8 @@ func (k *Keys) LoadOnce(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// servesIssuer lists the sources bound to iss.
-func (k *Keys) forIssuer(iss string) []*Source {
-	var out []*Source
-	for _, s := range k.sources {
-		if slices.Contains(s.issuers, iss) {
-			out = append(out, s)
-		}
-	}
-	return out
-}
+// forIssuer lists the sources bound to iss.
+func (k *Keys) forIssuer(iss string) []*Source { return k.byIssuer[iss] }
 
 // Issuers returns every issuer that some source serves.
 func (k *Keys) Issuers() []string {
