@@ -1,0 +1,330 @@
+package main
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	admissionv1 "k8s.io/api/admission/v1"
+)
+
+// These tests run the real binary as a process: real listeners, real
+// signals, real exit codes.
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "jwt-sidecar-injector-test")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "jwt-sidecar-injector")
+	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// writeCertificate writes a CA-signed certificate for 127.0.0.1 and its key
+// to dir and returns the CA pool that verifies it.
+func writeCertificate(t *testing.T, dir string) *x509.CertPool {
+	t.Helper()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, caKey.Public(), caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "jwt-sidecar-injector"},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:   time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, key.Public(), caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, block := range map[string]*pem.Block{
+		"tls.crt": {Type: "CERTIFICATE", Bytes: der},
+		"tls.key": {Type: "PRIVATE KEY", Bytes: keyDER},
+	} {
+		tmp := filepath.Join(dir, name+".tmp")
+		if err := os.WriteFile(tmp, pem.EncodeToMemory(block), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca)
+	return pool
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// process is one running jwt-sidecar-injector.
+type process struct {
+	cmd    *exec.Cmd
+	listen string
+	admin  string
+	logs   *syncBuffer
+	done   chan error
+}
+
+func start(t *testing.T, certDir string, env map[string]string) *process {
+	t.Helper()
+	p := &process{listen: freeAddr(t), admin: freeAddr(t), logs: &syncBuffer{}, done: make(chan error, 1)}
+	p.cmd = exec.Command(binary)
+	p.cmd.Env = []string{
+		"LISTEN_ADDR=" + p.listen, "ADMIN_ADDR=" + p.admin,
+		"TLS_CERT_FILE=" + filepath.Join(certDir, "tls.crt"), "TLS_KEY_FILE=" + filepath.Join(certDir, "tls.key"),
+		"SIDECAR_IMAGE=ghcr.io/jwt-sidecar/jwt-sidecar:v0.1.0",
+		"DEFAULT_ISSUERS=https://issuer.example", "DEFAULT_JWKS_URLS=https://issuer.example/jwks.json",
+	}
+	for k, v := range env {
+		p.cmd.Env = append(p.cmd.Env, k+"="+v)
+	}
+	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.done <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		p.cmd.Process.Kill()
+		<-p.done
+		if t.Failed() {
+			t.Logf("injector logs:\n%s", p.logs.String())
+		}
+	})
+	p.waitFor(t, "/healthz", http.StatusOK)
+	return p
+}
+
+// waitFor polls an admin path until it answers want, with a deadline.
+func (p *process) waitFor(t *testing.T, path string, want int) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := http.Get("http://" + p.admin + path)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == want {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not answer %d within 15s (last: %v)", path, want, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (p *process) exitCode(t *testing.T) int {
+	t.Helper()
+	select {
+	case err := <-p.done:
+		p.done <- err // for the cleanup
+		var ee *exec.ExitError
+		switch {
+		case err == nil:
+			return 0
+		case errors.As(err, &ee):
+			return ee.ExitCode()
+		}
+		t.Fatal(err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the process did not exit within 30s")
+	}
+	return -1
+}
+
+func TestConfigErrorExitsTwo(t *testing.T) {
+	tests := []struct {
+		name string
+		env  []string
+		want []string
+	}{
+		{name: "nothing set", want: []string{"TLS_CERT_FILE: required but not set", "TLS_KEY_FILE: required but not set", "SIDECAR_IMAGE: required but not set"}},
+		{name: "bad values", env: []string{
+			"TLS_CERT_FILE=/c", "TLS_KEY_FILE=/k", "SIDECAR_IMAGE=img", "DEFAULT_UPSTREAM_PORT=7071", "DEFAULT_TOKEN_LOOKUP=body:x", "SIDECAR_MEMORY_REQUEST=1Gi",
+		}, want: []string{"DEFAULT_UPSTREAM_PORT:", "DEFAULT_TOKEN_LOOKUP:", "SIDECAR_MEMORY_REQUEST:"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := exec.Command(binary)
+			cmd.Env = tt.env
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			err := cmd.Run()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+				t.Fatalf("err = %v, want exit code 2", err)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(stderr.String(), w) {
+					t.Errorf("stderr lacks %q:\n%s", w, stderr.String())
+				}
+			}
+		})
+	}
+}
+
+func TestServeThenSIGTERM(t *testing.T) {
+	dir := t.TempDir()
+	pool := writeCertificate(t, dir)
+	p := start(t, dir, nil)
+	p.waitFor(t, "/readyz", http.StatusOK)
+
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+	defer client.CloseIdleConnections()
+	for _, tt := range []struct {
+		fixture     string
+		wantAllowed bool
+		wantPatch   bool
+	}{
+		{fixture: "native", wantAllowed: true, wantPatch: true},
+		{fixture: "malformed-token-lookup-source", wantAllowed: false},
+		{fixture: "kube-system", wantAllowed: true},
+	} {
+		body, err := os.ReadFile(filepath.Join("..", "..", "injector", "testdata", tt.fixture+".json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := client.Post("https://"+p.listen+"/mutate", "application/json", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var out admissionv1.AdmissionReview
+		if err := json.Unmarshal(raw, &out); err != nil || resp.StatusCode != http.StatusOK || out.Response == nil {
+			t.Fatalf("%s: status %d, %v: %s", tt.fixture, resp.StatusCode, err, raw)
+		}
+		if out.Response.Allowed != tt.wantAllowed || (out.Response.Patch != nil) != tt.wantPatch {
+			t.Errorf("%s: allowed %v, patch %d bytes; want %v, %v", tt.fixture, out.Response.Allowed, len(out.Response.Patch), tt.wantAllowed, tt.wantPatch)
+		}
+	}
+
+	resp, err := http.Get("http://" + p.admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`jwt_sidecar_injector_injections_total{namespace="shop"} 1`,
+		`jwt_sidecar_injector_failures_total{namespace="shop",reason="malformed_annotation"} 1`,
+		`jwt_sidecar_injector_request_duration_seconds_count{outcome="skipped"} 1`,
+		`jwt_sidecar_injector_certificate_reloads_total{result="ok"} 1`,
+		`jwt_sidecar_injector_build_info{version=`,
+		`process_resident_memory_bytes`,
+	} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("/metrics:\n%s", metrics)
+	}
+	for _, want := range []string{`"msg":"sidecar injected"`, `"msg":"pod refused"`, `"msg":"pod left alone"`} {
+		if !strings.Contains(p.logs.String(), want) {
+			t.Errorf("logs lack %s", want)
+		}
+	}
+
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.exitCode(t); code != 0 {
+		t.Errorf("exit code after SIGTERM = %d, want 0", code)
+	}
+	if !strings.Contains(p.logs.String(), "jwt-sidecar-injector stopped") {
+		t.Error("no shutdown log line")
+	}
+}
+
+// TestReadyOnceCertificateAppears starts without certificate files (a
+// Secret not yet written): alive, not ready; ready once the files exist.
+func TestReadyOnceCertificateAppears(t *testing.T) {
+	dir := t.TempDir()
+	p := start(t, dir, nil)
+	p.waitFor(t, "/readyz", http.StatusServiceUnavailable)
+	writeCertificate(t, dir)
+	p.waitFor(t, "/readyz", http.StatusOK)
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.exitCode(t); code != 0 {
+		t.Errorf("exit code after SIGTERM = %d, want 0", code)
+	}
+}
