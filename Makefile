@@ -19,9 +19,11 @@ build:
 demo: build
 	$(GO) run ./demo -bin bin
 
-## test: every test, with the race detector
+## test: every test: the module's with the race detector, then the chart's
+## (a separate module, so Helm and kubeconform stay out of the binaries)
 test:
 	$(GO) test -race -count=1 -timeout 15m ./...
+	cd charts/test && $(GO) test -count=1 -timeout 15m ./...
 
 ## check: formatting, vet and staticcheck
 check: fmt vet staticcheck
@@ -32,9 +34,11 @@ fmt:
 
 vet:
 	$(GO) vet ./...
+	cd charts/test && $(GO) vet ./...
 
 staticcheck:
 	$(GO) run $(STATICCHECK) ./...
+	cd charts/test && $(GO) run $(STATICCHECK) ./...
 
 ## fuzz: a short run of every fuzz target (FUZZTIME each)
 fuzz:
@@ -51,7 +55,7 @@ bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./verifier/ ./proxy/
 
 bench-load: build
-	$(GO) run ./test/load -bin bin
+	$(GO) run ./test/load -bin bin -json .bench/load.json
 
 ## ci: what .ci/run runs after installing the tools
 ci: check test fuzz
