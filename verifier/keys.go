@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -236,27 +237,18 @@ func lookupIn(ctx context.Context, sources []*Source, kid, alg string, token *jw
 			continue
 		}
 		loaded = true
-		got, err := set.kf.KeyfuncCtx(ctx)(token)
-		switch {
-		case errors.Is(err, jwkset.ErrKeyNotFound):
+		got, err := set.find(ctx, kid, alg, token)
+		if errors.Is(err, jwkset.ErrKeyNotFound) {
 			continue
-		case err != nil:
-			// keyfunc found the kid but its alg or use does not fit.
-			return nil, &Error{Reason: BadAlgorithm, Err: err}
 		}
-		switch got := got.(type) {
-		case jwt.VerificationKeySet:
-			for _, key := range got.Keys {
-				if keyFits(alg, key) == nil {
-					keys.Keys = append(keys.Keys, key)
-				}
-			}
-		default:
-			if err := keyFits(alg, got); err != nil {
-				return nil, &Error{Reason: BadAlgorithm, Err: err}
-			}
-			return got, nil
+		if err != nil {
+			return nil, err
 		}
+		if fit, ok := got.([]jwt.VerificationKey); ok {
+			keys.Keys = append(keys.Keys, fit...)
+			continue
+		}
+		return got, nil
 	}
 	switch {
 	case len(keys.Keys) > 0:
@@ -267,6 +259,46 @@ func lookupIn(ctx context.Context, sources []*Source, kid, alg string, token *jw
 		return nil, fmt.Errorf("%w: no key fits alg %s", errKeyNotFound, alg)
 	}
 	return nil, fmt.Errorf("%w: kid %q", errKeyNotFound, kid)
+}
+
+type memoKey struct{ kid, alg string }
+
+// find returns the set's key for kid, or for an empty kid every key that
+// fits alg ([]jwt.VerificationKey). keyfunc does the lookup (kid, and the JWK's own alg and
+// use); its answer depends only on this immutable set, kid and alg, so a
+// found key is remembered per set. Misses are not, so random kids cannot
+// grow the memo.
+func (set *keySet) find(ctx context.Context, kid, alg string, token *jwt.Token) (any, error) {
+	mk := memoKey{kid: kid, alg: alg}
+	if v, ok := set.memo.Load(mk); ok {
+		return v, nil
+	}
+	got, err := set.kf.KeyfuncCtx(ctx)(token)
+	switch {
+	case errors.Is(err, jwkset.ErrKeyNotFound):
+		return nil, err
+	case err != nil:
+		// keyfunc found the kid but its alg or use does not fit.
+		return nil, &Error{Reason: BadAlgorithm, Err: err}
+	}
+	var out any
+	switch got := got.(type) {
+	case jwt.VerificationKeySet:
+		var fit []jwt.VerificationKey
+		for _, key := range got.Keys {
+			if keyFits(alg, key) == nil {
+				fit = append(fit, key)
+			}
+		}
+		out = fit
+	default:
+		if err := keyFits(alg, got); err != nil {
+			return nil, &Error{Reason: BadAlgorithm, Err: err}
+		}
+		out = got
+	}
+	set.memo.Store(mk, out)
+	return out, nil
 }
 
 // keyFits checks that key is of the type alg needs, so that an RSA public
@@ -305,9 +337,10 @@ func curveFor(alg string) elliptic.Curve {
 
 // keySet is one immutable snapshot of a source's keys.
 type keySet struct {
-	kf  keyfunc.Keyfunc
-	ids map[string]bool // kid + key fingerprint, to notice withdrawn keys
-	n   int
+	kf   keyfunc.Keyfunc
+	memo sync.Map        // memoKey -> key or []any; see find
+	ids  map[string]bool // kid + key fingerprint, to notice withdrawn keys
+	n    int
 }
 
 // newKeySet builds a snapshot from JWKs, dropping any that cannot verify

@@ -7,8 +7,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"slices"
 	"strings"
@@ -235,9 +237,9 @@ func (v *Verifier) verify(ctx context.Context, token string) (*Claims, error) {
 	}
 	c := &Claims{Payload: payloadSegment(token), Issuer: iss, KeyID: kid, values: mc}
 	c.Subject, _ = mc["sub"].(string)
-	c.Expiry = numericDate(mc.GetExpirationTime)
-	c.NotBefore = numericDate(mc.GetNotBefore)
-	c.IssuedAt = numericDate(mc.GetIssuedAt)
+	c.Expiry = numericDate(mc["exp"])
+	c.NotBefore = numericDate(mc["nbf"])
+	c.IssuedAt = numericDate(mc["iat"])
 	return c, nil
 }
 
@@ -248,12 +250,23 @@ func payloadSegment(token string) string {
 	return token[first+1 : last]
 }
 
-func numericDate(get func() (*jwt.NumericDate, error)) time.Time {
-	d, err := get()
-	if err != nil || d == nil {
+// numericDate reads a NumericDate (RFC 7519 §2: seconds, possibly
+// fractional) that golang-jwt has already validated; absent is zero.
+func numericDate(v any) time.Time {
+	var f float64
+	switch n := v.(type) {
+	case json.Number:
+		var err error
+		if f, err = n.Float64(); err != nil {
+			return time.Time{}
+		}
+	case float64:
+		f = n
+	default:
 		return time.Time{}
 	}
-	return d.Time
+	sec, frac := math.Modf(f)
+	return time.Unix(int64(sec), int64(frac*1e9))
 }
 
 // order classifies golang-jwt's errors. It joins claim errors, so the order
@@ -290,42 +303,60 @@ func classify(err error) *Error {
 // only after the signature and the registered claims have passed.
 func (v *Verifier) policy(mc jwt.MapClaims) *Error {
 	if len(v.audiences) > 0 {
-		aud, err := mc.GetAudience()
-		if err != nil {
-			return fail(BadAudience, "aud: %w", err)
-		}
-		if !slices.ContainsFunc(aud, func(a string) bool { return slices.Contains(v.audiences, a) }) {
-			return fail(BadAudience, "aud %q names none of the accepted audiences", []string(aud))
+		if err := v.checkAudience(mc["aud"]); err != nil {
+			return err
 		}
 	}
-	if len(v.scopes) > 0 {
-		have := Scopes(mc)
-		for _, want := range v.scopes {
-			if !slices.Contains(have, want) {
-				return fail(InsufficientScope, "scope %q is required", want)
-			}
+	for _, want := range v.scopes {
+		if !HasScope(mc, want) {
+			return fail(InsufficientScope, "scope %q is required", want)
 		}
 	}
 	return nil
 }
 
-// Scopes returns the token's scopes: `scope` is space-delimited (RFC 8693
-// §4.2); `scp` may be such a string or an array of strings.
-func Scopes(values map[string]any) []string {
-	var out []string
-	for _, name := range []string{"scope", "scp"} {
+// checkAudience passes when aud, a string or an array of strings, names one
+// of the accepted audiences. It allocates nothing when it passes.
+func (v *Verifier) checkAudience(aud any) *Error {
+	switch a := aud.(type) {
+	case string:
+		if slices.Contains(v.audiences, a) {
+			return nil
+		}
+	case []any:
+		for _, item := range a {
+			if s, ok := item.(string); ok && slices.Contains(v.audiences, s) {
+				return nil
+			}
+		}
+	case nil:
+		return fail(BadAudience, "aud is missing")
+	default:
+		return fail(BadAudience, "aud is neither a string nor an array")
+	}
+	return fail(BadAudience, "aud %v names none of the accepted audiences", aud)
+}
+
+// HasScope reports whether the token grants want: `scope` is space-delimited
+// (RFC 8693 §4.2); `scp` may be such a string or an array of strings.
+func HasScope(values map[string]any, want string) bool {
+	for _, name := range [...]string{"scope", "scp"} {
 		switch s := values[name].(type) {
 		case string:
-			out = append(out, strings.Fields(s)...)
+			for f := range strings.FieldsSeq(s) {
+				if f == want {
+					return true
+				}
+			}
 		case []any:
 			for _, item := range s {
-				if str, ok := item.(string); ok {
-					out = append(out, str)
+				if str, ok := item.(string); ok && str == want {
+					return true
 				}
 			}
 		}
 	}
-	return out
+	return false
 }
 
 // checkTimes re-checks exp and nbf for a cached token.
