@@ -181,6 +181,11 @@ func newTransport(maxIdle int, headerTimeout time.Duration) *http.Transport {
 	t.MaxIdleConnsPerHost = maxIdle
 	t.ResponseHeaderTimeout = headerTimeout
 	t.DisableCompression = true
+	// 1 KiB connection buffers instead of 4 KiB: request and response heads
+	// of a typical API fit, longer ones take another read, and bodies
+	// stream through the copy buffer anyway. At 256 upstream connections
+	// this is 1.5 MiB less live heap, about 3 MiB less RSS.
+	t.ReadBufferSize, t.WriteBufferSize = 1<<10, 1<<10
 	return t
 }
 
@@ -206,11 +211,10 @@ func (p *Proxy) CloseIdleConnections() {
 	}
 }
 
-// bufferSize is the copy buffer of one proxied body.
-//
-// 8 KiB, like nginx's proxy buffers: bodies of any size stream through it,
-// and at 256 concurrent requests the pool holds 2 MiB instead of 8 MiB.
-const bufferSize = 8 << 10
+// bufferSize is the copy buffer of one proxied body: 4 KiB, one page, the
+// size of nginx's proxy buffers on most platforms. Bodies of any size stream
+// through it; at 256 concurrent requests the pool holds 1 MiB, not 8 MiB.
+const bufferSize = 4 << 10
 
 // bufferPool recycles copy buffers. It pools array pointers, so Put does not
 // allocate (a []byte in a sync.Pool would).

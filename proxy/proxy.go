@@ -214,7 +214,7 @@ func (p *Proxy) Handler() http.Handler {
 	var h http.Handler = &httputil.ReverseProxy{
 		Rewrite:      p.rewrite,       // cleaned path, SetURL, X-Forwarded-*
 		Transport:    p.transport,     // pooled; times the upstream
-		BufferPool:   p.buffers,       // 8 KiB copy buffers
+		BufferPool:   p.buffers,       // 4 KiB copy buffers
 		ErrorHandler: p.upstreamError, // 502 or 504 plus a metric
 		ErrorLog:     log.New(slogWriter{p.log}, "", 0),
 	}
