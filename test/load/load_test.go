@@ -275,7 +275,7 @@ func TestFlags(t *testing.T) {
 				if err != nil {
 					t.Fatalf("err = %v", err)
 				}
-				if !slices.Equal(cfg.subjects, allSubjects) || cfg.rounds != 5 || cfg.connections != 256 || cfg.binDir != "bin" {
+				if !slices.Equal(cfg.subjects, allSubjects) || cfg.rounds != 10 || cfg.connections != 256 || cfg.binDir != "bin" {
 					t.Errorf("defaults = %+v", cfg)
 				}
 				return

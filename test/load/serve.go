@@ -120,7 +120,12 @@ func serveReverseProxy(ctx context.Context, args []string, stderr io.Writer) int
 		return exitFail
 	}
 	rp := &httputil.ReverseProxy{
-		Rewrite: func(pr *httputil.ProxyRequest) { pr.SetURL(target) },
+		// The Rewrite that net/http/httputil's documentation shows: any
+		// proxy in front of an app sets X-Forwarded-*, so the baseline does.
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(target)
+			pr.SetXForwarded()
+		},
 		Transport: &http.Transport{
 			Proxy:               nil, // never an environment proxy on 127.0.0.1
 			DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
