@@ -37,28 +37,31 @@ func NewClaims(values map[string]any) Claims {
 
 // Lookup finds a claim by a dotted path such as "realm_access.roles". A claim
 // whose own name contains dots (e.g. "https://example.com/roles") is found
-// too: at each level the longest matching name wins.
+// too: at each level the longest name that matches a prefix of the rest of
+// the path wins, without backtracking, so a lookup costs at most one map
+// access per dot and level, whatever the token holds.
 func (c Claims) Lookup(path string) (any, bool) {
 	return lookup(c.values, path)
 }
 
 func lookup(m map[string]any, path string) (any, bool) {
-	if v, ok := m[path]; ok {
-		return v, true
-	}
-	// Try the longest prefix first, so "a.b.c" prefers key "a.b" over "a".
-	for i := strings.LastIndexByte(path, '.'); i > 0; i = strings.LastIndexByte(path[:i], '.') {
-		head, ok := m[path[:i]]
-		if !ok {
-			continue
+	for {
+		if v, ok := m[path]; ok {
+			return v, true
 		}
-		if sub, ok := head.(map[string]any); ok {
-			if v, ok := lookup(sub, path[i+1:]); ok {
-				return v, true
+		next, rest, found := map[string]any(nil), "", false
+		for i := strings.LastIndexByte(path, '.'); i > 0; i = strings.LastIndexByte(path[:i], '.') {
+			if v, ok := m[path[:i]]; ok {
+				next, _ = v.(map[string]any)
+				rest, found = path[i+1:], true
+				break
 			}
 		}
+		if !found || next == nil {
+			return nil, false
+		}
+		m, path = next, rest
 	}
-	return nil, false
 }
 
 // Values returns the decoded payload. Callers must not modify it.

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -428,5 +429,29 @@ func TestClaims(t *testing.T) {
 	}
 	if _, ok := c.Lookup("realm_access.nope"); ok {
 		t.Error("a missing path was found")
+	}
+}
+
+func TestClaimsLookupPrefersLongestName(t *testing.T) {
+	c := verifier.NewClaims(map[string]any{
+		"a.b": map[string]any{"c": "long"},
+		"a":   map[string]any{"b": map[string]any{"c": "short"}},
+		"x":   map[string]any{"y.z": "dotted"},
+	})
+	tests := []struct {
+		path   string
+		want   any
+		wantOK bool
+	}{
+		{path: "a.b.c", want: "long", wantOK: true},
+		{path: "x.y.z", want: "dotted", wantOK: true},
+		{path: "a.b.nope", wantOK: false},
+		{path: "x", want: map[string]any{"y.z": "dotted"}, wantOK: true},
+	}
+	for _, tt := range tests {
+		got, ok := c.Lookup(tt.path)
+		if ok != tt.wantOK || (ok && fmt.Sprint(got) != fmt.Sprint(tt.want)) {
+			t.Errorf("Lookup(%q) = %v, %v; want %v, %v", tt.path, got, ok, tt.want, tt.wantOK)
+		}
 	}
 }
