@@ -64,9 +64,6 @@ func lookup(m map[string]any, path string) (any, bool) {
 	}
 }
 
-// Values returns the decoded payload. Callers must not modify it.
-func (c Claims) Values() map[string]any { return c.values }
-
 // Lookup is one place a token may be read from: TOKEN_LOOKUP's
 // `header:NAME`, `cookie:NAME` or `query:NAME`.
 type Lookup struct {

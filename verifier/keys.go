@@ -185,19 +185,6 @@ func (k *Keys) LoadOnce(ctx context.Context) error {
 // forIssuer lists the sources bound to iss.
 func (k *Keys) forIssuer(iss string) []*Source { return k.byIssuer[iss] }
 
-// Issuers returns every issuer that some source serves.
-func (k *Keys) Issuers() []string {
-	var out []string
-	for _, s := range k.sources {
-		for _, iss := range s.issuers {
-			if !slices.Contains(out, iss) {
-				out = append(out, iss)
-			}
-		}
-	}
-	return out
-}
-
 // errKeyNotFound marks a kid that no source of the issuer knows.
 var errKeyNotFound = errors.New("no key with this kid")
 

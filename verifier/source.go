@@ -102,12 +102,6 @@ type StaticKey struct {
 // Name identifies the source in metrics and logs.
 func (s *Source) Name() string { return s.name }
 
-// Issuers lists the issuers whose tokens this source's keys may verify.
-func (s *Source) Issuers() []string { return s.issuers }
-
-// Loaded reports whether the source has held keys at least once.
-func (s *Source) Loaded() bool { return s.loaded.Load() }
-
 // KeyCount is the number of usable keys the source holds now.
 func (s *Source) KeyCount() int {
 	if set := s.set.Load(); set != nil {

@@ -128,9 +128,6 @@ func New(o Options) (*Verifier, error) {
 	}, nil
 }
 
-// Keys returns the key store the verifier reads.
-func (v *Verifier) Keys() *Keys { return v.keys }
-
 // CacheLen is the number of verified tokens cached.
 func (v *Verifier) CacheLen() int {
 	if v.cache == nil {

@@ -296,6 +296,7 @@ func (a *app) serve(ctx context.Context) error {
 		a.log.Warn("drain timed out; closing remaining connections", "error", err)
 		srv.Close()
 	}
+	a.proxy.CloseIdleConnections()
 	admin.Close()
 	stopKeys()
 	if err := g.Wait(); err != nil {
