@@ -5,12 +5,12 @@ import (
 	"fmt"
 	"io"
 	"net/url"
-	"reflect"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/caarlos0/env/v11"
+	"github.com/jwt-sidecar/jwt-sidecar/cmd/internal/cli"
 )
 
 // config is the environment of serve. The --help text walks these tags, so
@@ -29,15 +29,14 @@ type config struct {
 // parseConfig reads the config from environ (KEY=VALUE strings) and
 // validates it. Every error names its variable.
 func parseConfig(environ []string) (config, error) {
-	var cfg config
-	err := env.ParseWithOptions(&cfg, env.Options{Environment: env.ToMap(environ)})
+	cfg, err := cli.Parse[config](env.ToMap(environ))
 	if err != nil {
-		return config{}, envError(err)
+		return config{}, err
 	}
 	if err := cfg.validate(); err != nil {
 		return config{}, err
 	}
-	return cfg, nil
+	return *cfg, nil
 }
 
 // validate has no side effects and returns every problem, each naming the
@@ -87,37 +86,5 @@ func parseClients(entries []string) (map[string]string, error) {
 	return clients, nil
 }
 
-// envError maps caarlos0/env errors, which name Go fields, back to the
-// variables.
-func envError(err error) error {
-	var agg env.AggregateError
-	if !errors.As(err, &agg) {
-		return err
-	}
-	errs := make([]error, 0, len(agg.Errors))
-	for _, e := range agg.Errors {
-		var pe env.ParseError
-		if errors.As(e, &pe) {
-			if f, ok := reflect.TypeFor[config]().FieldByName(pe.Name); ok {
-				name, _, _ := strings.Cut(f.Tag.Get("env"), ",")
-				e = fmt.Errorf("%s: %w", name, pe.Err)
-			}
-		}
-		errs = append(errs, e)
-	}
-	return errors.Join(errs...)
-}
-
 // printEnvHelp writes every variable of config with its default and meaning.
-func printEnvHelp(w io.Writer) {
-	t := reflect.TypeFor[config]()
-	for i := range t.NumField() {
-		f := t.Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get("env"), ",")
-		def := f.Tag.Get("envDefault")
-		if def == "" {
-			def = "(none)"
-		}
-		fmt.Fprintf(w, "  %-22s default %s\n  %-22s %s\n", name, def, "", f.Tag.Get("help"))
-	}
-}
+func printEnvHelp(w io.Writer) { cli.PrintVars[config](w) }

@@ -26,9 +26,10 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
 	"time"
+
+	"github.com/jwt-sidecar/jwt-sidecar/cmd/internal/cli"
 )
 
 func main() {
@@ -51,7 +52,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, environ [
 		usage(stdout)
 		return 0
 	case "-version", "--version", "version":
-		fmt.Fprintln(stdout, "jwt-issuer", buildVersion())
+		fmt.Fprintln(stdout, "jwt-issuer", cli.Version(version))
 		return 0
 	case "serve":
 		if len(args) > 0 {
@@ -129,18 +130,6 @@ func serve(ctx context.Context, stderr io.Writer, environ []string) error {
 // version is set at build time with -ldflags "-X main.version=..." (make
 // build does); it is never written at run time.
 var version = ""
-
-// buildVersion is the version set at build time, else the module version,
-// else "dev".
-func buildVersion() string {
-	if version != "" {
-		return version
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
-	}
-	return "dev"
-}
 
 // usage prints the help of every subcommand and the environment of serve.
 func usage(w io.Writer) {

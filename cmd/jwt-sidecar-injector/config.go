@@ -4,17 +4,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"reflect"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/caarlos0/env/v11"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 
+	"github.com/jwt-sidecar/jwt-sidecar/cmd/internal/cli"
 	"github.com/jwt-sidecar/jwt-sidecar/injector"
 )
 
@@ -55,9 +54,9 @@ type Config struct {
 // loadConfig parses environ into a Config and validates it. The error names
 // every variable that is wrong, not just the first.
 func loadConfig(environ map[string]string) (*Config, error) {
-	var c Config
-	if err := env.ParseWithOptions(&c, env.Options{Environment: environ}); err != nil {
-		return nil, envErrors(err)
+	c, err := cli.Parse[Config](environ)
+	if err != nil {
+		return nil, err
 	}
 	// caarlos0/env gives an empty variable its default; for resources an
 	// explicit empty value means none (the chart renders "" to drop one).
@@ -72,7 +71,7 @@ func loadConfig(environ map[string]string) (*Config, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	return &c, nil
+	return c, nil
 }
 
 // Validate checks every rule that does not need the disk or the network.
@@ -107,13 +106,8 @@ func (c *Config) Validate() error {
 	if c.ShutdownTimeout <= 0 {
 		bad("SHUTDOWN_TIMEOUT", "must be positive")
 	}
-	if _, err := parseLevel(c.LogLevel); err != nil {
-		bad("LOG_LEVEL", "%v", err)
-	}
-	if c.LogFormat != "json" && c.LogFormat != "text" {
-		bad("LOG_FORMAT", "want json or text, not %q", c.LogFormat)
-	}
-	if _, err := parseLevel(c.SidecarLogLevel); err != nil {
+	errs = append(errs, cli.CheckLog(c.LogLevel, c.LogFormat)...)
+	if _, err := cli.ParseLevel(c.SidecarLogLevel); err != nil {
 		bad("SIDECAR_LOG_LEVEL", "%v", err)
 	}
 	// The same parsers as the annotations: a default the injector accepts
@@ -199,49 +193,6 @@ func (c *Config) options() injector.Options {
 	}
 }
 
-func parseLevel(s string) (slog.Level, error) {
-	var l slog.Level
-	err := l.UnmarshalText([]byte(s))
-	return l, err
-}
-
-// envErrors rewrites caarlos0/env's errors so each names the variable, not
-// the Go field.
-func envErrors(err error) error {
-	var agg env.AggregateError
-	if !errors.As(err, &agg) {
-		return err
-	}
-	var out []error
-	for _, e := range agg.Errors {
-		var (
-			pe  env.ParseError
-			vns env.VarIsNotSetError
-			ev  env.EmptyVarError
-		)
-		switch {
-		case errors.As(e, &pe):
-			out = append(out, fmt.Errorf("%s: %w", varName(pe.Name), pe.Err))
-		case errors.As(e, &vns):
-			out = append(out, fmt.Errorf("%s: required but not set", vns.Key))
-		case errors.As(e, &ev):
-			out = append(out, fmt.Errorf("%s: must not be empty", ev.Key))
-		default:
-			out = append(out, e)
-		}
-	}
-	return errors.Join(out...)
-}
-
-// varName maps a Config field name to its environment variable.
-func varName(field string) string {
-	if f, ok := reflect.TypeFor[Config]().FieldByName(field); ok {
-		name, _, _ := strings.Cut(f.Tag.Get("env"), ",")
-		return name
-	}
-	return field
-}
-
 // printHelp writes the usage, every variable with its default and meaning
 // (straight from Config's tags) and the annotations.
 func printHelp(w io.Writer) {
@@ -252,19 +203,7 @@ Usage: jwt-sidecar-injector [--help | --version]
 Configuration comes from the environment:
 
 `)
-	t := reflect.TypeFor[Config]()
-	for i := range t.NumField() {
-		f := t.Field(i)
-		name, opts, _ := strings.Cut(f.Tag.Get("env"), ",")
-		def := f.Tag.Get("envDefault")
-		switch {
-		case strings.Contains(opts, "required"):
-			def = "(required)"
-		case def == "":
-			def = "(unset)"
-		}
-		fmt.Fprintf(w, "  %s  default: %s\n      %s\n", name, def, f.Tag.Get("help"))
-	}
+	cli.PrintVars[Config](w)
 	fmt.Fprintf(w, `
 Pod annotations (an annotation that is present must be valid, or the pod is refused):
 

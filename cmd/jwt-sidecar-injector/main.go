@@ -14,8 +14,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"runtime/debug"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -24,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/jwt-sidecar/jwt-sidecar/cmd/internal/cli"
 	"github.com/jwt-sidecar/jwt-sidecar/injector"
 )
 
@@ -37,73 +36,29 @@ const certCheckInterval = 2 * time.Second
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	os.Exit(run(ctx, os.Args[1:], environ(), os.Stdout, os.Stderr))
-}
-
-func environ() map[string]string {
-	out := map[string]string{}
-	for _, kv := range os.Environ() {
-		k, v, _ := strings.Cut(kv, "=")
-		out[k] = v
-	}
-	return out
-}
-
-func buildVersion() string {
-	if version != "" {
-		return version
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
-	}
-	return "dev"
+	os.Exit(run(ctx, os.Args[1:], cli.Environ(), os.Stdout, os.Stderr))
 }
 
 // run is main without the process: it returns the exit code. 0 after a
 // clean shutdown, 2 for bad configuration, 1 for anything else.
 func run(ctx context.Context, args []string, env map[string]string, stdout, stderr io.Writer) int {
-	for _, a := range args {
-		switch a {
-		case "-h", "-help", "--help", "help":
-			printHelp(stdout)
-			return 0
-		case "-version", "--version", "version":
-			fmt.Fprintln(stdout, "jwt-sidecar-injector", buildVersion())
-			return 0
-		default:
-			fmt.Fprintf(stderr, "jwt-sidecar-injector: unknown argument %q; see --help\n", a)
-			return 2
-		}
+	if code, done := cli.Args(args, "jwt-sidecar-injector", cli.Version(version), printHelp, stdout, stderr); done {
+		return code
 	}
 	cfg, err := loadConfig(env)
 	if err != nil {
-		fmt.Fprintf(stderr, "jwt-sidecar-injector: configuration error:\n%s\n", indent(err))
-		return 2
+		return cli.ConfigError(stderr, "jwt-sidecar-injector", err)
 	}
-	log := newLogger(cfg, stderr)
+	log := cli.Logger(cfg.LogLevel, cfg.LogFormat, stderr)
 	a, err := newApp(cfg, log)
 	if err != nil {
-		fmt.Fprintf(stderr, "jwt-sidecar-injector: configuration error:\n%s\n", indent(err))
-		return 2
+		return cli.ConfigError(stderr, "jwt-sidecar-injector", err)
 	}
 	if err := a.serve(ctx); err != nil {
 		log.Error("jwt-sidecar-injector stopped", "error", err)
-		return 1
+		return cli.ExitFailed
 	}
-	return 0
-}
-
-func indent(err error) string {
-	return "  " + strings.ReplaceAll(err.Error(), "\n", "\n  ")
-}
-
-func newLogger(cfg *Config, w io.Writer) *slog.Logger {
-	level, _ := parseLevel(cfg.LogLevel) // validated
-	opts := &slog.HandlerOptions{Level: level}
-	if cfg.LogFormat == "text" {
-		return slog.New(slog.NewTextHandler(w, opts))
-	}
-	return slog.New(slog.NewJSONHandler(w, opts))
+	return cli.ExitOK
 }
 
 // app is the wired injector.
@@ -119,7 +74,7 @@ type app struct {
 func newApp(cfg *Config, log *slog.Logger) (*app, error) {
 	reg := prometheus.NewRegistry()
 	m := injector.NewMetrics(reg)
-	m.BuildInfo(buildVersion())
+	m.BuildInfo(cli.Version(version))
 	in, err := injector.New(cfg.options(), m)
 	if err != nil {
 		return nil, err
@@ -180,7 +135,7 @@ func (a *app) serve(ctx context.Context) error {
 		ReadHeaderTimeout: 5 * time.Second,
 		ErrorLog:          errLog,
 	}
-	a.log.Info("jwt-sidecar-injector starting", "version", buildVersion(), "listen", ln.Addr().String(),
+	a.log.Info("jwt-sidecar-injector starting", "version", cli.Version(version), "listen", ln.Addr().String(),
 		"admin", adminLn.Addr().String(), "sidecar_image", a.cfg.SidecarImage, "certificate_loaded", a.certs.Ready())
 
 	certCtx, stopCerts := context.WithCancel(context.WithoutCancel(ctx))

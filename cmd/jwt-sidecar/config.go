@@ -4,16 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/url"
-	"reflect"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/caarlos0/env/v11"
-
+	"github.com/jwt-sidecar/jwt-sidecar/cmd/internal/cli"
 	"github.com/jwt-sidecar/jwt-sidecar/proxy"
 	"github.com/jwt-sidecar/jwt-sidecar/verifier"
 )
@@ -66,9 +63,9 @@ type Config struct {
 // loadConfig parses environ into a Config and validates it. The error names
 // every variable that is wrong, not just the first.
 func loadConfig(environ map[string]string) (*Config, error) {
-	var c Config
-	if err := env.ParseWithOptions(&c, env.Options{Environment: environ}); err != nil {
-		return nil, envErrors(err)
+	c, err := cli.Parse[Config](environ)
+	if err != nil {
+		return nil, err
 	}
 	c.tidy()
 	// HMAC_SECRET_FILE enables HS256/384/512 and nothing else: without an
@@ -79,7 +76,7 @@ func loadConfig(environ map[string]string) (*Config, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	return &c, nil
+	return c, nil
 }
 
 // tidy trims list items and drops empty ones, so "a, b," means [a b].
@@ -230,12 +227,7 @@ func (c *Config) Validate() error {
 	if c.ConfigFile != "" {
 		bad("CONFIG_FILE", "not available in this version; use the environment variables")
 	}
-	if _, err := parseLevel(c.LogLevel); err != nil {
-		bad("LOG_LEVEL", "%v", err)
-	}
-	if c.LogFormat != "json" && c.LogFormat != "text" {
-		bad("LOG_FORMAT", "want json or text, not %q", c.LogFormat)
-	}
+	errs = append(errs, cli.CheckLog(c.LogLevel, c.LogFormat)...)
 	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
 	return errors.Join(errs...)
 }
@@ -251,49 +243,6 @@ func absoluteHTTP(raw string) bool {
 	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
 }
 
-func parseLevel(s string) (slog.Level, error) {
-	var l slog.Level
-	err := l.UnmarshalText([]byte(s))
-	return l, err
-}
-
-// envErrors rewrites caarlos0/env's errors so each names the variable, not
-// the Go field.
-func envErrors(err error) error {
-	var agg env.AggregateError
-	if !errors.As(err, &agg) {
-		return err
-	}
-	var out []error
-	for _, e := range agg.Errors {
-		var (
-			pe  env.ParseError
-			vns env.VarIsNotSetError
-			ev  env.EmptyVarError
-		)
-		switch {
-		case errors.As(e, &pe):
-			out = append(out, fmt.Errorf("%s: %w", varName(pe.Name), pe.Err))
-		case errors.As(e, &vns):
-			out = append(out, fmt.Errorf("%s: required but not set", vns.Key))
-		case errors.As(e, &ev):
-			out = append(out, fmt.Errorf("%s: must not be empty", ev.Key))
-		default:
-			out = append(out, e)
-		}
-	}
-	return errors.Join(out...)
-}
-
-// varName maps a Config field name to its environment variable.
-func varName(field string) string {
-	if f, ok := reflect.TypeFor[Config]().FieldByName(field); ok {
-		name, _, _ := strings.Cut(f.Tag.Get("env"), ",")
-		return name
-	}
-	return field
-}
-
 // printHelp writes the usage and every variable with its default and
 // meaning, straight from Config's tags.
 func printHelp(w io.Writer) {
@@ -303,17 +252,5 @@ Usage: jwt-sidecar [--help | --version]
 Configuration comes from the environment:
 
 `)
-	t := reflect.TypeFor[Config]()
-	for i := range t.NumField() {
-		f := t.Field(i)
-		name, opts, _ := strings.Cut(f.Tag.Get("env"), ",")
-		def := f.Tag.Get("envDefault")
-		switch {
-		case strings.Contains(opts, "required"):
-			def = "(required)"
-		case def == "":
-			def = "(unset)"
-		}
-		fmt.Fprintf(w, "  %s  default: %s\n      %s\n", name, def, f.Tag.Get("help"))
-	}
+	cli.PrintVars[Config](w)
 }
