@@ -20,11 +20,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/jwt-sidecar/jwt-sidecar/test/proctest"
 	admissionv1 "k8s.io/api/admission/v1"
 )
 
@@ -34,18 +34,14 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "jwt-sidecar-injector-test")
+	b, cleanup, err := proctest.Build(".", "jwt-sidecar-injector")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	binary = filepath.Join(dir, "jwt-sidecar-injector")
-	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
-		os.Exit(1)
-	}
+	binary = b
 	code := m.Run()
-	os.RemoveAll(dir)
+	cleanup()
 	os.Exit(code)
 }
 
@@ -105,67 +101,26 @@ func writeCertificate(t *testing.T, dir string) *x509.CertPool {
 	return pool
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // process is one running jwt-sidecar-injector.
 type process struct {
-	cmd    *exec.Cmd
+	*proctest.Process
 	listen string
 	admin  string
-	logs   *syncBuffer
-	done   chan error
 }
 
 func start(t *testing.T, certDir string, env map[string]string) *process {
 	t.Helper()
-	p := &process{listen: freeAddr(t), admin: freeAddr(t), logs: &syncBuffer{}, done: make(chan error, 1)}
-	p.cmd = exec.Command(binary)
-	p.cmd.Env = []string{
+	p := &process{listen: proctest.FreeAddr(t), admin: proctest.FreeAddr(t)}
+	vars := []string{
 		"LISTEN_ADDR=" + p.listen, "ADMIN_ADDR=" + p.admin,
 		"TLS_CERT_FILE=" + filepath.Join(certDir, "tls.crt"), "TLS_KEY_FILE=" + filepath.Join(certDir, "tls.key"),
 		"SIDECAR_IMAGE=ghcr.io/jwt-sidecar/jwt-sidecar:v0.1.0",
 		"DEFAULT_ISSUERS=https://issuer.example", "DEFAULT_JWKS_URLS=https://issuer.example/jwks.json",
 	}
 	for k, v := range env {
-		p.cmd.Env = append(p.cmd.Env, k+"="+v)
+		vars = append(vars, k+"="+v)
 	}
-	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.done <- p.cmd.Wait() }()
-	t.Cleanup(func() {
-		p.cmd.Process.Kill()
-		<-p.done
-		if t.Failed() {
-			t.Logf("injector logs:\n%s", p.logs.String())
-		}
-	})
+	p.Process = proctest.Start(t, binary, vars)
 	p.waitFor(t, "/healthz", http.StatusOK)
 	return p
 }
@@ -173,39 +128,7 @@ func start(t *testing.T, certDir string, env map[string]string) *process {
 // waitFor polls an admin path until it answers want, with a deadline.
 func (p *process) waitFor(t *testing.T, path string, want int) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		resp, err := http.Get("http://" + p.admin + path)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == want {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not answer %d within 15s (last: %v)", path, want, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func (p *process) exitCode(t *testing.T) int {
-	t.Helper()
-	select {
-	case err := <-p.done:
-		p.done <- err // for the cleanup
-		var ee *exec.ExitError
-		switch {
-		case err == nil:
-			return 0
-		case errors.As(err, &ee):
-			return ee.ExitCode()
-		}
-		t.Fatal(err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("the process did not exit within 30s")
-	}
-	return -1
+	p.WaitFor(t, "http://"+p.admin+path, want)
 }
 
 func TestConfigErrorExitsTwo(t *testing.T) {
@@ -297,18 +220,18 @@ func TestServeThenSIGTERM(t *testing.T) {
 		t.Logf("/metrics:\n%s", metrics)
 	}
 	for _, want := range []string{`"msg":"sidecar injected"`, `"msg":"pod refused"`, `"msg":"pod left alone"`} {
-		if !strings.Contains(p.logs.String(), want) {
+		if !strings.Contains(p.Logs(), want) {
 			t.Errorf("logs lack %s", want)
 		}
 	}
 
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := p.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if code := p.exitCode(t); code != 0 {
+	if code := p.ExitCode(t); code != 0 {
 		t.Errorf("exit code after SIGTERM = %d, want 0", code)
 	}
-	if !strings.Contains(p.logs.String(), "jwt-sidecar-injector stopped") {
+	if !strings.Contains(p.Logs(), "jwt-sidecar-injector stopped") {
 		t.Error("no shutdown log line")
 	}
 }
@@ -321,10 +244,10 @@ func TestReadyOnceCertificateAppears(t *testing.T) {
 	p.waitFor(t, "/readyz", http.StatusServiceUnavailable)
 	writeCertificate(t, dir)
 	p.waitFor(t, "/readyz", http.StatusOK)
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := p.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if code := p.exitCode(t); code != 0 {
+	if code := p.ExitCode(t); code != 0 {
 		t.Errorf("exit code after SIGTERM = %d, want 0", code)
 	}
 }

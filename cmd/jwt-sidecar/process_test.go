@@ -1,17 +1,13 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -19,6 +15,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/jwt-sidecar/jwt-sidecar/test/jwttest"
+	"github.com/jwt-sidecar/jwt-sidecar/test/proctest"
 )
 
 // These tests run the real binary as a process: real listeners, real
@@ -27,18 +24,14 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "jwt-sidecar-test")
+	b, cleanup, err := proctest.Build(".", "jwt-sidecar")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	binary = filepath.Join(dir, "jwt-sidecar")
-	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
-		os.Exit(1)
-	}
+	binary = b
 	code := m.Run()
-	os.RemoveAll(dir)
+	cleanup()
 	os.Exit(code)
 }
 
@@ -75,62 +68,21 @@ func newIssuer(t *testing.T, k jwttest.Signer, up bool) *issuer {
 	return is
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // sidecar is one running jwt-sidecar process.
 type sidecar struct {
-	cmd    *exec.Cmd
+	*proctest.Process
 	listen string
 	admin  string
-	logs   *syncBuffer
-	done   chan error
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func startSidecar(t *testing.T, env map[string]string) *sidecar {
 	t.Helper()
-	s := &sidecar{listen: freeAddr(t), admin: freeAddr(t), logs: &syncBuffer{}, done: make(chan error, 1)}
-	s.cmd = exec.Command(binary)
-	s.cmd.Env = []string{"LISTEN_ADDR=" + s.listen, "ADMIN_ADDR=" + s.admin, "ISSUERS=" + testIssuer, "AUDIENCES=api", "JWKS_REFRESH_INTERVAL=1h"}
+	s := &sidecar{listen: proctest.FreeAddr(t), admin: proctest.FreeAddr(t)}
+	vars := []string{"LISTEN_ADDR=" + s.listen, "ADMIN_ADDR=" + s.admin, "ISSUERS=" + testIssuer, "AUDIENCES=api", "JWKS_REFRESH_INTERVAL=1h"}
 	for k, v := range env {
-		s.cmd.Env = append(s.cmd.Env, k+"="+v)
+		vars = append(vars, k+"="+v)
 	}
-	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { s.done <- s.cmd.Wait() }()
-	t.Cleanup(func() {
-		s.cmd.Process.Kill()
-		<-s.done
-		if t.Failed() {
-			t.Logf("sidecar logs:\n%s", s.logs.String())
-		}
-	})
+	s.Process = proctest.Start(t, binary, vars)
 	s.waitFor(t, "/healthz", http.StatusOK)
 	return s
 }
@@ -138,20 +90,7 @@ func startSidecar(t *testing.T, env map[string]string) *sidecar {
 // waitFor polls an admin path until it answers want, with a deadline.
 func (s *sidecar) waitFor(t *testing.T, path string, want int) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		resp, err := http.Get("http://" + s.admin + path)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == want {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not answer %d within 15s (last: %v)", path, want, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	s.WaitFor(t, "http://"+s.admin+path, want)
 }
 
 func (s *sidecar) get(t *testing.T, path, token string) *http.Response {
@@ -170,24 +109,6 @@ func (s *sidecar) get(t *testing.T, path, token string) *http.Response {
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	return resp
-}
-
-func (s *sidecar) exitCode(t *testing.T) int {
-	t.Helper()
-	select {
-	case err := <-s.done:
-		s.done <- err // for the cleanup
-		if err == nil {
-			return 0
-		}
-		if ee, ok := err.(*exec.ExitError); ok {
-			return ee.ExitCode()
-		}
-		t.Fatal(err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("the process did not exit within 30s")
-	}
-	return -1
 }
 
 // recordingUpstream counts requests and can hold them until released.
@@ -241,10 +162,10 @@ func TestCacheDirRestartWhileIssuerDown(t *testing.T) {
 
 	first := startSidecar(t, env)
 	first.waitFor(t, "/readyz", http.StatusOK)
-	if err := first.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := first.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if code := first.exitCode(t); code != 0 {
+	if code := first.ExitCode(t); code != 0 {
 		t.Fatalf("exit code after SIGTERM = %d, want 0", code)
 	}
 
@@ -289,7 +210,7 @@ func TestGracefulShutdown(t *testing.T) {
 		inflight <- result{status: resp.StatusCode, body: string(b), err: err}
 	}()
 	<-arrived
-	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := s.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	// New connections are refused once the listener closes, while the
@@ -311,7 +232,7 @@ func TestGracefulShutdown(t *testing.T) {
 	if r.err != nil || r.status != http.StatusOK || r.body != "done" {
 		t.Errorf("in-flight request: status %d, body %q, err %v; want 200 done", r.status, r.body, r.err)
 	}
-	if code := s.exitCode(t); code != 0 {
+	if code := s.ExitCode(t); code != 0 {
 		t.Errorf("exit code = %d, want 0", code)
 	}
 }
