@@ -9,18 +9,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"runtime/debug"
-	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/jwt-sidecar/jwt-sidecar/cmd/internal/cli"
 	"github.com/jwt-sidecar/jwt-sidecar/metrics"
@@ -71,12 +67,11 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 
 // app is the wired sidecar: the only place that knows every package.
 type app struct {
-	cfg      *Config
-	log      *slog.Logger
-	reg      *prometheus.Registry
-	keys     *verifier.Keys
-	proxy    *proxy.Proxy
-	draining atomic.Bool
+	cfg   *Config
+	log   *slog.Logger
+	reg   *prometheus.Registry
+	keys  *verifier.Keys
+	proxy *proxy.Proxy
 }
 
 func newApp(cfg *Config, log *slog.Logger) (*app, error) {
@@ -187,84 +182,33 @@ func keySources(cfg *Config) ([]*verifier.Source, error) {
 	return sources, nil
 }
 
-// adminHandler serves /metrics, /healthz and /readyz; it is never proxied.
-func (a *app) adminHandler() http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelError)}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		io.WriteString(w, "ok\n")
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		switch {
-		case a.draining.Load():
-			http.Error(w, "shutting down", http.StatusServiceUnavailable)
-		case !a.keys.Ready():
-			http.Error(w, "keys not loaded yet", http.StatusServiceUnavailable)
-		default:
-			io.WriteString(w, "ok\n")
-		}
-	})
-	return mux
-}
-
-// serve listens, loads keys in the background and serves until ctx ends;
-// then it stops accepting, drains in-flight requests for at most
-// SHUTDOWN_TIMEOUT and returns nil (Kubernetes pod termination).
+// serve runs the sidecar until ctx ends: keys load and refresh in the
+// background, /readyz answers 200 once every key source has keys, and on
+// SIGTERM in-flight requests drain for at most SHUTDOWN_TIMEOUT
+// (Kubernetes pod termination).
 func (a *app) serve(ctx context.Context) error {
-	ln, err := net.Listen("tcp", a.cfg.ListenAddr)
-	if err != nil {
-		return fmt.Errorf("LISTEN_ADDR: %w", err)
-	}
-	adminLn, err := net.Listen("tcp", a.cfg.AdminAddr)
-	if err != nil {
-		ln.Close()
-		return fmt.Errorf("ADMIN_ADDR: %w", err)
-	}
-	errLog := slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)
-	srv := &http.Server{
-		Handler:           a.proxy.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          errLog,
-	}
-	admin := &http.Server{
-		Handler:           a.adminHandler(),
-		ReadHeaderTimeout: 5 * time.Second,
-		ErrorLog:          errLog,
-	}
-	a.log.Info("jwt-sidecar starting", "version", cli.Version(version), "listen", ln.Addr().String(),
-		"admin", adminLn.Addr().String(), "upstream", a.cfg.UpstreamURL.Redacted(), "key_sources", len(a.keys.Sources()))
-
-	keysCtx, stopKeys := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopKeys()
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return a.keys.Run(keysCtx) })
-	g.Go(func() error { return serveUntilClosed(srv, ln) })
-	g.Go(func() error { return serveUntilClosed(admin, adminLn) })
-
-	<-gctx.Done() // a signal, or a listener that failed
-	a.draining.Store(true)
-	a.log.Info("shutting down: draining in-flight requests", "timeout", a.cfg.ShutdownTimeout.String())
-	drainCtx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
-	defer cancel()
-	if err := srv.Shutdown(drainCtx); err != nil {
-		a.log.Warn("drain timed out; closing remaining connections", "error", err)
-		srv.Close()
-	}
-	a.proxy.CloseIdleConnections()
-	admin.Close()
-	stopKeys()
-	if err := g.Wait(); err != nil {
-		return err
-	}
-	a.log.Info("jwt-sidecar stopped")
-	return nil
-}
-
-func serveUntilClosed(srv *http.Server, ln net.Listener) error {
-	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	return cli.Service{
+		Name:       "jwt-sidecar",
+		Log:        a.log,
+		ListenAddr: a.cfg.ListenAddr,
+		AdminAddr:  a.cfg.AdminAddr,
+		Server: &http.Server{
+			Handler:           a.proxy.Handler(),
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+			MaxHeaderBytes:    64 << 10,
+		},
+		Metrics: a.reg,
+		Ready: func() error {
+			if !a.keys.Ready() {
+				return errors.New("keys not loaded yet")
+			}
+			return nil
+		},
+		Background:      a.keys.Run,
+		ShutdownTimeout: a.cfg.ShutdownTimeout,
+		AfterDrain:      a.proxy.CloseIdleConnections,
+		StartAttrs: []any{"version", cli.Version(version), "upstream", a.cfg.UpstreamURL.Redacted(),
+			"key_sources", len(a.keys.Sources())},
+	}.Run(ctx)
 }

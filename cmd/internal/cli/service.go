@@ -1,0 +1,127 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
+)
+
+// Service is a long-running command: one main server, a plain-HTTP admin
+// server (/metrics, /healthz, /readyz) and one background job (key or
+// certificate refresh). Run owns their lifecycle, so every command starts,
+// reports readiness and shuts down the same way.
+type Service struct {
+	Name       string
+	Log        *slog.Logger
+	ListenAddr string       // LISTEN_ADDR
+	AdminAddr  string       // ADMIN_ADDR
+	Server     *http.Server // the main server, Handler and timeouts set
+	TLS        bool         // serve Server with its TLSConfig
+	Metrics    prometheus.Gatherer
+	// Ready is nil when the service can do its work; its error is the
+	// /readyz 503 body.
+	Ready func() error
+	// Background runs until its context ends, which happens after the drain.
+	Background      func(ctx context.Context) error
+	ShutdownTimeout time.Duration // SHUTDOWN_TIMEOUT
+	// AfterDrain runs once in-flight requests are done, e.g. to close idle
+	// upstream connections.
+	AfterDrain func()
+	StartAttrs []any // extra fields of the "starting" log line
+}
+
+// Run listens on both addresses (an error names the variable), serves until
+// ctx ends or a server fails, then turns /readyz to 503, stops accepting,
+// drains in-flight requests for at most ShutdownTimeout, stops the
+// background job and returns nil.
+func (s Service) Run(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.ListenAddr)
+	if err != nil {
+		return fmt.Errorf("LISTEN_ADDR: %w", err)
+	}
+	adminLn, err := net.Listen("tcp", s.AdminAddr)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("ADMIN_ADDR: %w", err)
+	}
+	var draining atomic.Bool
+	errLog := slog.NewLogLogger(s.Log.Handler(), slog.LevelWarn)
+	s.Server.ErrorLog = errLog
+	admin := &http.Server{
+		Handler:           s.adminHandler(&draining),
+		ReadHeaderTimeout: 5 * time.Second,
+		ErrorLog:          errLog,
+	}
+	s.Log.Info(s.Name+" starting", append([]any{"listen", ln.Addr().String(), "admin", adminLn.Addr().String()}, s.StartAttrs...)...)
+
+	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBackground()
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.Background(bgCtx) })
+	g.Go(func() error {
+		if s.TLS {
+			return untilClosed(s.Server.ServeTLS(ln, "", ""))
+		}
+		return untilClosed(s.Server.Serve(ln))
+	})
+	g.Go(func() error { return untilClosed(admin.Serve(adminLn)) })
+
+	<-gctx.Done() // a signal, or a listener that failed
+	draining.Store(true)
+	s.Log.Info("shutting down: draining in-flight requests", "timeout", s.ShutdownTimeout.String())
+	drainCtx, cancel := context.WithTimeout(context.Background(), s.ShutdownTimeout)
+	defer cancel()
+	if err := s.Server.Shutdown(drainCtx); err != nil {
+		s.Log.Warn("drain timed out; closing remaining connections", "error", err)
+		s.Server.Close()
+	}
+	if s.AfterDrain != nil {
+		s.AfterDrain()
+	}
+	admin.Close()
+	stopBackground()
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	s.Log.Info(s.Name + " stopped")
+	return nil
+}
+
+// adminHandler serves /metrics from the command's own registry, /healthz
+// while the process runs, and /readyz: 503 while draining or not Ready.
+func (s Service) adminHandler(draining *atomic.Bool) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Metrics, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(s.Log.Handler(), slog.LevelError)}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if draining.Load() {
+			http.Error(w, "shutting down", http.StatusServiceUnavailable)
+			return
+		}
+		if err := s.Ready(); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "ok\n")
+	})
+	return mux
+}
+
+func untilClosed(err error) error {
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
