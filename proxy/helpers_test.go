@@ -27,12 +27,12 @@ import (
 )
 
 // base is the fixed "now" of the tests; tokens are minted relative to it.
-var base = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+var base = jwttest.Now
 
 const (
-	issA = "https://issuer-a.test"
-	issB = "https://issuer-b.test"
-	aud  = "api"
+	issA = jwttest.IssuerA
+	issB = jwttest.IssuerB
+	aud  = jwttest.Audience
 )
 
 type signer = jwttest.Signer
@@ -65,18 +65,9 @@ func allKeys(t testing.TB) testKeys {
 
 // claims are valid claims at base, for issuer iss.
 func claims(iss string) jwt.MapClaims {
-	return jwt.MapClaims{
-		"iss":   iss,
-		"sub":   "alice",
-		"aud":   aud,
-		"iat":   base.Add(-time.Minute).Unix(),
-		"nbf":   base.Add(-time.Minute).Unix(),
-		"exp":   base.Add(10 * time.Minute).Unix(),
-		"scope": "read write",
-		"realm_access": map[string]any{
-			"roles": []any{"admin", "user"},
-		},
-	}
+	c := jwttest.Claims(iss)
+	c["realm_access"] = map[string]any{"roles": []any{"admin", "user"}}
+	return c
 }
 
 func with(c jwt.MapClaims, k string, v any) jwt.MapClaims {

@@ -16,12 +16,12 @@ import (
 )
 
 // base is the fixed "now" of the tests; tokens are minted relative to it.
-var base = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+var base = jwttest.Now
 
 const (
-	issA = "https://issuer-a.test"
-	issB = "https://issuer-b.test"
-	aud  = "api"
+	issA = jwttest.IssuerA
+	issB = jwttest.IssuerB
+	aud  = jwttest.Audience
 )
 
 type signer = jwttest.Signer
@@ -29,17 +29,7 @@ type signer = jwttest.Signer
 func newSigner(t testing.TB, alg, kid string) signer { return jwttest.NewSigner(t, alg, kid) }
 
 // claims are standard valid claims at base, for issuer iss.
-func claims(iss string) jwt.MapClaims {
-	return jwt.MapClaims{
-		"iss":   iss,
-		"sub":   "alice",
-		"aud":   aud,
-		"iat":   base.Add(-time.Minute).Unix(),
-		"nbf":   base.Add(-time.Minute).Unix(),
-		"exp":   base.Add(10 * time.Minute).Unix(),
-		"scope": "read write",
-	}
-}
+func claims(iss string) jwt.MapClaims { return jwttest.Claims(iss) }
 
 func jwksJSON(t testing.TB, signers ...signer) []byte { return jwttest.JWKS(t, signers...) }
 

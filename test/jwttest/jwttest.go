@@ -12,10 +12,36 @@ import (
 	"crypto/rsa"
 	"encoding/json"
 	"testing"
+	"time"
 
 	"github.com/MicahParks/jwkset"
 	"github.com/golang-jwt/jwt/v5"
 )
+
+// Now is the fixed "now" of the tests: Claims are valid at it, and a
+// verifier under test reads it as its clock.
+var Now = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+
+// The issuers and the audience of the tests' tokens.
+const (
+	IssuerA  = "https://issuer-a.test"
+	IssuerB  = "https://issuer-b.test"
+	Audience = "api"
+)
+
+// Claims are valid claims at Now for issuer iss: audience Audience, subject
+// alice, scopes read and write, issued a minute ago, ten minutes to live.
+func Claims(iss string) jwt.MapClaims {
+	return jwt.MapClaims{
+		"iss":   iss,
+		"sub":   "alice",
+		"aud":   Audience,
+		"iat":   Now.Add(-time.Minute).Unix(),
+		"nbf":   Now.Add(-time.Minute).Unix(),
+		"exp":   Now.Add(10 * time.Minute).Unix(),
+		"scope": "read write",
+	}
+}
 
 // Signer is one private key with the kid and alg it signs with.
 type Signer struct {
