@@ -250,26 +250,17 @@ func bearer(target, token string) *http.Request {
 // counter reads one series of a counter family, or fails.
 func counter(t testing.TB, reg *prometheus.Registry, name string, labels map[string]string) float64 {
 	t.Helper()
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			if matches(m, labels) {
-				return m.GetCounter().GetValue()
-			}
-		}
-	}
-	t.Fatalf("no series %s%v", name, labels)
-	return 0
+	return series(t, reg, name, labels).GetCounter().GetValue()
 }
 
 // histogramCount reads the sample count of a histogram series.
 func histogramCount(t testing.TB, reg *prometheus.Registry, name string, labels map[string]string) uint64 {
+	t.Helper()
+	return series(t, reg, name, labels).GetHistogram().GetSampleCount()
+}
+
+// series finds the series of family name with labels, or fails.
+func series(t testing.TB, reg *prometheus.Registry, name string, labels map[string]string) *dto.Metric {
 	t.Helper()
 	families, err := reg.Gather()
 	if err != nil {
@@ -281,13 +272,13 @@ func histogramCount(t testing.TB, reg *prometheus.Registry, name string, labels 
 		}
 		for _, m := range f.GetMetric() {
 			if matches(m, labels) {
-				return m.GetHistogram().GetSampleCount()
+				return m
 			}
 		}
 	}
-	return 0
+	t.Fatalf("no series %s%v", name, labels)
+	return nil
 }
-
 func matches(m *dto.Metric, labels map[string]string) bool {
 	if len(m.GetLabel()) != len(labels) {
 		return false
