@@ -279,6 +279,8 @@ func series(t testing.TB, reg *prometheus.Registry, name string, labels map[stri
 	t.Fatalf("no series %s%v", name, labels)
 	return nil
 }
+
+// matches reports whether m has exactly labels.
 func matches(m *dto.Metric, labels map[string]string) bool {
 	if len(m.GetLabel()) != len(labels) {
 		return false
