@@ -240,14 +240,21 @@ func TestGracefulShutdown(t *testing.T) {
 func TestMetricsEndpoint(t *testing.T) {
 	k := jwttest.NewSigner(t, "ES256", "k1")
 	is := newIssuer(t, k, true)
-	up, _ := recordingUpstream(t)
+	up, seen := recordingUpstream(t)
 	s := startSidecar(t, map[string]string{"UPSTREAM_URL": up.URL, "JWKS_URLS": is.URL})
 	s.waitFor(t, "/readyz", http.StatusOK)
 	tok := token(t, k)
-	s.get(t, "/a", tok)
-	s.get(t, "/a", tok)
-	s.get(t, "/a", "")
-	s.get(t, "/a", "garbage")
+	for _, tt := range []struct {
+		token      string
+		wantStatus int
+	}{{tok, http.StatusOK}, {tok, http.StatusOK}, {"", http.StatusUnauthorized}, {"garbage", http.StatusUnauthorized}} {
+		if resp := s.get(t, "/a", tt.token); resp.StatusCode != tt.wantStatus {
+			t.Errorf("token %.10q: status %d, want %d", tt.token, resp.StatusCode, tt.wantStatus)
+		}
+	}
+	if n := seen.Load(); n != 2 {
+		t.Errorf("upstream saw %d requests, want the 2 allowed ones", n)
+	}
 
 	resp, err := http.Get("http://" + s.admin + "/metrics")
 	if err != nil {
