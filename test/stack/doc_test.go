@@ -1,0 +1,10 @@
+// Package stack tests the deployment files that users run as they are: the
+// docker-compose stack, its CI override, the Prometheus configuration and
+// the Grafana dashboard. It is a module of its own so that compose-go and
+// Prometheus's PromQL parser stay out of the binaries' go.mod.
+package stack
+
+import (
+	_ "github.com/compose-spec/compose-go/v2/loader"
+	_ "github.com/prometheus/prometheus/promql/parser"
+)
