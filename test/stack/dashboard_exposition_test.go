@@ -11,8 +11,8 @@ import (
 	"github.com/prometheus/common/model"
 )
 
-// series is one exposed sample: its labels and value.
-type series struct {
+// exposedSeries is one exposed sample: its labels and value.
+type exposedSeries struct {
 	labels map[string]string
 	value  float64
 }
@@ -20,7 +20,7 @@ type series struct {
 // exposition is one process's /metrics, by exact series name: a histogram
 // family x appears as x_bucket (with le), x_count and x_sum, a summary as x
 // (with quantile), x_count and x_sum, as PromQL selects them.
-type exposition map[string][]series
+type exposition map[string][]exposedSeries
 
 // parseExposition parses the Prometheus text format.
 func parseExposition(body []byte) (exposition, error) {
@@ -38,7 +38,7 @@ func parseExposition(body []byte) (exposition, error) {
 		if extra != "" {
 			l[extra] = value
 		}
-		e[name] = append(e[name], series{labels: l, value: v})
+		e[name] = append(e[name], exposedSeries{labels: l, value: v})
 	}
 	for name, f := range families {
 		for _, m := range f.GetMetric() {

@@ -89,10 +89,10 @@ func TestDashboardMetricsLive(t *testing.T) {
 	loadgen.waitForLoad(t, "http://"+loadgenAdmin+"/metrics", 2)
 
 	scraped := map[string][]byte{
-		jobIssuer:       scrape(t, issuerURL+"/metrics"),
-		jobSidecarJWT:   scrape(t, "http://"+jwtMode.admin+"/metrics"),
-		jobSidecarIntro: scrape(t, "http://"+introMode.admin+"/metrics"),
-		jobLoadgen:      scrape(t, "http://"+loadgenAdmin+"/metrics"),
+		jobIssuer:       mustScrape(t, issuerURL+"/metrics"),
+		jobSidecarJWT:   mustScrape(t, "http://"+jwtMode.admin+"/metrics"),
+		jobSidecarIntro: mustScrape(t, "http://"+introMode.admin+"/metrics"),
+		jobLoadgen:      mustScrape(t, "http://"+loadgenAdmin+"/metrics"),
 	}
 	expositions := map[string]exposition{}
 	for job, body := range scraped {
@@ -112,7 +112,7 @@ func TestDashboardMetricsLive(t *testing.T) {
 	})
 	t.Run("promtool", func(t *testing.T) {
 		promtool := lookPromtool(t)
-		for _, job := range sortedKeys(scraped) {
+		for _, job := range sortedNames(scraped) {
 			lintExposition(t, promtool, job, scraped[job])
 		}
 	})
@@ -121,16 +121,16 @@ func TestDashboardMetricsLive(t *testing.T) {
 // checkAgainstExpositions returns what in e the processes do not expose.
 func checkAgainstExpositions(e parser.Expr, expositions map[string]exposition) []string {
 	var problems []string
-	seriesOf := func(vs *parser.VectorSelector) ([]series, string, []string) {
+	seriesOf := func(vs *parser.VectorSelector) ([]exposedSeries, string, []string) {
 		name, err := metricName(vs)
 		if err != nil {
 			return nil, "", []string{err.Error()}
 		}
 		jobs := matchingJobs(vs, expositions)
 		if len(jobs) == 0 {
-			return nil, name, []string{fmt.Sprintf("%s: its job matcher selects none of the jobs %v", vs, sortedKeys(expositions))}
+			return nil, name, []string{fmt.Sprintf("%s: its job matcher selects none of the jobs %v", vs, sortedNames(expositions))}
 		}
-		var out []series
+		var out []exposedSeries
 		for _, job := range jobs {
 			out = append(out, expositions[job][name]...)
 		}
@@ -155,7 +155,7 @@ func checkAgainstExpositions(e parser.Expr, expositions map[string]exposition) [
 		}
 	}
 	for _, g := range groupings(e) {
-		var ss []series
+		var ss []exposedSeries
 		for _, vs := range g.selectors {
 			s, _, _ := seriesOf(vs) // their problems are reported above
 			ss = append(ss, s...)
@@ -179,7 +179,7 @@ func isTargetLabel(name string) bool { return name == "job" || name == "instance
 // matchingJobs is the jobs whose name the selector's job matchers accept.
 func matchingJobs(vs *parser.VectorSelector, expositions map[string]exposition) []string {
 	var jobs []string
-	for _, job := range sortedKeys(expositions) {
+	for _, job := range sortedNames(expositions) {
 		ok := true
 		for _, m := range vs.LabelMatchers {
 			if m.Name == "job" && !m.Matches(job) {
@@ -200,7 +200,7 @@ var literalAlternatives = regexp.MustCompile(`^[\w:-]+(\|[\w:-]+)*$`)
 // its metric, or "" when nothing is: the label must exist, and a value the
 // matcher names must be one some series has (a typo selects nothing, and
 // the panel shows "No data" forever).
-func checkMatcher(m *labels.Matcher, ss []series) string {
+func checkMatcher(m *labels.Matcher, ss []exposedSeries) string {
 	values := labelValues(ss, m.Name)
 	switch {
 	case m.Type == labels.MatchEqual && m.Value == "":
@@ -209,12 +209,12 @@ func checkMatcher(m *labels.Matcher, ss []series) string {
 		return fmt.Sprintf("matcher %s: no series has the label %q", m, m.Name)
 	case m.Type == labels.MatchEqual:
 		if !values[m.Value] {
-			return fmt.Sprintf("matcher %s: no series has that value; exposed: %v", m, sortedKeys(values))
+			return fmt.Sprintf("matcher %s: no series has that value; exposed: %v", m, sortedNames(values))
 		}
 	case m.Type == labels.MatchRegexp && literalAlternatives.MatchString(m.Value):
 		for _, v := range strings.Split(m.Value, "|") {
 			if !values[v] {
-				return fmt.Sprintf("matcher %s: no series has the value %q; exposed: %v", m, v, sortedKeys(values))
+				return fmt.Sprintf("matcher %s: no series has the value %q; exposed: %v", m, v, sortedNames(values))
 			}
 		}
 	case m.Type == labels.MatchRegexp:
@@ -223,13 +223,13 @@ func checkMatcher(m *labels.Matcher, ss []series) string {
 				return ""
 			}
 		}
-		return fmt.Sprintf("matcher %s: matches no exposed value of %v", m, sortedKeys(values))
+		return fmt.Sprintf("matcher %s: matches no exposed value of %v", m, sortedNames(values))
 	}
 	return ""
 }
 
 // labelValues is the set of non-empty values of label name in ss.
-func labelValues(ss []series, name string) map[string]bool {
+func labelValues(ss []exposedSeries, name string) map[string]bool {
 	values := map[string]bool{}
 	for _, s := range ss {
 		if v := s.labels[name]; v != "" {
@@ -332,7 +332,7 @@ func (p *liveProc) waitForLoad(t *testing.T, metricsURL string, n int) {
 	var targets map[string]bool
 	p.poll(t, func() bool {
 		targets = map[string]bool{}
-		body, err := get(metricsURL)
+		body, err := fetchExposition(metricsURL)
 		if err != nil {
 			return false
 		}
@@ -347,7 +347,7 @@ func (p *liveProc) waitForLoad(t *testing.T, metricsURL string, n int) {
 		}
 		return len(targets) >= n
 	}, func() string {
-		return fmt.Sprintf("jwt_loadgen_requests_total counted requests to %v, want %d targets", sortedKeys(targets), n)
+		return fmt.Sprintf("jwt_loadgen_requests_total counted requests to %v, want %d targets", sortedNames(targets), n)
 	})
 }
 
@@ -434,8 +434,8 @@ func fetchToken(t *testing.T, issuerURL, id, secret string) string {
 	return body.AccessToken
 }
 
-// get returns the body of a 200 answer to GET url.
-func get(url string) ([]byte, error) {
+// fetchExposition returns the body of a 200 answer to GET url.
+func fetchExposition(url string) ([]byte, error) {
 	req, err := http.NewRequest(http.MethodGet, url, nil)
 	if err != nil {
 		return nil, err
@@ -454,9 +454,10 @@ func get(url string) ([]byte, error) {
 	return body, err
 }
 
-func scrape(t *testing.T, url string) []byte {
+// mustScrape is fetchExposition that fails the test on an error.
+func mustScrape(t *testing.T, url string) []byte {
 	t.Helper()
-	body, err := get(url)
+	body, err := fetchExposition(url)
 	if err != nil {
 		t.Fatal(err)
 	}

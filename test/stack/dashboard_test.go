@@ -52,8 +52,8 @@ type panel struct {
 			Unit string `json:"unit"`
 		} `json:"defaults"`
 	} `json:"fieldConfig"`
-	Targets []target `json:"targets"`
-	Panels  []panel  `json:"panels"` // a collapsed row keeps its panels here
+	Targets []panelTarget `json:"targets"`
+	Panels  []panel       `json:"panels"` // a collapsed row keeps its panels here
 }
 
 type gridPos struct {
@@ -68,7 +68,7 @@ type datasourceRef struct {
 	UID  string `json:"uid"`
 }
 
-type target struct {
+type panelTarget struct {
 	RefID        string         `json:"refId"`
 	Datasource   *datasourceRef `json:"datasource"`
 	Expr         string         `json:"expr"`
@@ -302,7 +302,7 @@ func TestDashboardQueries(t *testing.T) {
 		if labels, known := outputLabels(q.expr); known {
 			for _, m := range legendLabel.FindAllStringSubmatch(q.legend, -1) {
 				if !labels[m[1]] {
-					t.Errorf("%s: legend %q uses {{%s}}, but the result only has %v", q, q.legend, m[1], sortedKeys(labels))
+					t.Errorf("%s: legend %q uses {{%s}}, but the result only has %v", q, q.legend, m[1], sortedNames(labels))
 				}
 			}
 		}
@@ -312,7 +312,7 @@ func TestDashboardQueries(t *testing.T) {
 			t.Errorf("no panel queries %s", name)
 		}
 	}
-	t.Logf("metrics used: %v", sortedKeys(used))
+	t.Logf("metrics used: %v", sortedNames(used))
 
 	// Latency quantiles are in seconds and shown with the unit s, which
 	// Grafana prints as µs or ms as the value needs: the whole point of the
@@ -375,8 +375,8 @@ func TestDashboardChecksCatchMistakes(t *testing.T) {
 			}
 			got, known := outputLabels(expr)
 			wantKnown := tt.want != nil
-			if known != wantKnown || (wantKnown && !slices.Equal(sortedKeys(got), tt.want)) {
-				t.Errorf("outputLabels(%s) = %v, %t; want %v", tt.expr, sortedKeys(got), known, tt.want)
+			if known != wantKnown || (wantKnown && !slices.Equal(sortedNames(got), tt.want)) {
+				t.Errorf("outputLabels(%s) = %v, %t; want %v", tt.expr, sortedNames(got), known, tt.want)
 			}
 			if isSecondsQuantile(expr) != tt.units {
 				t.Errorf("isSecondsQuantile(%s) = %t, want %t", tt.expr, !tt.units, tt.units)
@@ -463,23 +463,23 @@ func TestGrafanaProvisioning(t *testing.T) {
 	}
 }
 
-// query is one panel target, parsed.
-type query struct {
+// panelQuery is one panel target, parsed.
+type panelQuery struct {
 	panel, refID string
 	legend       string
 	expr         parser.Expr
 }
 
-func (q query) String() string { return fmt.Sprintf("panel %q, query %s", q.panel, q.refID) }
+func (q panelQuery) String() string { return fmt.Sprintf("panel %q, query %s", q.panel, q.refID) }
 
 // dashboardQueries parses every target of every panel; a target that does
 // not parse fails the test and is left out.
-func dashboardQueries(t *testing.T, d dashboard) []query {
+func dashboardQueries(t *testing.T, d dashboard) []panelQuery {
 	t.Helper()
-	var out []query
+	var out []panelQuery
 	for _, p := range allPanels(d) {
 		for _, tg := range p.Targets {
-			q := query{panel: p.Title, refID: tg.RefID, legend: tg.LegendFormat}
+			q := panelQuery{panel: p.Title, refID: tg.RefID, legend: tg.LegendFormat}
 			expr, err := parseQuery(tg.Expr)
 			if err != nil {
 				t.Errorf("%s: %v\n%s", q, err, tg.Expr)
@@ -495,7 +495,8 @@ func dashboardQueries(t *testing.T, d dashboard) []query {
 	return out
 }
 
-func sortedKeys[V any](m map[string]V) []string {
+// sortedNames is the keys of m in order, for stable messages.
+func sortedNames[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
