@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -414,5 +415,38 @@ func TestNewIntrospectorRefusesUnsafeOptions(t *testing.T) {
 				t.Error("no error")
 			}
 		})
+	}
+}
+
+func TestReadClientSecret(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name    string
+		content string
+		want    string
+		wantErr bool
+	}{
+		{name: "bare", content: "s3cret", want: "s3cret"},
+		{name: "one newline dropped", content: "s3cret\n", want: "s3cret"},
+		{name: "CRLF dropped", content: "s3cret\r\n", want: "s3cret"},
+		{name: "only one newline dropped", content: "s3cret\n\n", want: "s3cret\n"},
+		{name: "spaces kept", content: " s3cret ", want: " s3cret "},
+		{name: "empty", content: "", wantErr: true},
+		{name: "only a newline", content: "\n", wantErr: true},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := fmt.Sprintf("%s/secret-%d", dir, i)
+			if err := os.WriteFile(path, []byte(tt.content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			got, err := verifier.ReadClientSecret(path)
+			if (err != nil) != tt.wantErr || got != tt.want {
+				t.Errorf("ReadClientSecret = %q, %v; want %q, error %v", got, err, tt.want, tt.wantErr)
+			}
+		})
+	}
+	if _, err := verifier.ReadClientSecret(dir + "/absent"); err == nil {
+		t.Error("an absent file gave no error")
 	}
 }
