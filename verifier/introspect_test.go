@@ -374,6 +374,30 @@ func TestIntrospectionCache(t *testing.T) {
 			t.Errorf("token service calls = %d, want 4", got)
 		}
 	})
+	t.Run("concurrent", func(t *testing.T) {
+		f := newIntrospection(t, func(o *verifier.IntrospectionOptions) { o.CacheTTL, o.CacheSize = time.Minute, 16 })
+		f.ts.set(func(ts *tokenService) { ts.anyActive = activeClaims() })
+		errs := make(chan error, 8)
+		for g := range 8 {
+			go func() {
+				var err error
+				for i := range 40 {
+					if _, err = f.in.IntrospectToken(t.Context(), fmt.Sprintf("token-%d", (g*7+i)%40)); err != nil {
+						break
+					}
+				}
+				errs <- err
+			}()
+		}
+		for range 8 {
+			if err := <-errs; err != nil {
+				t.Error(err)
+			}
+		}
+		if got := f.in.CacheLen(); got > 32 || got == 0 {
+			t.Errorf("cache holds %d answers, want 1..32 (16 rounded up per shard)", got)
+		}
+	})
 	t.Run("bounded", func(t *testing.T) {
 		f := newIntrospection(t, func(o *verifier.IntrospectionOptions) { o.CacheTTL, o.CacheSize = time.Minute, 64 })
 		f.ts.set(func(ts *tokenService) { ts.anyActive = activeClaims() })
