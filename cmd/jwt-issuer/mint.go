@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -23,6 +24,7 @@ type mintOptions struct {
 	sub     string
 	aud     string
 	scope   string
+	jti     string
 	ttl     time.Duration
 	nbf     time.Duration
 	iat     time.Duration
@@ -41,6 +43,7 @@ func mintFlags(o *mintOptions) *flag.FlagSet {
 	fs.StringVar(&o.sub, "sub", "demo", "sub claim (empty: omitted)")
 	fs.StringVar(&o.aud, "aud", "demo-api", "aud claim, comma-separated: one value is a string, several an array (empty: omitted)")
 	fs.StringVar(&o.scope, "scope", "", "scope claim (empty: omitted)")
+	fs.StringVar(&o.jti, "jti", "", "jti claim (default: a fresh random value, so /revoke can name the token; -jti '' omits it)")
 	fs.DurationVar(&o.ttl, "ttl", 10*time.Minute, "exp = now + ttl; negative for an expired token; 0: no exp claim")
 	fs.DurationVar(&o.nbf, "nbf", 0, "nbf = now + this offset (default: no nbf claim)")
 	fs.DurationVar(&o.iat, "iat", 0, "iat = now + this offset")
@@ -78,6 +81,14 @@ func runMint(args []string, stdout, stderr io.Writer, now time.Time) error {
 		return fmt.Errorf("mint: %w", err)
 	}
 	claims := o.mapClaims(now, set["nbf"])
+	// Every token gets a unique jti unless told otherwise: revocation and
+	// replay checks name tokens by it (RFC 7519 §4.1.7).
+	switch {
+	case !set["jti"]:
+		claims["jti"] = rand.Text()
+	case o.jti != "":
+		claims["jti"] = o.jti
+	}
 	for _, p := range o.claims {
 		claims[p.name] = p.value
 	}
