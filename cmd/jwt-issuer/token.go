@@ -16,12 +16,20 @@ import (
 // maxFormBytes bounds a token request body.
 const maxFormBytes = 64 << 10
 
+// grant_type values of /token.
+const (
+	grantClientCredentials = "client_credentials"
+)
+
 // RFC 6749 §5.2 error codes.
 const (
 	errInvalidRequest       = "invalid_request"
 	errInvalidClient        = "invalid_client"
 	errUnsupportedGrantType = "unsupported_grant_type"
 	errInvalidScope         = "invalid_scope"
+	// errInvalidGrant: a bad jwt-bearer assertion, or the revocation of a
+	// token issued to another client (§5.2: "issued to another client").
+	errInvalidGrant = "invalid_grant"
 )
 
 // tokenResponse is the RFC 6749 §5.1 success body.
@@ -50,7 +58,7 @@ func (s *server) handleToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch gt := form.Get("grant_type"); gt {
-	case "client_credentials":
+	case grantClientCredentials:
 	case "":
 		s.tokenError(w, http.StatusBadRequest, errInvalidRequest, "grant_type is required")
 		return
@@ -58,12 +66,16 @@ func (s *server) handleToken(w http.ResponseWriter, r *http.Request) {
 		s.tokenError(w, http.StatusBadRequest, errUnsupportedGrantType, "only client_credentials is supported")
 		return
 	}
-	scope := form.Get("scope")
+	s.issue(w, clientID, form.Get("scope"), grantLabelClientCredentials)
+}
+
+// issue answers a token request of clientID with a fresh access token for
+// scope; grant is the metric label of the grant that authorized it.
+func (s *server) issue(w http.ResponseWriter, clientID, scope, grant string) {
 	if !validScope(scope) {
 		s.tokenError(w, http.StatusBadRequest, errInvalidScope, "scope must be space-separated tokens of printable ASCII without quote or backslash")
 		return
 	}
-
 	key := s.keys.signer()
 	now := s.now()
 	jti := rand.Text()
@@ -74,7 +86,7 @@ func (s *server) handleToken(w http.ResponseWriter, r *http.Request) {
 		"iat":       jwt.NewNumericDate(now),
 		"nbf":       jwt.NewNumericDate(now),
 		"exp":       jwt.NewNumericDate(now.Add(s.cfg.TokenTTL)),
-		"jti":       jti,
+		"jti":       jti, // unique: /revoke and /introspect name tokens by it
 		"client_id": clientID,
 	}
 	if scope != "" {
@@ -86,7 +98,8 @@ func (s *server) handleToken(w http.ResponseWriter, r *http.Request) {
 		s.tokenError(w, http.StatusInternalServerError, "server_error", "")
 		return
 	}
-	s.log.Info("issued token", "client_id", clientID, "jti", jti, "kid", key.kid, "scope", scope)
+	s.metrics.tokenIssued(grant)
+	s.log.Info("issued token", "client_id", clientID, "grant", grant, "jti", jti, "kid", key.kid, "scope", scope)
 	// RFC 6749 §5.1: responses with tokens are never cached.
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Pragma", "no-cache")
