@@ -43,6 +43,13 @@ type server struct {
 	ownParser  *jwt.Parser
 	ownKeyfunc jwt.Keyfunc
 	revoked    *expirySet[revocationKey] // until each token's exp
+
+	// clientKeys are CLIENT_KEYS: the keys each client signs jwt-bearer
+	// assertions with; the parser, keyfunc and used jtis serve that grant.
+	clientKeys      map[string][]clientKey
+	assertionParser *jwt.Parser
+	clientKeyfunc   jwt.Keyfunc
+	usedAssertions  *expirySet[assertionKey] // until each assertion's exp + leeway
 }
 
 // newServer builds a server from a validated config: it loads
@@ -51,6 +58,10 @@ func newServer(cfg config, log *slog.Logger) (*server, error) {
 	clients, err := parseClients(cfg.Clients)
 	if err != nil {
 		return nil, fmt.Errorf("CLIENTS: %w", err)
+	}
+	clientKeys, err := loadClientKeys(cfg.ClientKeys)
+	if err != nil {
+		return nil, fmt.Errorf("CLIENT_KEYS: %w", err)
 	}
 	first, err := firstKey(cfg)
 	if err != nil {
@@ -70,9 +81,14 @@ func newServer(cfg config, log *slog.Logger) (*server, error) {
 		registry: reg,
 		metrics:  newMetrics(reg, cli.Version(version)),
 		revoked:  newExpirySet[revocationKey](),
+
+		clientKeys:     clientKeys,
+		usedAssertions: newExpirySet[assertionKey](),
 	}
 	s.ownParser = s.newOwnParser()
 	s.ownKeyfunc = s.ownKey
+	s.assertionParser = s.newAssertionParser()
+	s.clientKeyfunc = s.clientKey
 	return s, nil
 }
 
@@ -174,9 +190,13 @@ func (s *server) handleDiscovery(w http.ResponseWriter, _ *http.Request) {
 	})
 }
 
-// grantTypes are the grant_type values /token accepts.
+// grantTypes are the grant_type values /token accepts: jwt-bearer only
+// when CLIENT_KEYS names a client that could use it.
 func (s *server) grantTypes() []string {
-	return []string{grantClientCredentials}
+	if len(s.clientKeys) == 0 {
+		return []string{grantClientCredentials}
+	}
+	return []string{grantClientCredentials, grantJWTBearer}
 }
 
 func (s *server) handleJWKS(w http.ResponseWriter, _ *http.Request) {
@@ -235,7 +255,8 @@ func (s *server) run(ctx context.Context, ln net.Listener) error {
 	}
 	s.log.Info("jwt-issuer listening (development only, never a production identity provider)",
 		"addr", ln.Addr().String(), "issuer", s.cfg.IssuerURL, "alg", s.cfg.SigningAlg,
-		"kid", s.keys.signer().kid, "rotation", s.cfg.KeyRotationInterval.String())
+		"kid", s.keys.signer().kid, "rotation", s.cfg.KeyRotationInterval.String(),
+		"grant_types", s.grantTypes())
 	return g.Wait()
 }
 

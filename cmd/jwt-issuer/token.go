@@ -8,6 +8,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -46,36 +47,57 @@ type oauthError struct {
 	Description string `json:"error_description,omitempty"`
 }
 
-// handleToken implements the client_credentials grant (RFC 6749 §4.4).
+// handleToken implements the client_credentials grant (RFC 6749 §4.4)
+// and, with CLIENT_KEYS, the jwt-bearer grant (RFC 7523 §2.1).
 func (s *server) handleToken(w http.ResponseWriter, r *http.Request) {
 	form, err := readForm(w, r)
 	if err != nil {
 		s.tokenError(w, http.StatusBadRequest, errInvalidRequest, err.Error())
 		return
 	}
-	clientID, ok := s.authenticate(w, r, form)
-	if !ok {
-		return
+	gt := form.Get("grant_type")
+	var clientID string
+	// RFC 7523 §3.1: with jwt-bearer, client authentication is optional
+	// (the assertion is the grant), but credentials that are sent must be
+	// valid.
+	if gt != grantJWTBearer || hasCredentials(r, form) {
+		id, ok := s.authenticate(w, r, form)
+		if !ok {
+			return
+		}
+		clientID = id
 	}
-	switch gt := form.Get("grant_type"); gt {
-	case grantClientCredentials:
-	case "":
+	switch {
+	case gt == "":
 		s.tokenError(w, http.StatusBadRequest, errInvalidRequest, "grant_type is required")
 		return
-	default:
-		s.tokenError(w, http.StatusBadRequest, errUnsupportedGrantType, "only client_credentials is supported")
+	case !slices.Contains(s.grantTypes(), gt):
+		s.tokenError(w, http.StatusBadRequest, errUnsupportedGrantType, "supported: "+strings.Join(s.grantTypes(), ", "))
 		return
 	}
-	s.issue(w, clientID, form.Get("scope"), grantLabelClientCredentials)
-}
-
-// issue answers a token request of clientID with a fresh access token for
-// scope; grant is the metric label of the grant that authorized it.
-func (s *server) issue(w http.ResponseWriter, clientID, scope, grant string) {
+	scope := form.Get("scope")
 	if !validScope(scope) {
 		s.tokenError(w, http.StatusBadRequest, errInvalidScope, "scope must be space-separated tokens of printable ASCII without quote or backslash")
 		return
 	}
+	if gt == grantJWTBearer {
+		s.jwtBearer(w, form, clientID)
+		return
+	}
+	s.issue(w, clientID, scope, grantLabelClientCredentials)
+}
+
+// hasCredentials reports whether a request carries client credentials: an
+// Authorization header or a client_secret field.
+func hasCredentials(r *http.Request, form url.Values) bool {
+	_, secret := form["client_secret"]
+	return secret || r.Header.Get("Authorization") != ""
+}
+
+// issue answers a token request of clientID with a fresh access token for
+// scope; grant is the metric label of the grant that authorized it.
+// The caller has checked scope.
+func (s *server) issue(w http.ResponseWriter, clientID, scope, grant string) {
 	key := s.keys.signer()
 	now := s.now()
 	jti := rand.Text()
