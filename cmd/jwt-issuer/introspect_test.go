@@ -6,11 +6,13 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -399,5 +401,71 @@ func BenchmarkIntrospect(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestIntrospectConcurrent runs introspections, revocations and key
+// rotations at once, for the race detector: the parser, the key ring and
+// the revocation list are shared by every request.
+func TestIntrospectConcurrent(t *testing.T) {
+	s, base := testServer(t, func(c *config) {
+		c.SigningAlg = "ES256"
+		c.KeyRotationInterval = time.Hour
+	})
+	tokens := make([]string, 8)
+	for i := range tokens {
+		tokens[i] = issueToken(t, base, nil)
+	}
+	// post does not fail the test itself: only the test goroutine may.
+	post := func(path string, tok string) error {
+		req, err := http.NewRequest(http.MethodPost, base+path, strings.NewReader(url.Values{"token": {tok}}.Encode()))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth("demo", "demo-secret")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("%s: status %d", path, resp.StatusCode)
+		}
+		return nil
+	}
+	var wg sync.WaitGroup
+	errs := make(chan string, len(tokens)*2)
+	for i, tok := range tokens {
+		wg.Go(func() {
+			for range 10 {
+				if err := post("/introspect", tok); err != nil {
+					errs <- fmt.Sprintf("token %d: %v", i, err)
+					return
+				}
+			}
+			if i%2 == 0 {
+				if err := post("/revoke", tok); err != nil {
+					errs <- fmt.Sprintf("token %d: %v", i, err)
+				}
+			}
+		})
+	}
+	wg.Go(func() {
+		for range 3 {
+			if _, err := s.keys.rotate(s.now()); err != nil {
+				errs <- err.Error()
+			}
+		}
+	})
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+	for i, tok := range tokens {
+		if got := introspect(t, base, tok); (got["active"] == true) != (i%2 == 1) {
+			t.Errorf("token %d: active = %v, want %v", i, got["active"], i%2 == 1)
+		}
 	}
 }
