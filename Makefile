@@ -8,7 +8,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Fuzz targets: package and target, one pair per line of the loop below.
 FUZZ := ./verifier:FuzzVerify ./proxy:FuzzClaimHeaders
 
-.PHONY: all build demo test check fmt vet staticcheck fuzz bench bench-go bench-load ci clean
+.PHONY: all build demo compare test check fmt vet staticcheck fuzz bench bench-go bench-load ci clean
 
 all: check test
 
@@ -18,6 +18,12 @@ build:
 ## demo: build and run issuer, a demo upstream and the sidecar on 127.0.0.1
 demo: build
 	$(GO) run ./demo -bin bin
+
+## compare: stateless JWT vs token introspection on 127.0.0.1, through an issuer
+## outage; prints the table and writes .bench/compare.json. COMPARE_FLAGS=-quick
+## for short phases.
+compare: build
+	$(GO) run ./test/compare -bin bin -json .bench/compare.json $(COMPARE_FLAGS)
 
 ## test: every test: the module's with the race detector, then the chart's
 ## (a separate module, so Helm and kubeconform stay out of the binaries)
@@ -61,4 +67,4 @@ bench-load: build
 ci: check test fuzz
 
 clean:
-	rm -rf bin .demo
+	rm -rf bin .demo .compare

@@ -1,7 +1,9 @@
 // Command demo runs the jwt-sidecar demo: it starts jwt-issuer, echo-upstream
 // and jwt-sidecar on 127.0.0.1, walks through the stateless verification
 // story with curl (or the same requests sent with Go when curl is missing),
-// and keeps the stack up until Ctrl-C.
+// ends with a short comparison of jwt and introspection modes through an
+// issuer outage (on a separate stack; -compare=false skips it), and keeps
+// the stack up until Ctrl-C.
 //
 // Run it from the repository root after building the binaries:
 //
@@ -35,6 +37,7 @@ type options struct {
 	listenPort   int
 	adminPort    int
 	once         bool
+	compare      bool
 	timeout      time.Duration
 }
 
@@ -57,6 +60,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.listenPort, "listen-port", 7070, "jwt-sidecar proxy port")
 	fs.IntVar(&o.adminPort, "admin-port", 7071, "jwt-sidecar admin port (/metrics, /readyz)")
 	fs.BoolVar(&o.once, "once", false, "run the steps, then stop everything (for tests and CI)")
+	fs.BoolVar(&o.compare, "compare", true, "end with a short comparison of jwt and introspection modes through an issuer outage (about 15 s)")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "how long each process may take to become ready")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
