@@ -11,6 +11,7 @@
 //	mint    print one signed token
 //	jwks    print the public JWKS of private key files
 //	pubkey  print the PKIX PEM public key of a private key file
+//	healthcheck URL  exit 0 if URL answers 2xx (the image has no curl)
 //
 // Every kid is the RFC 7638 JWK SHA-256 thumbprint of the key, so mint,
 // jwks and serve agree on a key file without configuration.
@@ -42,6 +43,9 @@ func main() {
 // run executes one subcommand and returns the exit code: 0 on success, 1 on
 // failure, 2 on bad usage.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, environ []string) int {
+	if code, done := cli.Healthcheck(args, "jwt-issuer", stdout, stderr); done {
+		return code
+	}
 	cmd := "serve"
 	if len(args) > 0 {
 		cmd, args = args[0], args[1:]
@@ -142,6 +146,7 @@ Usage:
   jwt-issuer mint -key FILE [flags]      print one signed token
   jwt-issuer jwks -key FILE [-key FILE ...] [-alg ALG]
   jwt-issuer pubkey -key FILE
+  jwt-issuer healthcheck URL             exit 0 if URL answers 2xx (container health checks)
   jwt-issuer --help | --version
 
 Every kid is the RFC 7638 JWK SHA-256 thumbprint of its key (base64url), so mint,
