@@ -50,16 +50,11 @@ func needTool(t *testing.T, what string, err error) {
 // loadCompose loads files with compose-go as `docker compose` would, but
 // with an empty environment, so the defaults in the file are what is checked
 // (a developer's *_PORT variables do not leak in).
-func loadCompose(t *testing.T, env map[string]string, files ...string) *types.Project {
+func loadCompose(t *testing.T, files ...string) *types.Project {
 	t.Helper()
-	var kv []string
-	for k, v := range env {
-		kv = append(kv, k+"="+v)
-	}
 	opts, err := composecli.NewProjectOptions(files,
 		composecli.WithName("jwt-sidecar"),
 		composecli.WithWorkingDirectory(repoRoot),
-		composecli.WithEnv(kv),
 		composecli.WithResolvedPaths(true),
 	)
 	if err != nil {
@@ -85,8 +80,8 @@ func binaryOf(s types.ServiceConfig) string {
 	return strings.TrimPrefix(s.Entrypoint[0], "/")
 }
 
-// env returns the service's environment as plain strings.
-func env(s types.ServiceConfig) map[string]string {
+// serviceEnv returns the service's environment as plain strings.
+func serviceEnv(s types.ServiceConfig) map[string]string {
 	out := map[string]string{}
 	for k, v := range s.Environment {
 		if v != nil {
@@ -112,8 +107,8 @@ func serviceRunning(t *testing.T, p *types.Project, binary string) types.Service
 	return found[0]
 }
 
-// clients parses the issuer's CLIENTS: id:secret, comma-separated.
-func clients(t *testing.T, raw string) map[string]string {
+// issuerClients parses the issuer's CLIENTS: id:secret, comma-separated.
+func issuerClients(t *testing.T, raw string) map[string]string {
 	t.Helper()
 	out := map[string]string{}
 	for e := range strings.SplitSeq(raw, ",") {
@@ -288,7 +283,7 @@ func (c composeTool) needEngine(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	if out, err := exec.CommandContext(ctx, c.docker, "version", "--format", "{{.Server.Version}}").CombinedOutput(); err != nil {
-		needTool(t, "a running docker engine", fmt.Errorf("%s version: %v: %s", c.docker, err, short(out)))
+		needTool(t, "a running docker engine", fmt.Errorf("%s version: %v: %s", c.docker, err, shortOutput(out)))
 	}
 }
 
@@ -305,8 +300,8 @@ func (c composeTool) run(ctx context.Context, extraEnv []string, args ...string)
 	return string(out), nil
 }
 
-// short shortens a tool's output for an error message.
-func short(out []byte) string {
+// shortOutput shortens a tool's output for an error message.
+func shortOutput(out []byte) string {
 	s := strings.TrimSpace(string(out))
 	if len(s) > 500 {
 		s = s[:500] + "..."

@@ -35,8 +35,8 @@ func TestStackLive(t *testing.T) {
 	c := findCompose(t)
 	c.needEngine(t)
 	// The project as the test runs it, for the demo client's credentials.
-	p := loadCompose(t, nil, composeFile, composeCIFile)
-	demoSecret, ok := clients(t, env(serviceRunning(t, p, "jwt-issuer"))["CLIENTS"])["demo"]
+	p := loadCompose(t, composeFile, composeCIFile)
+	demoSecret, ok := issuerClients(t, serviceEnv(serviceRunning(t, p, "jwt-issuer"))["CLIENTS"])["demo"]
 	if !ok {
 		t.Fatal("the issuer has no demo client, which the README's curl examples use")
 	}
@@ -56,7 +56,7 @@ func TestStackLive(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		if t.Failed() {
-			out, _ := compose(ctx, "ps")
+			out, _ := compose(ctx, "ps", "-a")
 			t.Logf("compose ps:\n%s", out)
 			out, _ = compose(ctx, "logs", "--no-color", "--tail=200")
 			t.Logf("compose logs:\n%s", out)
@@ -83,11 +83,11 @@ func TestStackLive(t *testing.T) {
 	} {
 		t.Run(sidecar.name, func(t *testing.T) {
 			refused := "/stack-test/refused-by-" + sidecar.name
-			resp := get(t, at(sidecar.port, refused), "")
+			resp := getWithToken(t, at(sidecar.port, refused), "")
 			if resp.code != http.StatusUnauthorized || !strings.HasPrefix(resp.header.Get("WWW-Authenticate"), "Bearer ") {
 				t.Errorf("no token: %d %q, want 401 with a Bearer challenge", resp.code, resp.header.Get("WWW-Authenticate"))
 			}
-			resp = get(t, at(sidecar.port, "/stack-test/allowed"), token)
+			resp = getWithToken(t, at(sidecar.port, "/stack-test/allowed"), token)
 			if resp.code != http.StatusOK {
 				t.Fatalf("with a token: %d %s, want 200", resp.code, resp.body)
 			}
@@ -185,7 +185,7 @@ func waitHealthy(t *testing.T, c composeTool, compose func(context.Context, ...s
 	deadline := time.Now().Add(3 * time.Minute)
 	var state string
 	for {
-		ids, err := compose(t.Context(), "ps", "-q")
+		ids, err := compose(t.Context(), "ps", "-a", "-q")
 		if err != nil {
 			t.Fatalf("%v\n%s", err, ids)
 		}
@@ -222,7 +222,7 @@ func inspect(ctx context.Context, c composeTool, ids []string) (string, error) {
 	out, err := exec.CommandContext(ctx, c.docker, append([]string{"inspect", "--format",
 		"{{.Name}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{end}}"}, ids...)...).CombinedOutput()
 	if err != nil {
-		return "", fmt.Errorf("docker inspect: %w: %s", err, short(out))
+		return "", fmt.Errorf("docker inspect: %w: %s", err, shortOutput(out))
 	}
 	return string(out), nil
 }
@@ -259,14 +259,14 @@ func fetchToken(t *testing.T, tokenURL, id, secret string) string {
 	return body.AccessToken
 }
 
-type response struct {
+type httpResult struct {
 	code   int
 	header http.Header
 	body   string
 }
 
-// get sends GET url, with a bearer token unless it is "".
-func get(t *testing.T, rawURL, token string) response {
+// getWithToken sends GET url, with a bearer token unless it is "".
+func getWithToken(t *testing.T, rawURL, token string) httpResult {
 	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, rawURL, nil)
 	if err != nil {
@@ -284,7 +284,7 @@ func get(t *testing.T, rawURL, token string) response {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return response{code: resp.StatusCode, header: resp.Header, body: string(b)}
+	return httpResult{code: resp.StatusCode, header: resp.Header, body: string(b)}
 }
 
 // promQuery runs an instant query that answers one sample and returns its

@@ -22,7 +22,7 @@ import (
 // it runs: they are built from this checkout, and their --help says which
 // variables they know.
 func TestComposeFile(t *testing.T) {
-	p := loadCompose(t, nil, composeFile)
+	p := loadCompose(t, composeFile)
 	bin := t.TempDir()
 	built := buildBinaries(t, bin)
 	helps := map[string]string{}
@@ -159,14 +159,14 @@ func TestComposeFile(t *testing.T) {
 	// issuer's iss and aud, and every client secret file holds the secret
 	// the issuer has for that client.
 	t.Run("services agree", func(t *testing.T) {
-		issuer := env(serviceRunning(t, p, "jwt-issuer"))
+		issuer := serviceEnv(serviceRunning(t, p, "jwt-issuer"))
 		iss, aud := issuer["ISSUER_URL"], issuer["AUDIENCE"]
-		registered := clients(t, issuer["CLIENTS"])
+		registered := issuerClients(t, issuer["CLIENTS"])
 		for _, s := range p.Services {
 			if !isProject(s) || binaryOf(s) == "jwt-issuer" {
 				continue
 			}
-			e := env(s)
+			e := serviceEnv(s)
 			if o := e["OIDC_ISSUER_URL"]; o != "" && o != iss {
 				t.Errorf("%s: OIDC_ISSUER_URL %s, but the issuer's ISSUER_URL is %s", s.Name, o, iss)
 			}
@@ -246,8 +246,8 @@ func TestComposeFile(t *testing.T) {
 // TestComposeCIOverride: CI runs the same stack with only what it can get:
 // stand-in images built by .ci/standins, and no Grafana.
 func TestComposeCIOverride(t *testing.T) {
-	base := loadCompose(t, nil, composeFile)
-	ci := loadCompose(t, nil, composeFile, composeCIFile)
+	base := loadCompose(t, composeFile)
+	ci := loadCompose(t, composeFile, composeCIFile)
 	standins := standinImages(t)
 
 	if _, ok := ci.Services["grafana"]; ok {
