@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -50,7 +51,7 @@ func TestStackLive(t *testing.T) {
 	}
 	files := []string{"-p", project, "-f", "docker-compose.yml", "-f", "deploy/compose/docker-compose.ci.yml"}
 	compose := func(ctx context.Context, args ...string) (string, error) {
-		return c.run(ctx, portEnv, append(files, args...)...)
+		return c.run(ctx, portEnv, slices.Concat(files, args)...)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
