@@ -25,11 +25,14 @@ demo: build
 compare: build
 	$(GO) run ./test/compare -bin bin -json .bench/compare.json $(COMPARE_FLAGS)
 
-## test: every test: the module's with the race detector, then the chart's
-## (a separate module, so Helm and kubeconform stay out of the binaries)
+## test: every test: the module's with the race detector, then the chart's and
+## the deployment files' (separate modules, so Helm, kubeconform, compose-go and
+## Prometheus stay out of the binaries); test/stack brings the compose stack up
+## when docker is there (DOCKER names the CLI, see README)
 test:
 	$(GO) test -race -count=1 -timeout 15m ./...
 	cd charts/test && $(GO) test -count=1 -timeout 15m ./...
+	cd test/stack && $(GO) test -count=1 -timeout 15m ./...
 
 ## check: formatting, vet and staticcheck
 check: fmt vet staticcheck
@@ -41,10 +44,12 @@ fmt:
 vet:
 	$(GO) vet ./...
 	cd charts/test && $(GO) vet ./...
+	cd test/stack && $(GO) vet ./...
 
 staticcheck:
 	$(GO) run $(STATICCHECK) ./...
 	cd charts/test && $(GO) run $(STATICCHECK) ./...
+	cd test/stack && $(GO) run $(STATICCHECK) ./...
 
 ## fuzz: a short run of every fuzz target (FUZZTIME each)
 fuzz:

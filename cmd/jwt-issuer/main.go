@@ -14,6 +14,7 @@
 //	assertion  print one jwt-bearer assertion (RFC 7523) signed with a client key
 //	jwks       print the public JWKS of private key files
 //	pubkey     print the PKIX PEM public key of a private key file
+//	healthcheck URL  exit 0 if URL answers 2xx (the image has no curl)
 //
 // Every kid is the RFC 7638 JWK SHA-256 thumbprint of the key, so mint,
 // jwks and serve agree on a key file without configuration.
@@ -45,6 +46,9 @@ func main() {
 // run executes one subcommand and returns the exit code: 0 on success, 1 on
 // failure, 2 on bad usage.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, environ []string) int {
+	if code, done := cli.Healthcheck(args, "jwt-issuer", stdout, stderr); done {
+		return code
+	}
 	cmd := "serve"
 	if len(args) > 0 {
 		cmd, args = args[0], args[1:]
@@ -149,6 +153,7 @@ Usage:
                                          print one jwt-bearer assertion (RFC 7523)
   jwt-issuer jwks -key FILE [-key FILE ...] [-alg ALG]
   jwt-issuer pubkey -key FILE
+  jwt-issuer healthcheck URL             exit 0 if URL answers 2xx (container health checks)
   jwt-issuer --help | --version
 
 Every kid is the RFC 7638 JWK SHA-256 thumbprint of its key (base64url), so mint,

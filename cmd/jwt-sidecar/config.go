@@ -337,7 +337,7 @@ func absoluteHTTP(raw string) bool {
 func printHelp(w io.Writer) {
 	fmt.Fprint(w, `jwt-sidecar: a reverse proxy that verifies bearer JWTs locally.
 
-Usage: jwt-sidecar [--help | --version]
+Usage: jwt-sidecar [--help | --version | healthcheck URL]
 Configuration comes from the environment:
 
 `)
