@@ -3,12 +3,10 @@ package stack
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -42,7 +40,8 @@ const (
 // label values they compare with. promtool lints each exposition.
 func TestDashboardMetricsLive(t *testing.T) {
 	queries := dashboardQueries(t, loadDashboard(t))
-	bin := buildBinaries(t, "jwt-issuer", "echo-upstream", "jwt-sidecar", "jwt-loadgen")
+	bin := t.TempDir()
+	buildBinaries(t, bin)
 	secretFile := filepath.Join(t.TempDir(), "introspection-secret")
 	if err := os.WriteFile(secretFile, []byte("sidecar-secret"), 0o600); err != nil {
 		t.Fatal(err)
@@ -68,7 +67,7 @@ func TestDashboardMetricsLive(t *testing.T) {
 
 	// A few requests through each sidecar, so that the paths behind the
 	// panels have run: allowed, no token, a malformed token.
-	token := fetchToken(t, issuerURL, "test", "test-secret")
+	token := fetchToken(t, issuerURL+"/token", "test", "test-secret")
 	for _, s := range []*sidecarProc{jwtMode, introMode} {
 		for _, c := range []struct {
 			token string
@@ -239,25 +238,6 @@ func labelValues(ss []exposedSeries, name string) map[string]bool {
 	return values
 }
 
-// buildBinaries builds ./cmd/<name> of the repository for every name into a
-// temporary folder and returns it.
-func buildBinaries(t *testing.T, names ...string) string {
-	t.Helper()
-	dir := t.TempDir()
-	args := []string{"build", "-o", dir + string(filepath.Separator)}
-	for _, n := range names {
-		args = append(args, "./cmd/"+n)
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", args...)
-	cmd.Dir = filepath.Join("..", "..") // the repository's root module
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return dir
-}
-
 // freeLoopbackAddr returns a 127.0.0.1 address that was free a moment ago.
 func freeLoopbackAddr(t *testing.T) string {
 	t.Helper()
@@ -408,30 +388,6 @@ func (s *sidecarProc) send(t *testing.T, token string) int {
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	return resp.StatusCode
-}
-
-// fetchToken gets an access token with the client_credentials grant.
-func fetchToken(t *testing.T, issuerURL, id, secret string) string {
-	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, issuerURL+"/token",
-		strings.NewReader(url.Values{"grant_type": {"client_credentials"}}.Encode()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(id, secret)
-	resp, err := liveClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var body struct {
-		AccessToken string `json:"access_token"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || resp.StatusCode != http.StatusOK || body.AccessToken == "" {
-		t.Fatalf("POST /token: status %d, decoding: %v; want 200 and an access_token", resp.StatusCode, err)
-	}
-	return body.AccessToken
 }
 
 // fetchExposition returns the body of a 200 answer to GET url.
