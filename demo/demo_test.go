@@ -17,6 +17,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/jwt-sidecar/jwt-sidecar/test/proctest"
 )
 
 // buildAll builds the binaries and the demo into a temporary folder. The
@@ -94,7 +96,7 @@ func TestDemo(t *testing.T) {
 			defer cancel()
 			work := filepath.Join(t.TempDir(), ".demo")
 			args := append([]string{"-bin", bin, "-dir", work, "-once", "-compare=" + strconv.FormatBool(tt.compare)}, portArgs(freePorts(t, 4))...)
-			cmd := exec.CommandContext(ctx, binPath(bin, "demo"), args...)
+			cmd := exec.CommandContext(ctx, proctest.BinPath(bin, "demo"), args...)
 			cmd.Env = append(os.Environ(), "PATH="+tt.path)
 			var stdout, stderr bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -157,11 +159,11 @@ func TestDemo(t *testing.T) {
 func testNotReady(t *testing.T, built string) {
 	bin := t.TempDir()
 	for name, from := range map[string]string{"jwt-issuer": "jwt-issuer", "echo-upstream": "echo-upstream", "jwt-sidecar": "echo-upstream"} {
-		b, err := os.ReadFile(binPath(built, from))
+		b, err := os.ReadFile(proctest.BinPath(built, from))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(binPath(bin, name), b, 0o755); err != nil {
+		if err := os.WriteFile(proctest.BinPath(bin, name), b, 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -187,7 +189,7 @@ func testNotReady(t *testing.T, built string) {
 func TestPortInUse(t *testing.T) {
 	bin := t.TempDir()
 	for _, name := range []string{"jwt-issuer", "echo-upstream", "jwt-sidecar"} {
-		if err := os.WriteFile(binPath(bin, name), nil, 0o755); err != nil {
+		if err := os.WriteFile(proctest.BinPath(bin, name), nil, 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -21,6 +21,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/jwt-sidecar/jwt-sidecar/test/proctest"
 )
 
 // The modes, as jwt-sidecar's AUTH_MODE and metric label mode.
@@ -99,7 +101,7 @@ func (o Options) Validate() error {
 // offers, from its --help: jwt always, introspection when it documents
 // INTROSPECTION_URL. The demo uses it to compare what the build can.
 func SidecarModes(ctx context.Context, bin string) ([]string, error) {
-	out, err := runCommand(ctx, binPath(bin, "jwt-sidecar"), "--help")
+	out, err := runCommand(ctx, proctest.BinPath(bin, "jwt-sidecar"), "--help")
 	if err != nil {
 		return nil, fmt.Errorf("jwt-sidecar --help: %w: %s", err, out)
 	}
@@ -147,7 +149,7 @@ func Run(ctx context.Context, o Options) (*Results, error) {
 	}
 	s.stopAll()
 	res := compute(snaps, s.modes(), o)
-	res.Machine = describeMachine(binPath(s.o.Bin, "jwt-sidecar"))
+	res.Machine = describeMachine(proctest.BinPath(s.o.Bin, "jwt-sidecar"))
 	return res, nil
 }
 
@@ -169,8 +171,8 @@ func start(ctx context.Context, o Options) (*stack, error) {
 	}
 	o.Bin = bin
 	for _, name := range []string{"jwt-issuer", "echo-upstream", "jwt-sidecar", "jwt-loadgen"} {
-		if _, err := os.Stat(binPath(bin, name)); err != nil {
-			return nil, fmt.Errorf("%s not found; build the binaries first (go build -o %s/ ./cmd/...)", binPath(bin, name), o.Bin)
+		if _, err := os.Stat(proctest.BinPath(bin, name)); err != nil {
+			return nil, fmt.Errorf("%s not found; build the binaries first (go build -o %s/ ./cmd/...)", proctest.BinPath(bin, name), o.Bin)
 		}
 	}
 	if err := os.MkdirAll(filepath.Join(o.Dir, "scrapes"), 0o700); err != nil {
@@ -185,7 +187,7 @@ func start(ctx context.Context, o Options) (*stack, error) {
 	// A key on disk: the restarted issuer signs and verifies with the same
 	// key, as a real token service would after a restart.
 	key := filepath.Join(dir, "issuer.key")
-	if out, err := runCommand(ctx, binPath(bin, "jwt-issuer"), "genkey", "-alg", "RS256", "-out", key, "-force"); err != nil {
+	if out, err := runCommand(ctx, proctest.BinPath(bin, "jwt-issuer"), "genkey", "-alg", "RS256", "-out", key, "-force"); err != nil {
 		return nil, fmt.Errorf("jwt-issuer genkey: %w: %s", err, out)
 	}
 	loadgenSecret, sidecarSecret := rand.Text(), rand.Text()
@@ -208,7 +210,7 @@ func start(ctx context.Context, o Options) (*stack, error) {
 
 	addrs := map[string]string{}
 	for _, name := range []string{"issuer", "upstream", "jwt", "jwt-admin", "introspection", "introspection-admin", "loadgen-admin"} {
-		if addrs[name], err = freeAddr(); err != nil {
+		if addrs[name], err = proctest.PickAddr(); err != nil {
 			return nil, err
 		}
 	}
@@ -258,17 +260,17 @@ func start(ctx context.Context, o Options) (*stack, error) {
 
 	s.progress("Starting on 127.0.0.1 (logs in %s):", o.Dir)
 	for _, sp := range specs {
-		p := &proc{name: sp.job, bin: binPath(bin, sp.bin), env: sp.env, logPath: filepath.Join(dir, sp.job+".log")}
+		p := &proc{job: sp.job, bin: proctest.BinPath(bin, sp.bin), env: sp.env, logPath: filepath.Join(dir, sp.job+".log")}
 		_ = os.Remove(p.logPath) // a fresh log per run; the issuer's restart appends
 		if err := p.start(); err != nil {
 			return s, err
 		}
 		s.procs = append(s.procs, p)
 		s.byJob[sp.job] = p
-		if err := p.waitReady(ctx, sp.ready, o.ReadyTimeout); err != nil {
+		if err := p.WaitReady(ctx, sp.ready, o.ReadyTimeout); err != nil {
 			return s, err
 		}
-		s.progress("  %-22s pid %-7d ready", sp.job, p.pid())
+		s.progress("  %-22s pid %-7d ready", sp.job, p.PID())
 	}
 	return s, nil
 }
@@ -276,7 +278,7 @@ func start(ctx context.Context, o Options) (*stack, error) {
 // stopAll stops the processes in reverse order of start: the load first.
 func (s *stack) stopAll() {
 	for i := len(s.procs) - 1; i >= 0; i-- {
-		s.procs[i].stop(10 * time.Second)
+		s.procs[i].Stop(10 * time.Second)
 	}
 }
 
@@ -315,8 +317,8 @@ func (s *stack) phases(ctx context.Context) ([]snapshot, error) {
 	if err := take("steady"); err != nil {
 		return nil, err
 	}
-	s.progress("Outage: killing the issuer (pid %d); the load goes on for %s.", issuer.pid(), s.o.Outage)
-	issuer.kill()
+	s.progress("Outage: killing the issuer (pid %d); the load goes on for %s.", issuer.PID(), s.o.Outage)
+	issuer.Kill()
 	if err := s.hold(ctx, s.o.Outage); err != nil {
 		return nil, err
 	}
@@ -327,13 +329,13 @@ func (s *stack) phases(ctx context.Context) ([]snapshot, error) {
 	if err := issuer.start(); err != nil {
 		return nil, err
 	}
-	if err := issuer.waitReady(ctx, s.urls[jobIssuer]+"/healthz", s.o.ReadyTimeout); err != nil {
+	if err := issuer.WaitReady(ctx, s.urls[jobIssuer]+"/healthz", s.o.ReadyTimeout); err != nil {
 		return nil, err
 	}
 	if err := take("restarted"); err != nil {
 		return nil, err
 	}
-	s.progress("  issuer ready again (pid %d); recovery: %s.", issuer.pid(), s.o.Recovery)
+	s.progress("  issuer ready again (pid %d); recovery: %s.", issuer.PID(), s.o.Recovery)
 	if err := s.hold(ctx, s.o.Recovery); err != nil {
 		return nil, err
 	}
@@ -349,8 +351,8 @@ func (s *stack) hold(ctx context.Context, d time.Duration) error {
 	deadline := time.Now().Add(d)
 	for {
 		for _, p := range s.procs {
-			if p.name != jobIssuer && p.exited() {
-				return p.died()
+			if p.job != jobIssuer && p.Exited() {
+				return p.Died()
 			}
 		}
 		left := time.Until(deadline)
