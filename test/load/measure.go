@@ -169,13 +169,13 @@ func measure(ctx context.Context, cfg config, gen loadGenerator, progress io.Wri
 	if err != nil {
 		return nil, err
 	}
-	defer e.upstream.proc.stop(5 * time.Second)
+	defer e.upstream.proc.Stop(5 * time.Second)
 
 	var subjects []*subject
 	defer func() {
 		for _, s := range subjects {
 			if s.proc != e.upstream.proc {
-				s.proc.stop(5 * time.Second)
+				s.proc.Stop(5 * time.Second)
 			}
 		}
 	}()
@@ -235,7 +235,7 @@ func measure(ctx context.Context, cfg config, gen loadGenerator, progress io.Wri
 	for _, s := range subjects {
 		if s.name == subjectSidecar {
 			res.SidecarMetrics = scrapeSidecar(ctx, s.adminURL)
-			res.SidecarLogBytesPerRequest = logBytesPerRequest(s.proc.logPath, res.subject(s.name))
+			res.SidecarLogBytesPerRequest = logBytesPerRequest(s.proc.LogPath, res.subject(s.name))
 		}
 	}
 	res.Checks = checks(res, cfg.connections)
@@ -254,16 +254,16 @@ func measureRun(ctx context.Context, cfg config, gen loadGenerator, up *upstream
 		run.WarmupErrors = w.Non2xx + w.SocketErrors
 		run.WarmupRequests = w.Requests
 	}
-	if err := s.proc.alive(); err != nil {
-		return run, err
+	if s.proc.Exited() {
+		return run, s.proc.Died()
 	}
 	pids, err := s.pids()
 	if err != nil {
 		return run, err
 	}
 	ours := pids
-	if !slices.Contains(ours, up.proc.pid()) {
-		ours = append(slices.Clone(pids), up.proc.pid())
+	if !slices.Contains(ours, up.proc.PID()) {
+		ours = append(slices.Clone(pids), up.proc.PID())
 	}
 	conns0, reqs0, err := up.counts(ctx)
 	if err != nil {
@@ -287,7 +287,7 @@ func measureRun(ctx context.Context, cfg config, gen loadGenerator, up *upstream
 	}
 	cpu1, err := cpuTicks(pids)
 	if err != nil {
-		return run, fmt.Errorf("%w (did it exit?)\n%s", err, s.proc.logTail())
+		return run, fmt.Errorf("%w (did it exit?)\nlast lines of %s:\n%s", err, s.proc.LogPath, s.proc.Tail(20))
 	}
 	ours1, err := cpuTicks(ours)
 	if err != nil {
