@@ -16,21 +16,19 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/jwt-sidecar/jwt-sidecar/test/compare/comparison"
+	"github.com/jwt-sidecar/jwt-sidecar/test/report"
 )
 
 const (
@@ -120,11 +118,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "compare: %v\n", err)
 		return exitFail
 	}
-	res.Command = commandLine(args)
+	res.Command = report.Command("go run ./test/compare", args)
 	fmt.Fprintln(stdout)
 	res.WriteTable(stdout)
 	if c.jsonPath != "" {
-		if err := writeJSON(c.jsonPath, res); err != nil {
+		if err := report.WriteJSON(c.jsonPath, res); err != nil {
 			fmt.Fprintf(stderr, "-json: %v\n", err)
 			return exitFail
 		}
@@ -134,29 +132,4 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitFail
 	}
 	return exitOK
-}
-
-// commandLine is the command that reproduces this run.
-func commandLine(args []string) string {
-	quoted := []string{"go run ./test/compare"}
-	for _, a := range args {
-		if a == "" || strings.ContainsAny(a, " \t'\"$\\*?;&|<>()") {
-			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
-		}
-		quoted = append(quoted, a)
-	}
-	return strings.Join(quoted, " ")
-}
-
-func writeJSON(path string, r *comparison.Results) error {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(r); err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil { // e.g. .bench/
-		return err
-	}
-	return os.WriteFile(path, b.Bytes(), 0o644)
 }

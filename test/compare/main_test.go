@@ -54,9 +54,3 @@ func TestUsageExitCode(t *testing.T) {
 		t.Errorf("exit %d, stderr %q; want %d and the missing binary", code, errOut.String(), exitFail)
 	}
 }
-
-func TestCommandLine(t *testing.T) {
-	if got, want := commandLine([]string{"-bin", "bin", "-json", "a b.json"}), "go run ./test/compare -bin bin -json 'a b.json'"; got != want {
-		t.Errorf("commandLine = %s, want %s", got, want)
-	}
-}

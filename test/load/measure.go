@@ -3,7 +3,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"debug/buildinfo"
 	"fmt"
@@ -16,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/jwt-sidecar/jwt-sidecar/test/report"
 )
 
 // runResult is one measured run of one subject.
@@ -181,7 +182,7 @@ func measure(ctx context.Context, cfg config, gen loadGenerator, progress io.Wri
 	}()
 	res := &results{
 		Machine:     describeMachine(gen, cfg, e.sidecar),
-		Command:     commandLine(cfg.args),
+		Command:     report.Command("go run ./test/load", cfg.args),
 		Rounds:      cfg.rounds,
 		Duration:    cfg.duration.String(),
 		Warmup:      cfg.warmup.String(),
@@ -327,7 +328,7 @@ func measureRun(ctx context.Context, cfg config, gen loadGenerator, up *upstream
 func describeMachine(gen loadGenerator, cfg config, sidecar string) machine {
 	m := machine{
 		NProc:         runtime.NumCPU(),
-		CPU:           cpuModel(),
+		CPU:           report.CPUModel(),
 		GoVersion:     runtime.Version(),
 		LoadGenerator: gen.name,
 	}
@@ -352,34 +353,6 @@ func describeMachine(gen loadGenerator, cfg config, sidecar string) machine {
 		}
 	}
 	return m
-}
-
-func cpuModel() string {
-	f, err := os.Open("/proc/cpuinfo")
-	if err != nil {
-		return "unknown"
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "unknown"
-}
-
-// commandLine is the command that reproduces this run.
-func commandLine(args []string) string {
-	quoted := make([]string, 0, len(args)+1)
-	quoted = append(quoted, "go run ./test/load")
-	for _, a := range args {
-		if a == "" || strings.ContainsAny(a, " \t'\"$\\*?;&|<>()") {
-			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
-		}
-		quoted = append(quoted, a)
-	}
-	return strings.Join(quoted, " ")
 }
 
 // scrapeSidecar keeps jwt-sidecar's own request, verification and cache
