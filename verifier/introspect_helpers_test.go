@@ -1,7 +1,6 @@
 package verifier_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/jwt-sidecar/jwt-sidecar/metrics"
 	"github.com/jwt-sidecar/jwt-sidecar/proxy"
+	"github.com/jwt-sidecar/jwt-sidecar/test/proctest"
 	"github.com/jwt-sidecar/jwt-sidecar/verifier"
 )
 
@@ -213,24 +213,6 @@ func (u *recordingUpstream) lastHeader() http.Header {
 	return u.header
 }
 
-// syncBuffer is a log destination the server goroutines write concurrently.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // introspection is the whole introspection-mode sidecar of a test: the real
 // Introspector behind the real proxy, served on 127.0.0.1, with its metrics,
 // its logs, a token service, an upstream and a clock the test moves.
@@ -240,7 +222,7 @@ type introspection struct {
 	in    *verifier.Introspector
 	srv   *httptest.Server
 	reg   *prometheus.Registry
-	logs  *syncBuffer
+	logs  *proctest.Buffer
 	clock atomic.Int64 // UnixNano
 }
 
@@ -249,7 +231,7 @@ type introspection struct {
 // and client_id. mutate adjusts the options.
 func newIntrospection(t testing.TB, mutate func(*verifier.IntrospectionOptions)) *introspection {
 	t.Helper()
-	f := &introspection{ts: newTokenService(t), up: newRecordingUpstream(t), reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
+	f := &introspection{ts: newTokenService(t), up: newRecordingUpstream(t), reg: prometheus.NewRegistry(), logs: &proctest.Buffer{}}
 	f.clock.Store(base.UnixNano())
 	m := metrics.New(f.reg)
 	m.IntrospectionMode()

@@ -20,6 +20,8 @@ import (
 
 	"github.com/MicahParks/jwkset"
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/jwt-sidecar/jwt-sidecar/test/proctest"
 )
 
 // writeKey generates a key for alg and writes it as PKCS#8 PEM into dir.
@@ -133,7 +135,7 @@ func startServe(t *testing.T, environ ...string) string {
 	environ = append([]string{"LISTEN_ADDR=" + addr, "ISSUER_URL=" + base}, environ...)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
-	var stderr lockedBuffer
+	var stderr proctest.Buffer
 	go func() { done <- run(ctx, nil, io.Discard, &stderr, environ) }()
 	t.Cleanup(func() {
 		cancel()
@@ -185,24 +187,6 @@ func testServer(t *testing.T, edit func(*config)) (*server, string) {
 	ts := httptest.NewServer(s.routes())
 	t.Cleanup(ts.Close)
 	return s, ts.URL
-}
-
-// lockedBuffer is a bytes.Buffer safe for a writer goroutine and a reader.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // testClock is a settable clock that server goroutines may read while the

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"net/http"
 	"net/http/httptest"
@@ -18,29 +17,11 @@ import (
 	"github.com/jwt-sidecar/jwt-sidecar/test/proctest"
 )
 
-// syncBuffer is a log sink the generator's goroutines may share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // running is a load generator started in this process.
 type running struct {
 	*app
 	admin string // ADMIN_ADDR
-	logs  *syncBuffer
+	logs  *proctest.Buffer
 	stop  context.CancelFunc
 	done  chan error
 }
@@ -61,7 +42,7 @@ func startLoad(t *testing.T, tokenURL string, env map[string]string) *running {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &running{admin: admin, logs: &syncBuffer{}, done: make(chan error, 1)}
+	r := &running{admin: admin, logs: &proctest.Buffer{}, done: make(chan error, 1)}
 	r.app = newApp(cfg, secret, cli.Logger("debug", "text", r.logs))
 	ctx, cancel := context.WithCancel(context.Background())
 	r.stop = cancel

@@ -47,7 +47,7 @@ func FreeAddr(t testing.TB) string {
 // Process is one running binary.
 type Process struct {
 	Cmd  *exec.Cmd
-	logs *buffer
+	logs *Buffer
 	done chan error
 }
 
@@ -55,7 +55,7 @@ type Process struct {
 // ends; its output is logged if the test failed.
 func Start(t testing.TB, binary string, env []string) *Process {
 	t.Helper()
-	p := &Process{Cmd: exec.Command(binary), logs: &buffer{}, done: make(chan error, 1)}
+	p := &Process{Cmd: exec.Command(binary), logs: &Buffer{}, done: make(chan error, 1)}
 	p.Cmd.Env = env
 	p.Cmd.Stdout, p.Cmd.Stderr = p.logs, p.logs
 	if err := p.Cmd.Start(); err != nil {
@@ -119,19 +119,22 @@ func (p *Process) wait() {
 	p.done <- err
 }
 
-// buffer collects output written from the process's pipes.
-type buffer struct {
+// Buffer collects output written concurrently, such as a process's two
+// pipes or a logger that server goroutines share, for a test to read.
+type Buffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (b *buffer) Write(p []byte) (int, error) {
+// Write appends p.
+func (b *Buffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.Write(p)
 }
 
-func (b *buffer) String() string {
+// String is everything written so far.
+func (b *Buffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
