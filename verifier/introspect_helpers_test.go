@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -175,13 +174,7 @@ func activeClaims() map[string]any {
 // closedURL is an http URL on 127.0.0.1 where nothing listens.
 func closedURL(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return "http://" + addr + "/introspect"
+	return "http://" + proctest.FreeAddr(t) + "/introspect"
 }
 
 // recordingUpstream counts the requests it receives and keeps the last

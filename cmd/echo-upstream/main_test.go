@@ -5,13 +5,14 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jwt-sidecar/jwt-sidecar/test/proctest"
 )
 
 func TestEcho(t *testing.T) {
@@ -91,14 +92,7 @@ func TestHealthz(t *testing.T) {
 // TestRun starts the real listener from LISTEN_ADDR and stops it by
 // cancelling the context.
 func TestRun(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	if err := ln.Close(); err != nil {
-		t.Fatal(err)
-	}
+	addr := proctest.FreeAddr(t)
 	t.Setenv("LISTEN_ADDR", addr)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -111,26 +110,12 @@ func get(t testing.TB, client *http.Client, url string) (*http.Response, []byte)
 	return resp, body
 }
 
-// freeAddr returns a 127.0.0.1 address that was free a moment ago.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	if err := ln.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return addr
-}
-
 // startServe runs `jwt-issuer serve` with environ on a free port, waits
 // until /healthz answers and returns the base URL. The server stops when
 // the test ends.
 func startServe(t *testing.T, environ ...string) string {
 	t.Helper()
-	addr := freeAddr(t)
+	addr := proctest.FreeAddr(t)
 	base := "http://" + addr
 	environ = append([]string{"LISTEN_ADDR=" + addr, "ISSUER_URL=" + base}, environ...)
 	ctx, cancel := context.WithCancel(context.Background())
