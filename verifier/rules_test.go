@@ -45,7 +45,7 @@ func TestRuleMatching(t *testing.T) {
 		{method: "GET", target: "/healthz", want: "health"},
 		{method: "HEAD", target: "/healthz", want: "health"},
 		{method: "GET", target: "/healthz/", want: "default"}, // trailing slash: another path
-		{method: "get", target: "/healthz", want: "default"}, // methods are case sensitive
+		{method: "get", target: "/healthz", want: "default"},  // methods are case sensitive
 		{method: "POST", target: "/healthz", want: "writes"},
 		{method: "GET", target: "/docs/", want: "docs-dir"},
 		{method: "GET", target: "/docs", want: "default"},
