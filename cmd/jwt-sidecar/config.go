@@ -55,7 +55,7 @@ type Config struct {
 
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"20s" help:"on SIGTERM: stop accepting, drain in-flight requests for at most this long, exit 0"`
 	AuthMode        string        `env:"AUTH_MODE" envDefault:"jwt" help:"jwt (stateless); introspection (RFC 7662) is not available yet"`
-	ConfigFile      string        `env:"CONFIG_FILE" help:"YAML with several providers and per-route rules (not available yet)"`
+	ConfigFile      string        `env:"CONFIG_FILE" help:"YAML with several providers and per-route rules, reloaded when it changes and on SIGHUP; the key-source and policy variables must then be unset"`
 	LogLevel        string        `env:"LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
 	LogFormat       string        `env:"LOG_FORMAT" envDefault:"json" help:"json or text"`
 }
@@ -73,7 +73,7 @@ func loadConfig(environ map[string]string) (*Config, error) {
 	if c.HMACSecretFile != "" && strings.TrimSpace(environ["ALGORITHMS"]) == "" {
 		c.Algorithms = slices.Clone(verifier.HMACAlgorithms)
 	}
-	if err := c.Validate(); err != nil {
+	if err := errors.Join(checkFileEnv(c, environ), c.Validate()); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -118,10 +118,11 @@ func (c *Config) Validate() error {
 	if c.OIDCIssuerURL != "" && !absoluteHTTP(c.OIDCIssuerURL) {
 		bad("OIDC_ISSUER_URL", "%q is not an absolute http(s) URL", c.OIDCIssuerURL)
 	}
-	if len(c.JWKSURLs) == 0 && c.OIDCIssuerURL == "" && c.JWKSFile == "" && len(c.PublicKeyFiles) == 0 && c.HMACSecretFile == "" {
+	// With CONFIG_FILE, the file's providers have their own key sources.
+	if c.ConfigFile == "" && len(c.JWKSURLs) == 0 && c.OIDCIssuerURL == "" && c.JWKSFile == "" && len(c.PublicKeyFiles) == 0 && c.HMACSecretFile == "" {
 		bad("JWKS_URLS", "no key source: set one of JWKS_URLS, OIDC_ISSUER_URL, JWKS_FILE, PUBLIC_KEY_FILES or HMAC_SECRET_FILE")
 	}
-	if len(c.Issuers) == 0 && c.OIDCIssuerURL == "" {
+	if len(c.Issuers) == 0 && c.OIDCIssuerURL == "" && c.ConfigFile == "" {
 		bad("ISSUERS", "set the accepted issuers (or OIDC_ISSUER_URL)")
 	}
 	if len(c.Issuers) == 0 && (len(c.JWKSURLs) > 0 || c.JWKSFile != "" || len(c.PublicKeyFiles) > 0 || c.HMACSecretFile != "") && c.OIDCIssuerURL != "" {
@@ -224,9 +225,6 @@ func (c *Config) Validate() error {
 	default:
 		bad("AUTH_MODE", "want jwt or introspection, not %q", c.AuthMode)
 	}
-	if c.ConfigFile != "" {
-		bad("CONFIG_FILE", "not available in this version; use the environment variables")
-	}
 	errs = append(errs, cli.CheckLog(c.LogLevel, c.LogFormat)...)
 	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
 	return errors.Join(errs...)
@@ -249,7 +247,9 @@ func printHelp(w io.Writer) {
 	fmt.Fprint(w, `jwt-sidecar: a reverse proxy that verifies bearer JWTs locally.
 
 Usage: jwt-sidecar [--help | --version]
-Configuration comes from the environment:
+       jwt-sidecar check-config         validate the configuration, print it, exit 0 or 2
+       jwt-sidecar explain [flags] TOKEN  say whether a request would pass, and why
+Configuration comes from the environment (and CONFIG_FILE):
 
 `)
 	cli.PrintVars[Config](w)

@@ -39,6 +39,14 @@ func main() {
 // run is main without the process: it returns the exit code. 0 after a
 // clean shutdown, 2 for bad configuration, 1 for anything else.
 func run(ctx context.Context, args []string, env map[string]string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "check-config":
+			return checkConfig(args[1:], env, stdout, stderr)
+		case "explain":
+			return explain(ctx, args[1:], env, os.Stdin, stdout, stderr)
+		}
+	}
 	if code, done := cli.Args(args, "jwt-sidecar", cli.Version(version), printHelp, stdout, stderr); done {
 		return code
 	}
@@ -72,12 +80,18 @@ type app struct {
 	reg   *prometheus.Registry
 	keys  *verifier.Keys
 	proxy *proxy.Proxy
+	// policy is set instead of keys with CONFIG_FILE: the reloadable
+	// policy and its key sources.
+	policy *policyRuntime
 }
 
 func newApp(cfg *Config, log *slog.Logger) (*app, error) {
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg)
 	m.BuildInfo(cli.Version(version))
+	if cfg.ConfigFile != "" {
+		return newFileApp(cfg, log, reg, m)
+	}
 
 	sources, err := keySources(cfg)
 	if err != nil {
@@ -187,6 +201,17 @@ func keySources(cfg *Config) ([]*verifier.Source, error) {
 // SIGTERM in-flight requests drain for at most SHUTDOWN_TIMEOUT
 // (Kubernetes pod termination).
 func (a *app) serve(ctx context.Context) error {
+	ready := func() error {
+		if !a.keys.Ready() {
+			return errors.New("keys not loaded yet")
+		}
+		return nil
+	}
+	background := a.keys.Run
+	sourceCount := func() int { return len(a.keys.Sources()) }
+	if a.policy != nil {
+		ready, background, sourceCount = a.policy.serving()
+	}
 	return cli.Service{
 		Name:       "jwt-sidecar",
 		Log:        a.log,
@@ -198,17 +223,12 @@ func (a *app) serve(ctx context.Context) error {
 			IdleTimeout:       2 * time.Minute,
 			MaxHeaderBytes:    64 << 10,
 		},
-		Metrics: a.reg,
-		Ready: func() error {
-			if !a.keys.Ready() {
-				return errors.New("keys not loaded yet")
-			}
-			return nil
-		},
-		Background:      a.keys.Run,
+		Metrics:         a.reg,
+		Ready:           ready,
+		Background:      background,
 		ShutdownTimeout: a.cfg.ShutdownTimeout,
 		AfterDrain:      a.proxy.CloseIdleConnections,
 		StartAttrs: []any{"version", cli.Version(version), "upstream", a.cfg.UpstreamURL.Redacted(),
-			"key_sources", len(a.keys.Sources())},
+			"key_sources", sourceCount()},
 	}.Run(ctx)
 }
