@@ -330,14 +330,19 @@ func (p *Policy) Check(ctx context.Context, r *http.Request, rule *Rule, d *Deci
 			d.First = Verified{Provider: i, Claims: c}
 			return
 		}
-		var e *Error
-		if !errors.As(err, &e) {
+		e, ok := asError(err)
+		if !ok {
 			d.Err = err // a fault, not a refusal
 			return
 		}
 		if len(rule.providers) == 1 {
-			refusals = []*Error{e}
-			break
+			// The common case: nothing to choose from, nothing to allocate.
+			if req.Kind == RequireAllowMissing && e.Reason == Missing {
+				d.Anonymous = true
+				return
+			}
+			d.Err = err
+			return
 		}
 		refusals = append(refusals, e)
 	}
@@ -354,6 +359,16 @@ func (p *Policy) verify(ctx context.Context, r *http.Request, i int, tr *Trace) 
 		tr.Providers = append(tr.Providers, ProviderTrace{Provider: p.providers[i].Name, Claims: c, Err: err})
 	}
 	return c, err
+}
+
+// asError finds the *Error in err. A type assertion first: errors.As would
+// make every refusal allocate for its target.
+func asError(err error) (*Error, bool) {
+	if e, ok := err.(*Error); ok {
+		return e, true
+	}
+	var e *Error
+	return e, errors.As(err, &e)
 }
 
 func allMissing(refusals []*Error) bool {
