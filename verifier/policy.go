@@ -483,10 +483,7 @@ func (cr *ClaimRequirement) matchesOne(v any) bool {
 // isInt reports whether a JSON number is written as an integer, so that
 // parsing it cannot fail (and allocate an error) on the request path.
 func isInt(n json.Number) bool {
-	s := string(n)
-	if strings.HasPrefix(s, "-") {
-		s = s[1:]
-	}
+	s := strings.TrimPrefix(string(n), "-")
 	if s == "" || len(s) > 18 {
 		return false
 	}

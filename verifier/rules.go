@@ -208,7 +208,7 @@ func compileHost(h string) (string, error) {
 	for i := 0; i < len(name); i++ {
 		c := name[i]
 		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '.') {
-			return "", fmt.Errorf("%q: a host is a DNS name or an IPv4 address (no port, no scheme), optionally starting with *.", h)
+			return "", fmt.Errorf("%q: a host is a DNS name or an IPv4 address, optionally after \"*.\", with no port and no scheme", h)
 		}
 	}
 	return name, nil
