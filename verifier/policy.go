@@ -302,32 +302,34 @@ func (p *Policy) Check(ctx context.Context, r *http.Request, rule *Rule, d *Deci
 		return
 	case RequireAllOf:
 		for n, i := range rule.providers {
-			c, err := p.verify(ctx, r, i, tr)
+			v := &d.First
+			if n > 0 {
+				d.More = append(d.More, Verified{})
+				v = &d.More[len(d.More)-1]
+			}
+			v.Provider = i
+			err := p.verify(ctx, r, i, &v.Claims, tr)
 			if err == nil {
-				err = p.meets(rule, i, &c)
+				err = p.meets(rule, i, &v.Claims)
 			}
 			if err != nil {
-				d.Err = err
+				d.First, d.More, d.Err = Verified{}, nil, err
 				return
-			}
-			if n == 0 {
-				d.First = Verified{Provider: i, Claims: c}
-			} else {
-				d.More = append(d.More, Verified{Provider: i, Claims: c})
 			}
 		}
 		return
 	}
-	// Any-of and allow-missing: the first provider that verifies wins.
+	// Any-of and allow-missing: the first provider that verifies wins. The
+	// claims are written where the decision keeps them: no copy of a
+	// Claims on the request path.
 	var refusals []*Error
 	for _, i := range rule.providers {
-		c, err := p.verify(ctx, r, i, tr)
+		d.First.Provider = i
+		err := p.verify(ctx, r, i, &d.First.Claims, tr)
 		if err == nil {
-			if err := p.meets(rule, i, &c); err != nil {
-				d.Err = err
-				return
+			if err := p.meets(rule, i, &d.First.Claims); err != nil {
+				d.First, d.Err = Verified{}, err
 			}
-			d.First = Verified{Provider: i, Claims: c}
 			return
 		}
 		e, ok := asError(err)
@@ -337,6 +339,7 @@ func (p *Policy) Check(ctx context.Context, r *http.Request, rule *Rule, d *Deci
 		}
 		if len(rule.providers) == 1 {
 			// The common case: nothing to choose from, nothing to allocate.
+			d.First = Verified{}
 			if req.Kind == RequireAllowMissing && e.Reason == Missing {
 				d.Anonymous = true
 				return
@@ -346,6 +349,7 @@ func (p *Policy) Check(ctx context.Context, r *http.Request, rule *Rule, d *Deci
 		}
 		refusals = append(refusals, e)
 	}
+	d.First = Verified{}
 	if req.Kind == RequireAllowMissing && allMissing(refusals) {
 		d.Anonymous = true
 		return
@@ -353,12 +357,13 @@ func (p *Policy) Check(ctx context.Context, r *http.Request, rule *Rule, d *Deci
 	d.Err = p.pick(rule, refusals)
 }
 
-func (p *Policy) verify(ctx context.Context, r *http.Request, i int, tr *Trace) (Claims, error) {
-	c, err := p.providers[i].Auth.Verify(ctx, r)
+func (p *Policy) verify(ctx context.Context, r *http.Request, i int, dst *Claims, tr *Trace) error {
+	var err error
+	*dst, err = p.providers[i].Auth.Verify(ctx, r)
 	if tr != nil {
-		tr.Providers = append(tr.Providers, ProviderTrace{Provider: p.providers[i].Name, Claims: c, Err: err})
+		tr.Providers = append(tr.Providers, ProviderTrace{Provider: p.providers[i].Name, Claims: *dst, Err: err})
 	}
-	return c, err
+	return err
 }
 
 // asError finds the *Error in err. A type assertion first: errors.As would
