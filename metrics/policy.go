@@ -88,3 +88,11 @@ func (m *Policy) KeepRules(names []string) {
 		}
 	}
 }
+
+// SourceRemoved drops the key gauges of a source a policy reload removed,
+// so that dashboards do not show it as a source that stopped refreshing.
+// Its refresh counters stay: they are history.
+func (m *Metrics) SourceRemoved(source string) {
+	m.keys.DeleteLabelValues(source)
+	m.lastRefresh.DeleteLabelValues(source)
+}

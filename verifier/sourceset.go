@@ -76,6 +76,7 @@ func (s *SourceSet) Apply(sources []*Source) {
 			s.entries[src.def] = &setEntry{src: src}
 		}
 	}
+	var removed []string
 	for def, e := range s.entries {
 		if keep[def] {
 			continue
@@ -84,8 +85,18 @@ func (s *SourceSet) Apply(sources []*Source) {
 			e.cancel()
 		}
 		delete(s.entries, def)
+		removed = append(removed, e.src.name)
 	}
 	s.mu.Unlock()
+	// A removed source's gauges would otherwise stay at their last values
+	// and look like a source that stopped refreshing.
+	if f, ok := s.env.rec.(interface{ SourceRemoved(source string) }); ok {
+		for _, name := range removed {
+			if !s.hasName(name) {
+				f.SourceRemoved(name)
+			}
+		}
+	}
 	select {
 	case s.wake <- struct{}{}:
 	default:
@@ -119,6 +130,19 @@ func (s *SourceSet) Run(ctx context.Context) error {
 		case <-s.wake:
 		}
 	}
+}
+
+// hasName reports whether a source of the set is called name (another
+// definition may share a name, e.g. the same URL for another issuer).
+func (s *SourceSet) hasName(name string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range s.entries {
+		if e.src.name == name {
+			return true
+		}
+	}
+	return false
 }
 
 // Ready reports whether every source of the set has loaded keys at least

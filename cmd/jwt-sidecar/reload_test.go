@@ -355,9 +355,16 @@ rules:`, 1) + "  - {name: internal, match: {prefix: /internal}, require: k8s}\n"
 	}
 	waitRunning(2)
 
-	// The k8s provider goes away: its source stops, its route is gone.
+	if n := gaugeCount(t, f.reg, "jwt_sidecar_keys"); n != 2 {
+		t.Errorf("jwt_sidecar_keys has %d series, want 2", n)
+	}
+	// The k8s provider goes away: its source stops, its route is gone, and
+	// so are its key gauges.
 	f.rewrite(t, v1, "success")
 	waitRunning(1)
+	if n := gaugeCount(t, f.reg, "jwt_sidecar_keys"); n != 1 {
+		t.Errorf("jwt_sidecar_keys has %d series after the removal, want 1", n)
+	}
 	if code, _ := f.get(t, "/internal/x", "", svc); code != http.StatusForbidden {
 		t.Errorf("after removing k8s: /internal answers %d, want 403 (no rule)", code)
 	}
@@ -435,4 +442,18 @@ func TestConfigFileRefusesPolicyVariables(t *testing.T) {
 	if _, err := loadConfig(map[string]string{"UPSTREAM_URL": "http://127.0.0.1:3000", "CONFIG_FILE": "/etc/policy.yaml"}); err != nil {
 		t.Errorf("CONFIG_FILE alone: %v", err)
 	}
+}
+
+func gaugeCount(t *testing.T, reg *prometheus.Registry, name string) int {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fam := range families {
+		if fam.GetName() == name {
+			return len(fam.GetMetric())
+		}
+	}
+	return 0
 }
