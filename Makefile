@@ -6,9 +6,9 @@ FUZZTIME  ?= 20s
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 # Fuzz targets: package and target, one pair per line of the loop below.
-FUZZ := ./verifier:FuzzVerify ./verifier:FuzzGlobMatch ./proxy:FuzzClaimHeaders
+FUZZ := ./verifier:FuzzVerify ./verifier:FuzzIntrospectionAnswer ./verifier:FuzzGlobMatch ./proxy:FuzzClaimHeaders
 
-.PHONY: all build demo test check fmt vet staticcheck fuzz bench bench-go bench-load ci clean
+.PHONY: all build demo compare test check fmt vet staticcheck fuzz bench bench-go bench-load ci clean
 
 all: check test
 
@@ -19,11 +19,20 @@ build:
 demo: build
 	$(GO) run ./demo -bin bin
 
-## test: every test: the module's with the race detector, then the chart's
-## (a separate module, so Helm and kubeconform stay out of the binaries)
+## compare: stateless JWT vs token introspection on 127.0.0.1, through an issuer
+## outage; prints the table and writes .bench/compare.json. COMPARE_FLAGS=-quick
+## for short phases.
+compare: build
+	$(GO) run ./test/compare -bin bin -json .bench/compare.json $(COMPARE_FLAGS)
+
+## test: every test: the module's with the race detector, then the chart's and
+## the deployment files' (separate modules, so Helm, kubeconform, compose-go and
+## Prometheus stay out of the binaries); test/stack brings the compose stack up
+## when docker is there (DOCKER names the CLI, see README)
 test:
 	$(GO) test -race -count=1 -timeout 15m ./...
 	cd charts/test && $(GO) test -count=1 -timeout 15m ./...
+	cd test/stack && $(GO) test -count=1 -timeout 15m ./...
 
 ## check: formatting, vet and staticcheck
 check: fmt vet staticcheck
@@ -35,10 +44,12 @@ fmt:
 vet:
 	$(GO) vet ./...
 	cd charts/test && $(GO) vet ./...
+	cd test/stack && $(GO) vet ./...
 
 staticcheck:
 	$(GO) run $(STATICCHECK) ./...
 	cd charts/test && $(GO) run $(STATICCHECK) ./...
+	cd test/stack && $(GO) run $(STATICCHECK) ./...
 
 ## fuzz: a short run of every fuzz target (FUZZTIME each)
 fuzz:
@@ -61,4 +72,4 @@ bench-load: build
 ci: check test fuzz
 
 clean:
-	rm -rf bin .demo
+	rm -rf bin .demo .compare

@@ -17,10 +17,12 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/jwt-sidecar/jwt-sidecar/test/proctest"
 )
 
-// buildAll builds the three binaries and the demo into a temporary folder.
-// The demo cannot run without jwt-sidecar, so a failed build fails the test.
+// buildAll builds the binaries and the demo into a temporary folder. The
+// demo cannot run without jwt-sidecar, so a failed build fails the test.
 func buildAll(t *testing.T) string {
 	t.Helper()
 	goBin, err := exec.LookPath("go")
@@ -28,7 +30,7 @@ func buildAll(t *testing.T) string {
 		t.Fatalf("the go command is needed to build the binaries: %v", err)
 	}
 	bin := t.TempDir()
-	pkgs := []string{"./cmd/jwt-issuer", "./cmd/echo-upstream", "./cmd/jwt-sidecar", "./demo"}
+	pkgs := []string{"./cmd/jwt-issuer", "./cmd/echo-upstream", "./cmd/jwt-sidecar", "./cmd/jwt-loadgen", "./demo"}
 	cmd := exec.Command(goBin, append([]string{"build", "-o", bin + string(filepath.Separator)}, pkgs...)...)
 	cmd.Dir = ".." // the module root
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -67,7 +69,9 @@ func portArgs(ports []int) []string {
 
 // TestDemo runs the built demo with -once, with curl when it is installed
 // and with the net/http fallback, and checks the exit code and key lines;
-// then it checks the readiness timeout with the same binaries.
+// then it checks the readiness timeout with the same binaries. The
+// comparison of step (g) needs no curl: it runs once, in the case that
+// always runs.
 func TestDemo(t *testing.T) {
 	bin := buildAll(t)
 	_, curlErr := exec.LookPath("curl")
@@ -77,10 +81,11 @@ func TestDemo(t *testing.T) {
 		name     string
 		path     string
 		skip     bool
+		compare  bool
 		wantLine string
 	}{
 		{name: "curl", path: os.Getenv("PATH"), skip: curlErr != nil, wantLine: "$ curl -sS -i -u demo:demo-secret"},
-		{name: "no curl", path: emptyPath, wantLine: "curl not found; sent the same request with Go"},
+		{name: "no curl", path: emptyPath, compare: true, wantLine: "curl not found; sent the same request with Go"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -90,8 +95,8 @@ func TestDemo(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 			defer cancel()
 			work := filepath.Join(t.TempDir(), ".demo")
-			args := append([]string{"-bin", bin, "-dir", work, "-once"}, portArgs(freePorts(t, 4))...)
-			cmd := exec.CommandContext(ctx, binPath(bin, "demo"), args...)
+			args := append([]string{"-bin", bin, "-dir", work, "-once", "-compare=" + strconv.FormatBool(tt.compare)}, portArgs(freePorts(t, 4))...)
+			cmd := exec.CommandContext(ctx, proctest.BinPath(bin, "demo"), args...)
 			cmd.Env = append(os.Environ(), "PATH="+tt.path)
 			var stdout, stderr bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -120,6 +125,18 @@ func TestDemo(t *testing.T) {
 					t.Errorf("output lacks %q", want)
 				}
 			}
+			compareLines := []string{
+				"== (g) The stateless win, measured",
+				"| | jwt (stateless)",
+				"| **served (2xx) while the issuer was down** | **",
+				"Outage: killing the issuer",
+				"¹ Bucket-interpolated",
+			}
+			for _, want := range compareLines {
+				if got := strings.Contains(out, want); got != tt.compare {
+					t.Errorf("output has %q: %v, want %v (-compare=%v)", want, got, tt.compare, tt.compare)
+				}
+			}
 			if strings.Contains(out, "UNEXPECTED") {
 				t.Errorf("output has UNEXPECTED lines")
 			}
@@ -142,11 +159,11 @@ func TestDemo(t *testing.T) {
 func testNotReady(t *testing.T, built string) {
 	bin := t.TempDir()
 	for name, from := range map[string]string{"jwt-issuer": "jwt-issuer", "echo-upstream": "echo-upstream", "jwt-sidecar": "echo-upstream"} {
-		b, err := os.ReadFile(binPath(built, from))
+		b, err := os.ReadFile(proctest.BinPath(built, from))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(binPath(bin, name), b, 0o755); err != nil {
+		if err := os.WriteFile(proctest.BinPath(bin, name), b, 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -172,7 +189,7 @@ func testNotReady(t *testing.T, built string) {
 func TestPortInUse(t *testing.T) {
 	bin := t.TempDir()
 	for _, name := range []string{"jwt-issuer", "echo-upstream", "jwt-sidecar"} {
-		if err := os.WriteFile(binPath(bin, name), nil, 0o755); err != nil {
+		if err := os.WriteFile(proctest.BinPath(bin, name), nil, 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -1,7 +1,9 @@
 // Command demo runs the jwt-sidecar demo: it starts jwt-issuer, echo-upstream
 // and jwt-sidecar on 127.0.0.1, walks through the stateless verification
 // story with curl (or the same requests sent with Go when curl is missing),
-// and keeps the stack up until Ctrl-C.
+// ends with a short comparison of jwt and introspection modes through an
+// issuer outage (on a separate stack; -compare=false skips it), and keeps
+// the stack up until Ctrl-C.
 //
 // Run it from the repository root after building the binaries:
 //
@@ -19,11 +21,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/jwt-sidecar/jwt-sidecar/test/proctest"
 )
 
 // options are the demo's flags.
@@ -35,6 +40,7 @@ type options struct {
 	listenPort   int
 	adminPort    int
 	once         bool
+	compare      bool
 	timeout      time.Duration
 }
 
@@ -57,6 +63,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.listenPort, "listen-port", 7070, "jwt-sidecar proxy port")
 	fs.IntVar(&o.adminPort, "admin-port", 7071, "jwt-sidecar admin port (/metrics, /readyz)")
 	fs.BoolVar(&o.once, "once", false, "run the steps, then stop everything (for tests and CI)")
+	fs.BoolVar(&o.compare, "compare", true, "end with a short comparison of jwt and introspection modes through an issuer outage (about 15 s)")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "how long each process may take to become ready")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -102,7 +109,7 @@ type demo struct {
 	opts       options
 	out        io.Writer
 	run        *runner
-	children   []*child
+	children   []*proctest.Child
 	token      string // from step (a)
 	unexpected int
 }
@@ -120,8 +127,8 @@ func (d *demo) start(ctx context.Context) error {
 		return err
 	}
 	for _, name := range []string{"jwt-issuer", "echo-upstream", "jwt-sidecar"} {
-		if _, err := os.Stat(binPath(bin, name)); err != nil {
-			return fmt.Errorf("%s not found; build the binaries first (go build -o %s/ ./cmd/...) and pass their folder with -bin", binPath(d.opts.bin, name), d.opts.bin)
+		if _, err := os.Stat(proctest.BinPath(bin, name)); err != nil {
+			return fmt.Errorf("%s not found; build the binaries first (go build -o %s/ ./cmd/...) and pass their folder with -bin", proctest.BinPath(d.opts.bin, name), d.opts.bin)
 		}
 	}
 	ports := []struct {
@@ -148,7 +155,7 @@ func (d *demo) start(ctx context.Context) error {
 	key := filepath.Join(dir, "issuer.key")
 	fmt.Fprintf(d.out, "Work folder: %s\n", d.opts.dir)
 	fmt.Fprintf(d.out, "$ %s genkey -alg RS256 -out %s -force\n", filepath.Join(d.opts.bin, "jwt-issuer"), filepath.Join(d.opts.dir, "issuer.key"))
-	if out, err := runCommand(ctx, binPath(bin, "jwt-issuer"), "genkey", "-alg", "RS256", "-out", key, "-force"); err != nil {
+	if out, err := runCommand(ctx, proctest.BinPath(bin, "jwt-issuer"), "genkey", "-alg", "RS256", "-out", key, "-force"); err != nil {
 		return fmt.Errorf("jwt-issuer genkey: %w: %s", err, out)
 	}
 
@@ -178,14 +185,19 @@ func (d *demo) start(ctx context.Context) error {
 	fmt.Fprintln(d.out, "\nStarting the stack (each process logs to a file in the work folder):")
 	for _, p := range procs {
 		logPath := filepath.Join(dir, p.name+".log")
-		c, err := startChild(p.name, binPath(bin, p.name), logPath, p.vars...)
+		_ = os.Remove(logPath) // a fresh log per run
+		cmd := exec.Command(proctest.BinPath(bin, p.name))
+		// Only ChildEnv: a jwt-sidecar variable set in the user's shell
+		// cannot change the demo.
+		cmd.Env = proctest.ChildEnv(p.vars...)
+		c, err := proctest.StartChild(p.name, logPath, cmd)
 		if err != nil {
 			return err
 		}
 		d.children = append(d.children, c)
-		fmt.Fprintf(d.out, "  %-13s pid %-7d log %s\n", p.name, c.cmd.Process.Pid, filepath.Join(d.opts.dir, p.name+".log"))
-		if err := c.waitReady(ctx, p.ready, d.opts.timeout); err != nil {
-			return fmt.Errorf("%w\nlast lines of %s:\n%s", err, logPath, c.tail(20))
+		fmt.Fprintf(d.out, "  %-13s pid %-7d log %s\n", p.name, c.PID(), filepath.Join(d.opts.dir, p.name+".log"))
+		if err := c.WaitReady(ctx, p.ready, d.opts.timeout); err != nil {
+			return err
 		}
 	}
 	fmt.Fprintln(d.out, "All three are ready.")
@@ -209,11 +221,11 @@ Press Ctrl-C to stop.
 
 // wait blocks until ctx ends (Ctrl-C) or a process dies.
 func (d *demo) wait(ctx context.Context) error {
-	exited := make(chan *child, len(d.children))
+	exited := make(chan *proctest.Child, len(d.children))
 	for _, c := range d.children {
 		go func() {
 			select {
-			case <-c.done:
+			case <-c.Done():
 				exited <- c
 			case <-ctx.Done():
 			}
@@ -223,13 +235,13 @@ func (d *demo) wait(ctx context.Context) error {
 	case <-ctx.Done():
 		return nil
 	case c := <-exited:
-		return fmt.Errorf("%s exited unexpectedly (%v); last lines of %s:\n%s", c.name, c.waitErr, c.logPath, c.tail(20))
+		return c.Died()
 	}
 }
 
 // stopAll stops the processes in reverse order of start.
 func (d *demo) stopAll() {
 	for i := len(d.children) - 1; i >= 0; i-- {
-		d.children[i].stop(10 * time.Second)
+		d.children[i].Stop(10 * time.Second)
 	}
 }

@@ -35,6 +35,9 @@ func (d *demo) steps(ctx context.Context) {
 		d.stepForged(ctx)
 	}
 	d.stepMetrics(ctx)
+	if d.opts.compare {
+		d.stepCompare(ctx)
+	}
 }
 
 // heading starts a step.

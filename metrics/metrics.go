@@ -18,12 +18,24 @@ const (
 	Public          = "public"
 	Unauthenticated = "unauthenticated"
 	Forbidden       = "forbidden"
+	Unavailable     = "unavailable" // introspection mode: the token service could not be asked
 )
 
 // Verification modes, the `mode` label values.
 const (
 	ModeJWT           = "jwt"
 	ModeIntrospection = "introspection"
+)
+
+// Introspection results, the `result` label values of
+// jwt_sidecar_introspection_requests_total: what one call to the token
+// service came to.
+const (
+	IntrospectionActive      = "active"
+	IntrospectionInactive    = "inactive"
+	IntrospectionTimeout     = "timeout"
+	IntrospectionError       = "error"        // no connection, or a status other than 200
+	IntrospectionBadResponse = "bad_response" // not JSON, too large, or no boolean active
 )
 
 // Upstream failure kinds, the `kind` label values of
@@ -75,6 +87,7 @@ type Metrics struct {
 	lastRefresh   *prometheus.GaugeVec
 	buildInfo     *prometheus.GaugeVec
 	internalFault prometheus.Counter
+	introspects   *prometheus.CounterVec
 }
 
 // New creates the instruments and registers them, with the Go and process
@@ -86,7 +99,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace,
 			Name:      "requests_total",
-			Help:      "Requests by outcome (allowed, public, unauthenticated, forbidden) and refusal reason.",
+			Help:      "Requests by outcome (allowed, public, unauthenticated, forbidden, unavailable) and refusal reason.",
 		}, []string{"outcome", "reason"}),
 		verification: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: namespace,
@@ -151,10 +164,15 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name:      "internal_errors_total",
 			Help:      "Requests answered 500 because of a fault in the sidecar itself.",
 		}),
+		introspects: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace,
+			Name:      "introspection_requests_total",
+			Help:      "Calls to the RFC 7662 token service (AUTH_MODE=introspection) by result (active, inactive, timeout, error, bad_response).",
+		}, []string{"result"}),
 	}
 	reg.MustRegister(m.requests, m.verification, m.upstream, m.upstreamErrs,
 		m.cacheHits, m.cacheMisses, m.tokenAge, m.skewAccepted,
-		m.keyRefreshes, m.keys, m.lastRefresh, m.buildInfo, m.internalFault,
+		m.keyRefreshes, m.keys, m.lastRefresh, m.buildInfo, m.internalFault, m.introspects,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
@@ -181,6 +199,22 @@ func New(reg prometheus.Registerer) *Metrics {
 	}
 	return m
 }
+
+// IntrospectionMode creates the series only introspection mode can move:
+// every introspection result, and the refusals inactive (401) and
+// unavailable (503). A jwt-mode sidecar never shows them, so they are
+// created here rather than in New. Call it before serving.
+func (m *Metrics) IntrospectionMode() {
+	for _, r := range []string{IntrospectionActive, IntrospectionInactive, IntrospectionTimeout, IntrospectionError, IntrospectionBadResponse} {
+		m.introspects.WithLabelValues(r)
+	}
+	for _, k := range []outcomeReason{{Unauthenticated, "inactive"}, {Unavailable, "unavailable"}} {
+		m.requestByKey[k] = m.requests.WithLabelValues(k.outcome, k.reason)
+	}
+}
+
+// Introspection counts one call to the token service by its result.
+func (m *Metrics) Introspection(result string) { m.introspects.WithLabelValues(result).Inc() }
 
 // Request counts one request by outcome and reason.
 func (m *Metrics) Request(outcome, reason string) {

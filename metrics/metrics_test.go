@@ -15,7 +15,7 @@ func TestEverySPECSeriesExistsFromTheStart(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	metrics.New(reg)
 	want := `
-# HELP jwt_sidecar_requests_total Requests by outcome (allowed, public, unauthenticated, forbidden) and refusal reason.
+# HELP jwt_sidecar_requests_total Requests by outcome (allowed, public, unauthenticated, forbidden, unavailable) and refusal reason.
 # TYPE jwt_sidecar_requests_total counter
 jwt_sidecar_requests_total{outcome="allowed",reason=""} 0
 jwt_sidecar_requests_total{outcome="forbidden",reason="denied"} 0
@@ -33,6 +33,46 @@ jwt_sidecar_requests_total{outcome="unauthenticated",reason="unknown_key"} 0
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "jwt_sidecar_requests_total"); err != nil {
 		t.Error(err)
+	}
+}
+
+func TestIntrospectionSeries(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := metrics.New(reg)
+	// jwt mode: no introspection series, no inactive or unavailable refusals.
+	if n, err := testutil.GatherAndCount(reg, "jwt_sidecar_introspection_requests_total"); err != nil || n != 0 {
+		t.Errorf("jwt mode: %d introspection series (err %v), want 0", n, err)
+	}
+	jwtSeries, err := testutil.GatherAndCount(reg, "jwt_sidecar_requests_total")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	m.IntrospectionMode()
+	m.Introspection(metrics.IntrospectionActive)
+	m.Introspection(metrics.IntrospectionActive)
+	m.Introspection(metrics.IntrospectionTimeout)
+	m.Request(metrics.Unavailable, "unavailable")
+	want := `
+# HELP jwt_sidecar_introspection_requests_total Calls to the RFC 7662 token service (AUTH_MODE=introspection) by result (active, inactive, timeout, error, bad_response).
+# TYPE jwt_sidecar_introspection_requests_total counter
+jwt_sidecar_introspection_requests_total{result="active"} 2
+jwt_sidecar_introspection_requests_total{result="bad_response"} 0
+jwt_sidecar_introspection_requests_total{result="error"} 0
+jwt_sidecar_introspection_requests_total{result="inactive"} 0
+jwt_sidecar_introspection_requests_total{result="timeout"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "jwt_sidecar_introspection_requests_total"); err != nil {
+		t.Error(err)
+	}
+	if n, _ := testutil.GatherAndCount(reg, "jwt_sidecar_requests_total"); n != jwtSeries+2 {
+		t.Errorf("requests_total series = %d, want %d (inactive and unavailable added)", n, jwtSeries+2)
+	}
+	if got := counterValue(t, reg, "jwt_sidecar_requests_total", "unavailable"); got != 1 {
+		t.Errorf("unavailable = %v, want 1", got)
+	}
+	if got := counterValue(t, reg, "jwt_sidecar_requests_total", "inactive"); got != 0 {
+		t.Errorf("inactive = %v, want 0", got)
 	}
 }
 
@@ -118,7 +158,7 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name, reason string) f
 
 func TestLint(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	metrics.New(reg)
+	metrics.New(reg).IntrospectionMode()
 	problems, err := testutil.GatherAndLint(reg)
 	if err != nil {
 		t.Fatal(err)

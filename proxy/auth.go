@@ -21,6 +21,7 @@ var (
 	jsonContentType = []string{"application/json"}
 	noStore         = []string{"no-store"}
 	noSniff         = []string{"nosniff"}
+	retryAfter      = []string{"1"}
 )
 
 // scrubConnection drops the Connection options (RFC 9110 §7.6.1) that name
@@ -133,13 +134,14 @@ func (p *Proxy) preflight(r *http.Request) bool {
 // refusal is a fixed error response, built once: one per Reason, and the
 // proxy's own 500, 502 and 504.
 type refusal struct {
-	status    int
-	outcome   string
-	code      string   // the body's error
-	desc      string   // the body's error_description
-	challenge []string // WWW-Authenticate
-	length    []string // Content-Length
-	body      []byte
+	status     int
+	outcome    string
+	code       string   // the body's error
+	desc       string   // the body's error_description
+	challenge  []string // WWW-Authenticate
+	retryAfter []string // Retry-After
+	length     []string // Content-Length
+	body       []byte
 }
 
 // newRefusals builds the response of every known Reason once.
@@ -156,13 +158,24 @@ func newRefusals() map[verifier.Reason]*refusal {
 //   - Missing: 401 with a bare challenge (RFC 6750 §3.1: no error code when
 //     the request carries no credentials).
 //   - InsufficientScope: 403 insufficient_scope (RFC 6750 §3.1).
-//   - anything else: 401 invalid_token (RFC 6750 §3.1), including bad_issuer
-//     and bad_audience (SPEC: a wrong aud or iss is a bad token).
+//   - Unavailable: 503 temporarily_unavailable with Retry-After and no
+//     challenge: the token service could not be asked, so nothing is known
+//     about the token and the client must not be told to re-authenticate
+//     (RFC 9110 §15.6.4; the error code is RFC 6749 §4.1.2.1's).
+//   - anything else: 401 invalid_token (RFC 6750 §3.1), including bad_issuer,
+//     bad_audience (SPEC: a wrong aud or iss is a bad token) and inactive.
 func newRefusal(r verifier.Reason) *refusal {
 	desc := challengeSafe(r.Description())
 	ref := &refusal{status: http.StatusUnauthorized, outcome: Unauthenticated}
 	var code string
 	switch r {
+	case verifier.Unavailable:
+		ref.status, ref.outcome = http.StatusServiceUnavailable, Unavailable
+		ref.retryAfter = retryAfter
+		ref.code, ref.desc = "temporarily_unavailable", desc
+		ref.body = errorBody(ref.code, desc)
+		ref.length = []string{strconv.Itoa(len(ref.body))}
+		return ref
 	case verifier.Missing:
 		code = "unauthorized"
 		ref.challenge = []string{`Bearer realm="` + realm + `"`}
@@ -224,8 +237,13 @@ func (p *Proxy) refuse(w http.ResponseWriter, r *http.Request, pol *Policy, d *v
 	} else {
 		pol.count(d.Rule, outcomeUnauthenticated)
 	}
-	// One line per refusal, never the token: its hash correlates lines.
-	p.log.LogAttrs(r.Context(), slog.LevelInfo, "request refused",
+	// One line per refusal, never the token: its hash correlates lines. A
+	// 503 is no refusal of the token, and the line says so.
+	level, msg := slog.LevelInfo, "request refused"
+	if ref.status == http.StatusServiceUnavailable {
+		level, msg = slog.LevelWarn, "could not decide: the token service did not answer usably; answered 503, the client should retry and need not re-authenticate"
+	}
+	p.log.LogAttrs(r.Context(), level, msg,
 		slog.String("reason", string(e.Reason)),
 		slog.Int("status", ref.status),
 		slog.String("rule", d.Rule.Name),
@@ -273,6 +291,9 @@ func writeError(w http.ResponseWriter, ref *refusal) {
 	h := w.Header()
 	if ref.challenge != nil {
 		h["Www-Authenticate"] = ref.challenge
+	}
+	if ref.retryAfter != nil {
+		h["Retry-After"] = ref.retryAfter
 	}
 	h["Content-Type"] = jsonContentType
 	h["Content-Length"] = ref.length

@@ -26,6 +26,9 @@ const (
 	Public          = "public"
 	Unauthenticated = "unauthenticated"
 	Forbidden       = "forbidden"
+	// Unavailable: introspection mode could not ask the token service, so
+	// the request was neither allowed nor refused for its token (503).
+	Unavailable = "unavailable"
 )
 
 // Upstream failure kinds: the `kind` label values of

@@ -23,11 +23,21 @@ const (
 	InsufficientScope Reason = "insufficient_scope"
 )
 
-// Reasons lists every Reason, in the SPEC's order. Metrics use it to create
-// every series up front, so a dashboard sees zeros rather than gaps.
+// Reasons of introspection mode (AUTH_MODE=introspection), extending the
+// SPEC's list. The token service says only "not active" (RFC 7662 §2.2
+// allows no detail), so Inactive claims no more than that; Unavailable is
+// not a verdict on the token at all: the sidecar could not decide.
+const (
+	Inactive    Reason = "inactive"
+	Unavailable Reason = "unavailable"
+)
+
+// Reasons lists every Reason, the SPEC's first and in its order, then the
+// introspection ones. The proxy builds each one's response from it.
 var Reasons = []Reason{
 	Missing, Malformed, BadSignature, Expired, NotYetValid,
 	BadIssuer, BadAudience, BadAlgorithm, UnknownKey, InsufficientScope,
+	Inactive, Unavailable,
 }
 
 // Description is the fixed, client-safe error_description for a reason
@@ -54,6 +64,10 @@ func (r Reason) Description() string {
 		return "the token signing key is unknown"
 	case InsufficientScope:
 		return "the token lacks a required scope or claim"
+	case Inactive:
+		return "the token is not active"
+	case Unavailable:
+		return "the token could not be checked; try again later"
 	}
 	return "the token is invalid"
 }

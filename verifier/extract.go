@@ -42,9 +42,16 @@ func ParseLookups(spec string) ([]Lookup, error) {
 	return out, nil
 }
 
-// extract finds the request's one token. More than one token, across every
-// configured place, is refused (RFC 6750 §2: a client uses one method).
+// extract finds the request's one token, a compact JWS. More than one token,
+// across every configured place, is refused (RFC 6750 §2: a client uses one
+// method).
 func extract(r *http.Request, lookups []Lookup, maxSize int) (string, Lookup, error) {
+	return extractWith(r, lookups, maxSize, checkJWSChars)
+}
+
+// extractWith is extract with the token's character check given: a JWS for
+// jwt mode, any RFC 6750 b64token for introspection mode.
+func extractWith(r *http.Request, lookups []Lookup, maxSize int, check func(string) error) (string, Lookup, error) {
 	var (
 		token string
 		from  Lookup
@@ -69,14 +76,21 @@ func extract(r *http.Request, lookups []Lookup, maxSize int) (string, Lookup, er
 	if token == "" {
 		return "", from, fail(Malformed, "empty token in %s", from)
 	}
-	// A compact JWS is three base64url segments; anything else is refused
-	// before any decoding work.
-	for i := 0; i < len(token); i++ {
-		if !jwsChar(token[i]) {
-			return "", from, fail(Malformed, "token has a character outside base64url and '.'")
-		}
+	if err := check(token); err != nil {
+		return "", from, err
 	}
 	return token, from, nil
+}
+
+// checkJWSChars refuses anything but base64url and '.': a compact JWS is three
+// base64url segments, and anything else is refused before any decoding work.
+func checkJWSChars(token string) error {
+	for i := 0; i < len(token); i++ {
+		if !jwsChar(token[i]) {
+			return fail(Malformed, "token has a character outside base64url and '.'")
+		}
+	}
+	return nil
 }
 
 // jwsChars marks the bytes of a compact JWS: base64url and '.'. A table,

@@ -2,8 +2,9 @@
 // with a JSON description of what it received, so the jwt-sidecar demo can
 // show which headers the sidecar forwarded and which it stripped.
 //
-// Environment: LISTEN_ADDR (default :3000). GET /healthz answers "ok"; any
-// other request gets 200 and
+// Environment: LISTEN_ADDR (default :3000). `echo-upstream healthcheck URL`
+// exits 0 if URL answers 2xx (for container health checks). GET /healthz
+// answers "ok"; any other request gets 200 and
 //
 //	{"method", "path", "query", "headers": {name: [values]}, "body_bytes"}
 //
@@ -25,6 +26,8 @@ import (
 	"time"
 
 	"github.com/caarlos0/env/v11"
+
+	"github.com/jwt-sidecar/jwt-sidecar/cmd/internal/cli"
 )
 
 // config is the environment of echo-upstream.
@@ -42,6 +45,9 @@ type echo struct {
 }
 
 func main() {
+	if code, done := cli.Healthcheck(os.Args[1:], "echo-upstream", os.Stdout, os.Stderr); done {
+		os.Exit(code)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
@@ -58,7 +64,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		case "-h", "-help", "--help":
 			fmt.Fprint(stdout, "echo-upstream: the jwt-sidecar demo's upstream; answers every request with JSON\n"+
 				"{method, path, query, headers, body_bytes}. GET /healthz answers ok.\n\n"+
-				"Environment:\n  LISTEN_ADDR  default :3000\n")
+				"Environment:\n  LISTEN_ADDR  default :3000\n\n"+
+				"echo-upstream healthcheck URL exits 0 if URL answers 2xx (container health checks).\n")
 			return nil
 		}
 		return fmt.Errorf("unexpected argument %q; see --help", args[0])

@@ -23,7 +23,8 @@ type config struct {
 	KeyRotationInterval time.Duration `env:"KEY_ROTATION_INTERVAL" envDefault:"0" help:"rotate the signing key this often, publishing the next key one interval ahead (0: never)"`
 	TokenTTL            time.Duration `env:"TOKEN_TTL" envDefault:"10m" help:"lifetime of issued tokens; a retired key stays published this long"`
 	Audience            string        `env:"AUDIENCE" envDefault:"demo-api" help:"aud of issued tokens"`
-	Clients             []string      `env:"CLIENTS" envDefault:"demo:demo-secret" help:"static clients, comma-separated id:secret"`
+	Clients             []string      `env:"CLIENTS" envDefault:"demo:demo-secret" help:"static clients, comma-separated id:secret; they authenticate to /token, /introspect and /revoke"`
+	ClientKeys          []string      `env:"CLIENT_KEYS" help:"clients that may use the jwt-bearer grant (RFC 7523), comma-separated client_id=/path/public.pem or client_id=/path/jwks.json; their assertions must be signed with these public keys"`
 }
 
 // parseConfig reads the config from environ (KEY=VALUE strings) and
@@ -63,6 +64,9 @@ func (c config) validate() error {
 	}
 	if _, err := parseClients(c.Clients); err != nil {
 		errs = append(errs, fmt.Errorf("CLIENTS: %w", err))
+	}
+	if _, err := parseClientKeyEntries(c.ClientKeys); err != nil {
+		errs = append(errs, fmt.Errorf("CLIENT_KEYS: %w", err))
 	}
 	return errors.Join(errs...)
 }

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -202,4 +203,71 @@ func (b *lockedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// testClock is a settable clock that server goroutines may read while the
+// test moves it.
+type testClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newTestClock(s *server, start time.Time) *testClock {
+	c := &testClock{now: start}
+	s.now = c.Now
+	return c
+}
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *testClock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = t
+}
+
+// postForm posts form to url, with the raw Authorization header auth
+// unless it is empty, and returns the response and its body.
+func postForm(t testing.TB, url, auth string, form url.Values) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(form.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, body
+}
+
+// issueToken gets a client_credentials token for demo:demo-secret.
+func issueToken(t testing.TB, base string, form url.Values) string {
+	t.Helper()
+	if form == nil {
+		form = url.Values{}
+	}
+	form.Set("grant_type", "client_credentials")
+	resp, body := postForm(t, base+"/token", basic("demo", "demo-secret"), form)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("token status = %d: %s", resp.StatusCode, body)
+	}
+	var got tokenResponse
+	if err := json.Unmarshal(body, &got); err != nil {
+		t.Fatal(err)
+	}
+	return got.AccessToken
 }

@@ -20,7 +20,7 @@ type keyRing struct {
 	alg string
 	ttl time.Duration // how long a retired key stays published
 
-	mu      sync.Mutex
+	mu      sync.RWMutex
 	current *signingKey
 	next    *signingKey // nil when rotation is off
 	retired []retiredKey
@@ -57,9 +57,30 @@ func (r *keyRing) generate() (*signingKey, error) {
 
 // signer returns the key that signs tokens now.
 func (r *keyRing) signer() *signingKey {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	r.mu.RLock()
+	defer r.mu.RUnlock()
 	return r.current
+}
+
+// lookup returns the key with kid if the JWKS publishes it at now: the
+// current key, the next key, or a retired key whose tokens may still be
+// valid. It is on the /introspect path, so it allocates nothing and does
+// not prune (published does).
+func (r *keyRing) lookup(kid string, now time.Time) (*signingKey, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.current.kid == kid {
+		return r.current, true
+	}
+	if r.next != nil && r.next.kid == kid {
+		return r.next, true
+	}
+	for _, k := range r.retired {
+		if k.key.kid == kid && !now.After(k.expires) {
+			return k.key, true
+		}
+	}
+	return nil, false
 }
 
 // rotate retires the current key, promotes the next one, and generates and

@@ -42,6 +42,9 @@ type signingKey struct {
 	alg    string
 	method jwt.SigningMethod
 	signer crypto.Signer
+	// public is signer.Public(), kept because /introspect verifies with it
+	// on every request and Ed25519's Public() copies the key.
+	public crypto.PublicKey
 }
 
 // newSigningKey pairs a private key with alg; an empty alg is derived from
@@ -60,7 +63,7 @@ func newSigningKey(signer crypto.Signer, alg string) (*signingKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &signingKey{kid: kid, alg: alg, method: jwt.GetSigningMethod(alg), signer: signer}, nil
+	return &signingKey{kid: kid, alg: alg, method: jwt.GetSigningMethod(alg), signer: signer, public: signer.Public()}, nil
 }
 
 // sign signs claims with the key. The JOSE header has alg, typ and, with

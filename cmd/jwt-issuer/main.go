@@ -5,12 +5,16 @@
 //
 // Subcommands:
 //
-//	serve   (default) an OAuth 2.0 client_credentials token endpoint with
-//	        OpenID discovery and a JWKS, configured by environment variables
-//	genkey  write a fresh PKCS#8 PEM private key
-//	mint    print one signed token
-//	jwks    print the public JWKS of private key files
-//	pubkey  print the PKIX PEM public key of a private key file
+//	serve      (default) an OAuth 2.0 token endpoint (client_credentials and
+//	           jwt-bearer grants) with OpenID discovery, a JWKS, token
+//	           introspection and revocation, and Prometheus metrics,
+//	           configured by environment variables
+//	genkey     write a fresh PKCS#8 PEM private key
+//	mint       print one signed token
+//	assertion  print one jwt-bearer assertion (RFC 7523) signed with a client key
+//	jwks       print the public JWKS of private key files
+//	pubkey     print the PKIX PEM public key of a private key file
+//	healthcheck URL  exit 0 if URL answers 2xx (the image has no curl)
 //
 // Every kid is the RFC 7638 JWK SHA-256 thumbprint of the key, so mint,
 // jwks and serve agree on a key file without configuration.
@@ -42,6 +46,9 @@ func main() {
 // run executes one subcommand and returns the exit code: 0 on success, 1 on
 // failure, 2 on bad usage.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, environ []string) int {
+	if code, done := cli.Healthcheck(args, "jwt-issuer", stdout, stderr); done {
+		return code
+	}
 	cmd := "serve"
 	if len(args) > 0 {
 		cmd, args = args[0], args[1:]
@@ -68,6 +75,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, environ [
 		err = runGenkey(args, stdout, stderr)
 	case "mint":
 		err = runMint(args, stdout, stderr, time.Now())
+	case "assertion":
+		err = runAssertion(args, stdout, stderr, time.Now())
 	case "jwks":
 		err = runJWKS(args, stdout, stderr)
 	case "pubkey":
@@ -140,8 +149,11 @@ Usage:
   jwt-issuer [serve]                     run the token service (configured by environment)
   jwt-issuer genkey [-alg ALG] [-out FILE] [-force]
   jwt-issuer mint -key FILE [flags]      print one signed token
+  jwt-issuer assertion -key FILE -client ID [flags]
+                                         print one jwt-bearer assertion (RFC 7523)
   jwt-issuer jwks -key FILE [-key FILE ...] [-alg ALG]
   jwt-issuer pubkey -key FILE
+  jwt-issuer healthcheck URL             exit 0 if URL answers 2xx (container health checks)
   jwt-issuer --help | --version
 
 Every kid is the RFC 7638 JWK SHA-256 thumbprint of its key (base64url), so mint,
@@ -150,8 +162,15 @@ jwks and serve agree on a key file without configuration.
 serve endpoints:
   GET  /.well-known/openid-configuration   discovery (issuer, jwks_uri, token_endpoint, ...)
   GET  /.well-known/jwks.json              public signing keys (current, next, retired)
-  POST /token                              OAuth 2.0 client_credentials (RFC 6749 section 4.4);
-                                           client auth by HTTP Basic or client_id/client_secret
+  POST /token                              OAuth 2.0 client_credentials (RFC 6749 section 4.4),
+                                           client auth by HTTP Basic or client_id/client_secret;
+                                           with CLIENT_KEYS also grant_type=
+                                           urn:ietf:params:oauth:grant-type:jwt-bearer with an
+                                           assertion signed by the client's key (RFC 7523)
+  POST /introspect                         token introspection (RFC 7662), client auth as /token
+  POST /revoke                             token revocation (RFC 7009), client auth as /token;
+                                           only the client a token was issued to may revoke it
+  GET  /metrics                            Prometheus metrics (jwt_issuer_*)
   GET  /healthz                            liveness
 serve stops gracefully on SIGINT or SIGTERM and logs JSON to stderr.
 
@@ -161,10 +180,11 @@ serve environment:
 	var (
 		g  genkeyOptions
 		m  mintOptions
+		a  assertionOptions
 		j  jwksOptions
 		pk string
 	)
-	for _, fs := range []*flag.FlagSet{genkeyFlags(&g), mintFlags(&m), jwksFlags(&j), pubkeyFlags(&pk)} {
+	for _, fs := range []*flag.FlagSet{genkeyFlags(&g), mintFlags(&m), assertionFlags(&a), jwksFlags(&j), pubkeyFlags(&pk)} {
 		fmt.Fprintf(w, "\n%s flags:\n", fs.Name())
 		fs.SetOutput(w)
 		fs.PrintDefaults()
@@ -175,5 +195,8 @@ Examples:
   SIGNING_KEY_FILE=issuer.key SIGNING_ALG=ES256 jwt-issuer serve
   jwt-issuer mint -key issuer.key -scope "read write" -claim roles='["admin"]'
   jwt-issuer jwks -key issuer.key > jwks.json
+  jwt-issuer genkey -alg ES256 -out client.key && jwt-issuer pubkey -key client.key > client.pub
+  CLIENT_KEYS=demo=client.pub jwt-issuer serve
+  jwt-issuer assertion -key client.key -client demo -aud http://127.0.0.1:8080/token
 `)
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -23,6 +24,7 @@ type mintOptions struct {
 	sub     string
 	aud     string
 	scope   string
+	jti     string
 	ttl     time.Duration
 	nbf     time.Duration
 	iat     time.Duration
@@ -41,6 +43,7 @@ func mintFlags(o *mintOptions) *flag.FlagSet {
 	fs.StringVar(&o.sub, "sub", "demo", "sub claim (empty: omitted)")
 	fs.StringVar(&o.aud, "aud", "demo-api", "aud claim, comma-separated: one value is a string, several an array (empty: omitted)")
 	fs.StringVar(&o.scope, "scope", "", "scope claim (empty: omitted)")
+	fs.StringVar(&o.jti, "jti", "", "jti claim (default: a fresh random value, so /revoke can name the token; -jti '' omits it)")
 	fs.DurationVar(&o.ttl, "ttl", 10*time.Minute, "exp = now + ttl; negative for an expired token; 0: no exp claim")
 	fs.DurationVar(&o.nbf, "nbf", 0, "nbf = now + this offset (default: no nbf claim)")
 	fs.DurationVar(&o.iat, "iat", 0, "iat = now + this offset")
@@ -78,6 +81,14 @@ func runMint(args []string, stdout, stderr io.Writer, now time.Time) error {
 		return fmt.Errorf("mint: %w", err)
 	}
 	claims := o.mapClaims(now, set["nbf"])
+	// Every token gets a unique jti unless told otherwise: revocation and
+	// replay checks name tokens by it (RFC 7519 §4.1.7).
+	switch {
+	case !set["jti"]:
+		claims["jti"] = rand.Text()
+	case o.jti != "":
+		claims["jti"] = o.jti
+	}
 	for _, p := range o.claims {
 		claims[p.name] = p.value
 	}
@@ -177,4 +188,89 @@ func parseValue(raw string) any {
 		return raw
 	}
 	return v
+}
+
+// assertionOptions are the flags of assertion.
+type assertionOptions struct {
+	keyFile string
+	alg     string
+	kid     string
+	noKID   bool
+	client  string
+	aud     string
+	jti     string
+	ttl     time.Duration
+}
+
+// assertionFlags binds the flags of assertion to o.
+func assertionFlags(o *assertionOptions) *flag.FlagSet {
+	fs := flag.NewFlagSet("assertion", flag.ContinueOnError)
+	fs.StringVar(&o.keyFile, "key", "", "the client's PEM private key file (required); CLIENT_KEYS holds its public key")
+	fs.StringVar(&o.client, "client", "", "client_id: the iss and sub of the assertion (required)")
+	fs.StringVar(&o.aud, "aud", "http://127.0.0.1:8080/token", "aud: the issuer's ISSUER_URL or its token endpoint; comma-separated for an array")
+	fs.DurationVar(&o.ttl, "ttl", 5*time.Minute, "exp = now + ttl (serve refuses more than 1h)")
+	fs.StringVar(&o.alg, "alg", "", "signing alg (default from the key, as mint)")
+	fs.StringVar(&o.kid, "kid", "", "kid header (default: the key's RFC 7638 thumbprint)")
+	fs.BoolVar(&o.noKID, "no-kid", false, "omit the kid header")
+	fs.StringVar(&o.jti, "jti", "", "jti claim (default: a fresh random value; each assertion is single-use)")
+	return fs
+}
+
+// runAssertion prints one RFC 7523 jwt-bearer assertion and a newline, to
+// be posted to /token as grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer.
+func runAssertion(args []string, stdout, stderr io.Writer, now time.Time) error {
+	var o assertionOptions
+	fs := assertionFlags(&o)
+	fs.SetOutput(stderr)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	switch {
+	case fs.NArg() > 0:
+		return fmt.Errorf("assertion: unexpected argument %q", fs.Arg(0))
+	case o.keyFile == "":
+		return errors.New("assertion: -key is required")
+	case o.client == "":
+		return errors.New("assertion: -client is required")
+	case o.noKID && o.kid != "":
+		return errors.New("assertion: -no-kid and a non-empty -kid contradict each other")
+	}
+	signer, err := readPrivateKey(o.keyFile)
+	if err != nil {
+		return fmt.Errorf("assertion: %w", err)
+	}
+	key, err := newSigningKey(signer, o.alg)
+	if err != nil {
+		return fmt.Errorf("assertion: %w", err)
+	}
+	// RFC 7523 §3: iss and sub are the client, aud the server, exp required.
+	claims := jwt.MapClaims{
+		"iss": o.client,
+		"sub": o.client,
+		"iat": jwt.NewNumericDate(now),
+		"exp": jwt.NewNumericDate(now.Add(o.ttl)),
+	}
+	if auds := splitList(o.aud); len(auds) == 1 {
+		claims["aud"] = auds[0]
+	} else if len(auds) > 1 {
+		claims["aud"] = auds
+	}
+	switch {
+	case !set["jti"]:
+		claims["jti"] = rand.Text()
+	case o.jti != "":
+		claims["jti"] = o.jti
+	}
+	header := map[string]any{}
+	if o.kid != "" {
+		header["kid"] = o.kid
+	}
+	tok, err := key.sign(claims, header, !o.noKID)
+	if err != nil {
+		return fmt.Errorf("assertion: %w", err)
+	}
+	_, err = fmt.Fprintln(stdout, tok)
+	return err
 }

@@ -113,6 +113,16 @@ func TestMintClaimsAndHeaders(t *testing.T) {
 			wantPayload: map[string]string{"iss": `"http://127.0.0.1:8080"`, "sub": `"demo"`, "aud": `"demo-api"`, "iat": "1700000000", "exp": "1700000600", "nbf": "", "scope": ""},
 		},
 		{
+			name:        "explicit jti",
+			args:        []string{"-jti", "token-1"},
+			wantPayload: map[string]string{"jti": `"token-1"`},
+		},
+		{
+			name:        "empty jti omits it",
+			args:        []string{"-jti", ""},
+			wantPayload: map[string]string{"jti": ""},
+		},
+		{
 			name:        "several audiences are an array",
 			args:        []string{"-aud", "a,b"},
 			wantPayload: map[string]string{"aud": `["a","b"]`},
@@ -253,5 +263,20 @@ func TestJWKSSeveralKeys(t *testing.T) {
 				t.Errorf("key %d has private member %q", i, private)
 			}
 		}
+	}
+}
+
+// TestMintFreshJTI checks that every minted token carries its own jti, so
+// that /revoke can name it.
+func TestMintFreshJTI(t *testing.T) {
+	path := writeKey(t, t.TempDir(), "ES256")
+	seen := map[string]bool{}
+	for range 3 {
+		_, payload := decode(t, runCLI(t, "mint", "-key", path))
+		jti, _ := payload["jti"].(string)
+		if len(jti) < 16 || seen[jti] {
+			t.Fatalf("jti = %q, want a fresh random value (seen %v)", jti, seen)
+		}
+		seen[jti] = true
 	}
 }

@@ -11,6 +11,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/jwt-sidecar/jwt-sidecar/cmd/internal/cli"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -23,14 +27,29 @@ const (
 )
 
 // server is the development token service. Every endpoint is registered in
-// routes; later endpoints (introspection, revocation, metrics) hang off the
-// same struct.
+// routes.
 type server struct {
 	cfg     config
 	keys    *keyRing
 	clients map[string]string // client id to secret
 	log     *slog.Logger
 	now     func() time.Time // the clock; tests replace it
+
+	registry *prometheus.Registry // the issuer's own, served at /metrics
+	metrics  *metrics
+
+	// ownParser and ownKeyfunc verify this issuer's tokens; both are built
+	// once because /introspect runs them on every request.
+	ownParser  *jwt.Parser
+	ownKeyfunc jwt.Keyfunc
+	revoked    *expirySet[revocationKey] // until each token's exp
+
+	// clientKeys are CLIENT_KEYS: the keys each client signs jwt-bearer
+	// assertions with; the parser, keyfunc and used jtis serve that grant.
+	clientKeys      map[string][]clientKey
+	assertionParser *jwt.Parser
+	clientKeyfunc   jwt.Keyfunc
+	usedAssertions  *expirySet[assertionKey] // until each assertion's exp + leeway
 }
 
 // newServer builds a server from a validated config: it loads
@@ -40,6 +59,10 @@ func newServer(cfg config, log *slog.Logger) (*server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("CLIENTS: %w", err)
 	}
+	clientKeys, err := loadClientKeys(cfg.ClientKeys)
+	if err != nil {
+		return nil, fmt.Errorf("CLIENT_KEYS: %w", err)
+	}
 	first, err := firstKey(cfg)
 	if err != nil {
 		return nil, err
@@ -48,7 +71,25 @@ func newServer(cfg config, log *slog.Logger) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &server{cfg: cfg, keys: keys, clients: clients, log: log, now: time.Now}, nil
+	reg := prometheus.NewRegistry()
+	s := &server{
+		cfg:      cfg,
+		keys:     keys,
+		clients:  clients,
+		log:      log,
+		now:      time.Now,
+		registry: reg,
+		metrics:  newMetrics(reg, cli.Version(version)),
+		revoked:  newExpirySet[revocationKey](),
+
+		clientKeys:     clientKeys,
+		usedAssertions: newExpirySet[assertionKey](),
+	}
+	s.ownParser = s.newOwnParser()
+	s.ownKeyfunc = s.ownKey
+	s.assertionParser = s.newAssertionParser()
+	s.clientKeyfunc = s.clientKey
+	return s, nil
 }
 
 // firstKey loads SIGNING_KEY_FILE, or generates a key for SIGNING_ALG.
@@ -71,14 +112,44 @@ func firstKey(cfg config) (*signingKey, error) {
 	return k, nil
 }
 
-// routes is the one place where endpoints are registered.
-func (s *server) routes() *http.ServeMux {
+// routes is the one place where endpoints are registered. Each is
+// instrumented whole, its 405s included, under its endpoint label.
+func (s *server) routes() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /.well-known/openid-configuration", s.handleDiscovery)
-	mux.HandleFunc("GET /.well-known/jwks.json", s.handleJWKS)
-	mux.HandleFunc("POST /token", s.handleToken)
-	mux.HandleFunc("GET /healthz", s.handleHealthz)
+	for _, rt := range []struct {
+		method, path, endpoint string
+		h                      http.Handler
+	}{
+		{http.MethodGet, "/.well-known/openid-configuration", endpointDiscovery, http.HandlerFunc(s.handleDiscovery)},
+		{http.MethodGet, "/.well-known/jwks.json", endpointJWKS, http.HandlerFunc(s.handleJWKS)},
+		{http.MethodPost, "/token", endpointToken, http.HandlerFunc(s.handleToken)},
+		{http.MethodPost, "/introspect", endpointIntrospect, http.HandlerFunc(s.handleIntrospect)},
+		{http.MethodPost, "/revoke", endpointRevoke, http.HandlerFunc(s.handleRevoke)},
+		{http.MethodGet, "/healthz", endpointHealthz, http.HandlerFunc(s.handleHealthz)},
+		{http.MethodGet, "/metrics", endpointMetrics, promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{
+			ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelError),
+		})},
+	} {
+		mux.Handle(rt.path, s.metrics.instrument(rt.endpoint, allowMethod(rt.method, rt.h)))
+	}
 	return mux
+}
+
+// allowMethod answers 405 with an Allow header to any method but method (and
+// HEAD for GET).
+func allowMethod(method string, h http.Handler) http.Handler {
+	allow := method
+	if method == http.MethodGet {
+		allow = "GET, HEAD"
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != method && (method != http.MethodGet || r.Method != http.MethodHead) {
+			w.Header().Set("Allow", allow)
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // endpoint returns ISSUER_URL joined with path.
@@ -87,26 +158,45 @@ func (s *server) endpoint(path string) string {
 }
 
 // discovery is the OpenID Connect Discovery 1.0 §3 document, reduced to
-// what a client_credentials issuer has.
+// what this issuer has, with the RFC 8414 §2 introspection and revocation
+// members.
 type discovery struct {
 	Issuer                           string   `json:"issuer"`
 	JWKSURI                          string   `json:"jwks_uri"`
 	TokenEndpoint                    string   `json:"token_endpoint"`
+	IntrospectionEndpoint            string   `json:"introspection_endpoint"`
+	RevocationEndpoint               string   `json:"revocation_endpoint"`
 	GrantTypesSupported              []string `json:"grant_types_supported"`
 	IDTokenSigningAlgValuesSupported []string `json:"id_token_signing_alg_values_supported"`
 	TokenEndpointAuthMethods         []string `json:"token_endpoint_auth_methods_supported"`
+	IntrospectionAuthMethods         []string `json:"introspection_endpoint_auth_methods_supported"`
+	RevocationAuthMethods            []string `json:"revocation_endpoint_auth_methods_supported"`
 }
 
 func (s *server) handleDiscovery(w http.ResponseWriter, _ *http.Request) {
+	authMethods := []string{"client_secret_basic", "client_secret_post"}
 	// OpenID Connect Discovery §4.3: issuer is exactly ISSUER_URL.
 	writeJSON(w, http.StatusOK, discovery{
 		Issuer:                           s.cfg.IssuerURL,
 		JWKSURI:                          s.endpoint("/.well-known/jwks.json"),
 		TokenEndpoint:                    s.endpoint("/token"),
-		GrantTypesSupported:              []string{"client_credentials"},
+		IntrospectionEndpoint:            s.endpoint("/introspect"),
+		RevocationEndpoint:               s.endpoint("/revoke"),
+		GrantTypesSupported:              s.grantTypes(),
 		IDTokenSigningAlgValuesSupported: []string{s.cfg.SigningAlg},
-		TokenEndpointAuthMethods:         []string{"client_secret_basic", "client_secret_post"},
+		TokenEndpointAuthMethods:         authMethods,
+		IntrospectionAuthMethods:         authMethods,
+		RevocationAuthMethods:            authMethods,
 	})
+}
+
+// grantTypes are the grant_type values /token accepts: jwt-bearer only
+// when CLIENT_KEYS names a client that could use it.
+func (s *server) grantTypes() []string {
+	if len(s.clientKeys) == 0 {
+		return []string{grantClientCredentials}
+	}
+	return []string{grantClientCredentials, grantJWTBearer}
 }
 
 func (s *server) handleJWKS(w http.ResponseWriter, _ *http.Request) {
@@ -165,7 +255,8 @@ func (s *server) run(ctx context.Context, ln net.Listener) error {
 	}
 	s.log.Info("jwt-issuer listening (development only, never a production identity provider)",
 		"addr", ln.Addr().String(), "issuer", s.cfg.IssuerURL, "alg", s.cfg.SigningAlg,
-		"kid", s.keys.signer().kid, "rotation", s.cfg.KeyRotationInterval.String())
+		"kid", s.keys.signer().kid, "rotation", s.cfg.KeyRotationInterval.String(),
+		"grant_types", s.grantTypes())
 	return g.Wait()
 }
 

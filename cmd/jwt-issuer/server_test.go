@@ -461,7 +461,9 @@ func TestHelpAndVersion(t *testing.T) {
 		"DEVELOPMENT", "production", "genkey", "mint", "jwks", "pubkey",
 		"LISTEN_ADDR", ":8080", "ISSUER_URL", "SIGNING_ALG", "SIGNING_KEY_FILE",
 		"KEY_ROTATION_INTERVAL", "TOKEN_TTL", "10m", "AUDIENCE", "demo-api", "CLIENTS", "demo:demo-secret",
-		"-no-kid", "-claim", "-header", "-ttl", "-nbf", "-iat", "-out",
+		"-no-kid", "-claim", "-header", "-ttl", "-nbf", "-iat", "-out", "-jti",
+		"CLIENT_KEYS", "assertion flags:", "-client", "/introspect", "/revoke", "/metrics",
+		"urn:ietf:params:oauth:grant-type:jwt-bearer",
 	} {
 		if !strings.Contains(help, want) {
 			t.Errorf("--help lacks %q", want)

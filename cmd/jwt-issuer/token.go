@@ -8,6 +8,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -16,12 +17,20 @@ import (
 // maxFormBytes bounds a token request body.
 const maxFormBytes = 64 << 10
 
+// grant_type values of /token.
+const (
+	grantClientCredentials = "client_credentials"
+)
+
 // RFC 6749 §5.2 error codes.
 const (
 	errInvalidRequest       = "invalid_request"
 	errInvalidClient        = "invalid_client"
 	errUnsupportedGrantType = "unsupported_grant_type"
 	errInvalidScope         = "invalid_scope"
+	// errInvalidGrant: a bad jwt-bearer assertion, or the revocation of a
+	// token issued to another client (§5.2: "issued to another client").
+	errInvalidGrant = "invalid_grant"
 )
 
 // tokenResponse is the RFC 6749 §5.1 success body.
@@ -38,24 +47,32 @@ type oauthError struct {
 	Description string `json:"error_description,omitempty"`
 }
 
-// handleToken implements the client_credentials grant (RFC 6749 §4.4).
+// handleToken implements the client_credentials grant (RFC 6749 §4.4)
+// and, with CLIENT_KEYS, the jwt-bearer grant (RFC 7523 §2.1).
 func (s *server) handleToken(w http.ResponseWriter, r *http.Request) {
 	form, err := readForm(w, r)
 	if err != nil {
 		s.tokenError(w, http.StatusBadRequest, errInvalidRequest, err.Error())
 		return
 	}
-	clientID, ok := s.authenticate(w, r, form)
-	if !ok {
-		return
+	gt := form.Get("grant_type")
+	var clientID string
+	// RFC 7523 §3.1: with jwt-bearer, client authentication is optional
+	// (the assertion is the grant), but credentials that are sent must be
+	// valid.
+	if gt != grantJWTBearer || hasCredentials(r, form) {
+		id, ok := s.authenticate(w, r, form)
+		if !ok {
+			return
+		}
+		clientID = id
 	}
-	switch gt := form.Get("grant_type"); gt {
-	case "client_credentials":
-	case "":
+	switch {
+	case gt == "":
 		s.tokenError(w, http.StatusBadRequest, errInvalidRequest, "grant_type is required")
 		return
-	default:
-		s.tokenError(w, http.StatusBadRequest, errUnsupportedGrantType, "only client_credentials is supported")
+	case !slices.Contains(s.grantTypes(), gt):
+		s.tokenError(w, http.StatusBadRequest, errUnsupportedGrantType, "supported: "+strings.Join(s.grantTypes(), ", "))
 		return
 	}
 	scope := form.Get("scope")
@@ -63,7 +80,24 @@ func (s *server) handleToken(w http.ResponseWriter, r *http.Request) {
 		s.tokenError(w, http.StatusBadRequest, errInvalidScope, "scope must be space-separated tokens of printable ASCII without quote or backslash")
 		return
 	}
+	if gt == grantJWTBearer {
+		s.jwtBearer(w, form, clientID)
+		return
+	}
+	s.issue(w, clientID, scope, grantLabelClientCredentials)
+}
 
+// hasCredentials reports whether a request carries client credentials: an
+// Authorization header or a client_secret field.
+func hasCredentials(r *http.Request, form url.Values) bool {
+	_, secret := form["client_secret"]
+	return secret || r.Header.Get("Authorization") != ""
+}
+
+// issue answers a token request of clientID with a fresh access token for
+// scope; grant is the metric label of the grant that authorized it.
+// The caller has checked scope.
+func (s *server) issue(w http.ResponseWriter, clientID, scope, grant string) {
 	key := s.keys.signer()
 	now := s.now()
 	jti := rand.Text()
@@ -74,7 +108,7 @@ func (s *server) handleToken(w http.ResponseWriter, r *http.Request) {
 		"iat":       jwt.NewNumericDate(now),
 		"nbf":       jwt.NewNumericDate(now),
 		"exp":       jwt.NewNumericDate(now.Add(s.cfg.TokenTTL)),
-		"jti":       jti,
+		"jti":       jti, // unique: /revoke and /introspect name tokens by it
 		"client_id": clientID,
 	}
 	if scope != "" {
@@ -86,7 +120,8 @@ func (s *server) handleToken(w http.ResponseWriter, r *http.Request) {
 		s.tokenError(w, http.StatusInternalServerError, "server_error", "")
 		return
 	}
-	s.log.Info("issued token", "client_id", clientID, "jti", jti, "kid", key.kid, "scope", scope)
+	s.metrics.tokenIssued(grant)
+	s.log.Info("issued token", "client_id", clientID, "grant", grant, "jti", jti, "kid", key.kid, "scope", scope)
 	// RFC 6749 §5.1: responses with tokens are never cached.
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Pragma", "no-cache")

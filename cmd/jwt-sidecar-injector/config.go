@@ -199,7 +199,7 @@ func printHelp(w io.Writer) {
 	fmt.Fprint(w, `jwt-sidecar-injector: a mutating admission webhook that adds jwt-sidecar to
 pods annotated jwt-sidecar.io/inject: "true".
 
-Usage: jwt-sidecar-injector [--help | --version]
+Usage: jwt-sidecar-injector [--help | --version | healthcheck URL]
 Configuration comes from the environment:
 
 `)

@@ -54,10 +54,17 @@ type Config struct {
 	UpstreamConns   int           `env:"UPSTREAM_MAX_IDLE_CONNS" envDefault:"1024" help:"idle upstream connections kept for reuse"`
 
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"20s" help:"on SIGTERM: stop accepting, drain in-flight requests for at most this long, exit 0"`
-	AuthMode        string        `env:"AUTH_MODE" envDefault:"jwt" help:"jwt (stateless); introspection (RFC 7662) is not available yet"`
-	ConfigFile      string        `env:"CONFIG_FILE" help:"YAML with several providers and per-route rules, reloaded when it changes and on SIGHUP; the key-source and policy variables must then be unset"`
-	LogLevel        string        `env:"LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
-	LogFormat       string        `env:"LOG_FORMAT" envDefault:"json" help:"json or text"`
+	AuthMode        string        `env:"AUTH_MODE" envDefault:"jwt" help:"jwt (stateless: keys from the sources above) or introspection (stateful, RFC 7662: every token is sent to INTROSPECTION_URL)"`
+
+	IntrospectionURL              string        `env:"INTROSPECTION_URL" help:"AUTH_MODE=introspection: the token service's RFC 7662 endpoint (absolute http(s)); required in that mode"`
+	IntrospectionClientID         string        `env:"INTROSPECTION_CLIENT_ID" help:"AUTH_MODE=introspection: the sidecar's client_id at INTROSPECTION_URL (HTTP Basic); required in that mode"`
+	IntrospectionClientSecretFile string        `env:"INTROSPECTION_CLIENT_SECRET_FILE" help:"AUTH_MODE=introspection: a file holding the client secret (one trailing newline dropped); required in that mode"`
+	IntrospectionTimeout          time.Duration `env:"INTROSPECTION_TIMEOUT" envDefault:"2s" help:"AUTH_MODE=introspection: longest wait for one answer, connection included; then 503"`
+	IntrospectionCacheTTL         time.Duration `env:"INTROSPECTION_CACHE_TTL" envDefault:"0s" help:"AUTH_MODE=introspection: remember active answers this long (never past exp; at most TOKEN_CACHE_SIZE); 0: ask for every request"`
+	IntrospectionMaxBytes         int64         `env:"INTROSPECTION_MAX_BYTES" envDefault:"65536" help:"AUTH_MODE=introspection: largest answer read; a larger one is a 503"`
+	ConfigFile                    string        `env:"CONFIG_FILE" help:"YAML with several providers and per-route rules, reloaded when it changes and on SIGHUP; the key-source and policy variables must then be unset"`
+	LogLevel                      string        `env:"LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
+	LogFormat                     string        `env:"LOG_FORMAT" envDefault:"json" help:"json or text"`
 }
 
 // loadConfig parses environ into a Config and validates it. The error names
@@ -73,10 +80,56 @@ func loadConfig(environ map[string]string) (*Config, error) {
 	if c.HMACSecretFile != "" && strings.TrimSpace(environ["ALGORITHMS"]) == "" {
 		c.Algorithms = slices.Clone(verifier.HMACAlgorithms)
 	}
-	if err := errors.Join(checkFileEnv(c, environ), c.Validate()); err != nil {
+	errs := append(c.problems(), c.unused(environ)...)
+	if err := checkFileEnv(c, environ); err != nil {
+		errs = append(errs, err)
+	}
+	if err := joinSorted(errs); err != nil {
 		return nil, err
 	}
 	return c, nil
+}
+
+// Variables that only one AUTH_MODE reads. Setting one in the other mode
+// is refused: nothing is silently ignored.
+var (
+	jwtOnly = []string{
+		"JWKS_URLS", "OIDC_ISSUER_URL", "JWKS_FILE", "PUBLIC_KEY_FILES", "HMAC_SECRET_FILE",
+		"JWKS_REFRESH_INTERVAL", "JWKS_CACHE_DIR", "JWKS_FETCH_TIMEOUT", "JWKS_MAX_BYTES",
+		"JWKS_REFETCH_COOLDOWN", "JWKS_FETCH_WAIT", "ALGORITHMS",
+	}
+	introspectionOnly = []string{
+		"INTROSPECTION_URL", "INTROSPECTION_CLIENT_ID", "INTROSPECTION_CLIENT_SECRET_FILE",
+		"INTROSPECTION_TIMEOUT", "INTROSPECTION_CACHE_TTL", "INTROSPECTION_MAX_BYTES",
+	}
+)
+
+// unused names every variable set in environ that AUTH_MODE does not read.
+// It needs the environment itself: a variable with a default cannot be
+// told from one set to that default by its parsed value.
+func (c *Config) unused(environ map[string]string) []error {
+	var errs []error
+	given := func(name string) bool { return strings.TrimSpace(environ[name]) != "" }
+	switch c.AuthMode {
+	case "jwt":
+		for _, name := range introspectionOnly {
+			if given(name) {
+				errs = append(errs, fmt.Errorf("%s: only used with AUTH_MODE=introspection; remove it, or set AUTH_MODE=introspection", name))
+			}
+		}
+	case "introspection":
+		for _, name := range jwtOnly {
+			if given(name) {
+				errs = append(errs, fmt.Errorf("%s: not used with AUTH_MODE=introspection, where the token service checks every token (no keys, no algorithms); remove it", name))
+			}
+		}
+	}
+	return errs
+}
+
+func joinSorted(errs []error) error {
+	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
+	return errors.Join(errs...)
 }
 
 // tidy trims list items and drops empty ones, so "a, b," means [a b].
@@ -93,8 +146,12 @@ func (c *Config) tidy() {
 }
 
 // Validate checks every rule that does not need the network or the disk.
-// It has no side effects and reports all problems at once.
-func (c *Config) Validate() error {
+// It has no side effects and reports all problems at once. (loadConfig also
+// refuses variables the AUTH_MODE does not read; that needs the environment.)
+func (c *Config) Validate() error { return joinSorted(c.problems()) }
+
+// problems is Validate's list, unsorted.
+func (c *Config) problems() []error {
 	var errs []error
 	bad := func(name, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
@@ -118,41 +175,10 @@ func (c *Config) Validate() error {
 	if c.OIDCIssuerURL != "" && !absoluteHTTP(c.OIDCIssuerURL) {
 		bad("OIDC_ISSUER_URL", "%q is not an absolute http(s) URL", c.OIDCIssuerURL)
 	}
-	// With CONFIG_FILE, the file's providers have their own key sources.
-	if c.ConfigFile == "" && len(c.JWKSURLs) == 0 && c.OIDCIssuerURL == "" && c.JWKSFile == "" && len(c.PublicKeyFiles) == 0 && c.HMACSecretFile == "" {
-		bad("JWKS_URLS", "no key source: set one of JWKS_URLS, OIDC_ISSUER_URL, JWKS_FILE, PUBLIC_KEY_FILES or HMAC_SECRET_FILE")
-	}
-	if len(c.Issuers) == 0 && c.OIDCIssuerURL == "" && c.ConfigFile == "" {
-		bad("ISSUERS", "set the accepted issuers (or OIDC_ISSUER_URL)")
-	}
-	if len(c.Issuers) == 0 && (len(c.JWKSURLs) > 0 || c.JWKSFile != "" || len(c.PublicKeyFiles) > 0 || c.HMACSecretFile != "") && c.OIDCIssuerURL != "" {
-		// Those sources serve ISSUERS; with none they would be bound to the
-		// OIDC issuer, mixing its keys with others'. Say so instead.
-		bad("ISSUERS", "required when other key sources are combined with OIDC_ISSUER_URL: they verify tokens from ISSUERS")
-	}
-	if len(c.Algorithms) == 0 {
-		bad("ALGORITHMS", "must not be empty")
-	}
-	for _, a := range c.Algorithms {
-		switch {
-		case strings.EqualFold(a, "none"):
-			bad("ALGORITHMS", "none is never allowed")
-		case slices.Contains(verifier.HMACAlgorithms, a):
-			if c.HMACSecretFile == "" {
-				bad("ALGORITHMS", "%s needs HMAC_SECRET_FILE", a)
-			}
-		case c.HMACSecretFile != "":
-			bad("ALGORITHMS", "%s cannot be used with HMAC_SECRET_FILE, which allows only HS256, HS384 and HS512", a)
-		case !slices.Contains(verifier.DefaultAlgorithms, a):
-			bad("ALGORITHMS", "%q is not a supported algorithm (%s)", a, strings.Join(append(slices.Clone(verifier.DefaultAlgorithms), verifier.HMACAlgorithms...), ", "))
-		}
-	}
-	if c.HMACSecretFile != "" {
-		// An HMAC secret beside public keys invites key confusion; one
-		// sidecar verifies either symmetric or asymmetric tokens.
-		if len(c.JWKSURLs) > 0 || c.OIDCIssuerURL != "" || c.JWKSFile != "" || len(c.PublicKeyFiles) > 0 {
-			bad("HMAC_SECRET_FILE", "cannot be combined with public-key sources")
-		}
+	if c.AuthMode == "introspection" {
+		c.checkIntrospection(bad)
+	} else {
+		c.checkKeys(bad)
 	}
 	if c.ClockSkew < 0 {
 		bad("CLOCK_SKEW", "must not be negative")
@@ -164,6 +190,7 @@ func (c *Config) Validate() error {
 		"JWKS_REFRESH_INTERVAL": c.JWKSRefreshInterval, "JWKS_FETCH_TIMEOUT": c.JWKSFetchTimeout,
 		"JWKS_REFETCH_COOLDOWN": c.JWKSRefetchCooldown, "JWKS_FETCH_WAIT": c.JWKSFetchWait,
 		"UPSTREAM_TIMEOUT": c.UpstreamTimeout, "SHUTDOWN_TIMEOUT": c.ShutdownTimeout,
+		"INTROSPECTION_TIMEOUT": c.IntrospectionTimeout,
 	}
 	for name, d := range positive {
 		if d <= 0 {
@@ -172,6 +199,12 @@ func (c *Config) Validate() error {
 	}
 	if c.JWKSMaxBytes < 1024 {
 		bad("JWKS_MAX_BYTES", "must be at least 1024")
+	}
+	if c.IntrospectionMaxBytes < 1024 {
+		bad("INTROSPECTION_MAX_BYTES", "must be at least 1024")
+	}
+	if c.IntrospectionCacheTTL < 0 {
+		bad("INTROSPECTION_CACHE_TTL", "must not be negative")
 	}
 	if c.MaxTokenSize < 256 || c.MaxTokenSize > 1<<20 {
 		bad("MAX_TOKEN_SIZE", "must be between 256 and 1048576")
@@ -219,15 +252,75 @@ func (c *Config) Validate() error {
 		bad("PUBLIC_PATHS", "%v", err)
 	}
 	switch c.AuthMode {
-	case "jwt":
-	case "introspection":
-		bad("AUTH_MODE", "introspection is not available in this version")
+	case "jwt", "introspection":
 	default:
 		bad("AUTH_MODE", "want jwt or introspection, not %q", c.AuthMode)
 	}
-	errs = append(errs, cli.CheckLog(c.LogLevel, c.LogFormat)...)
-	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
-	return errors.Join(errs...)
+	return append(errs, cli.CheckLog(c.LogLevel, c.LogFormat)...)
+}
+
+// checkKeys is jwt mode's part of Validate: key sources, issuers and
+// algorithms.
+func (c *Config) checkKeys(bad func(name, format string, args ...any)) {
+	// With CONFIG_FILE, the file's providers have their own key sources.
+	if c.ConfigFile == "" && len(c.JWKSURLs) == 0 && c.OIDCIssuerURL == "" && c.JWKSFile == "" && len(c.PublicKeyFiles) == 0 && c.HMACSecretFile == "" {
+		bad("JWKS_URLS", "no key source: set one of JWKS_URLS, OIDC_ISSUER_URL, JWKS_FILE, PUBLIC_KEY_FILES or HMAC_SECRET_FILE")
+	}
+	if len(c.Issuers) == 0 && c.OIDCIssuerURL == "" && c.ConfigFile == "" {
+		bad("ISSUERS", "set the accepted issuers (or OIDC_ISSUER_URL)")
+	}
+	if len(c.Issuers) == 0 && (len(c.JWKSURLs) > 0 || c.JWKSFile != "" || len(c.PublicKeyFiles) > 0 || c.HMACSecretFile != "") && c.OIDCIssuerURL != "" {
+		// Those sources serve ISSUERS; with none they would be bound to the
+		// OIDC issuer, mixing its keys with others'. Say so instead.
+		bad("ISSUERS", "required when other key sources are combined with OIDC_ISSUER_URL: they verify tokens from ISSUERS")
+	}
+	if len(c.Algorithms) == 0 {
+		bad("ALGORITHMS", "must not be empty")
+	}
+	for _, a := range c.Algorithms {
+		switch {
+		case strings.EqualFold(a, "none"):
+			bad("ALGORITHMS", "none is never allowed")
+		case slices.Contains(verifier.HMACAlgorithms, a):
+			if c.HMACSecretFile == "" {
+				bad("ALGORITHMS", "%s needs HMAC_SECRET_FILE", a)
+			}
+		case c.HMACSecretFile != "":
+			bad("ALGORITHMS", "%s cannot be used with HMAC_SECRET_FILE, which allows only HS256, HS384 and HS512", a)
+		case !slices.Contains(verifier.DefaultAlgorithms, a):
+			bad("ALGORITHMS", "%q is not a supported algorithm (%s)", a, strings.Join(append(slices.Clone(verifier.DefaultAlgorithms), verifier.HMACAlgorithms...), ", "))
+		}
+	}
+	if c.HMACSecretFile != "" {
+		// An HMAC secret beside public keys invites key confusion; one
+		// sidecar verifies either symmetric or asymmetric tokens.
+		if len(c.JWKSURLs) > 0 || c.OIDCIssuerURL != "" || c.JWKSFile != "" || len(c.PublicKeyFiles) > 0 {
+			bad("HMAC_SECRET_FILE", "cannot be combined with public-key sources")
+		}
+	}
+}
+
+// checkIntrospection is introspection mode's part of Validate. ISSUERS is
+// optional there: the token service vouches for its tokens, and ISSUERS,
+// when set, only narrows which answers' iss are accepted.
+func (c *Config) checkIntrospection(bad func(name, format string, args ...any)) {
+	switch u, err := url.Parse(c.IntrospectionURL); {
+	case c.IntrospectionURL == "":
+		bad("INTROSPECTION_URL", "required with AUTH_MODE=introspection")
+	case err != nil || u.Scheme != "http" && u.Scheme != "https" || u.Host == "":
+		bad("INTROSPECTION_URL", "%q is not an absolute http(s) URL", c.IntrospectionURL)
+	case u.User != nil:
+		bad("INTROSPECTION_URL", "must not carry credentials; use INTROSPECTION_CLIENT_ID and INTROSPECTION_CLIENT_SECRET_FILE")
+	}
+	if c.IntrospectionClientID == "" {
+		bad("INTROSPECTION_CLIENT_ID", "required with AUTH_MODE=introspection (RFC 7662 §2.1: the endpoint authenticates its callers)")
+	}
+	if c.IntrospectionClientSecretFile == "" {
+		bad("INTROSPECTION_CLIENT_SECRET_FILE", "required with AUTH_MODE=introspection")
+	}
+	if c.IntrospectionCacheTTL > 0 && c.TokenCacheSize == 0 {
+		bad("INTROSPECTION_CACHE_TTL", "needs TOKEN_CACHE_SIZE above 0, which bounds the cache")
+	}
 }
 
 // sameHeader compares header names as the proxy scrubs them: ignoring case,
@@ -246,7 +339,7 @@ func absoluteHTTP(raw string) bool {
 func printHelp(w io.Writer) {
 	fmt.Fprint(w, `jwt-sidecar: a reverse proxy that verifies bearer JWTs locally.
 
-Usage: jwt-sidecar [--help | --version]
+Usage: jwt-sidecar [--help | --version | healthcheck URL]
        jwt-sidecar check-config         validate the configuration, print it, exit 0 or 2
        jwt-sidecar explain [flags] TOKEN  say whether a request would pass, and why
 Configuration comes from the environment (and CONFIG_FILE):

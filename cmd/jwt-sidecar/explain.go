@@ -133,7 +133,10 @@ func (a *app) loadKeys(ctx context.Context) error {
 	if a.policy != nil {
 		return a.policy.loadOnce(ctx)
 	}
-	return a.keys.LoadOnce(ctx)
+	if a.auth.loadOnce == nil {
+		return nil
+	}
+	return a.auth.loadOnce(ctx)
 }
 
 // tokenPlace is where explain puts the token: --lookup, else the first

@@ -1,6 +1,7 @@
 // Command jwt-sidecar is a reverse proxy that verifies each request's bearer
-// JWT locally, with keys from a JWKS, and forwards verified requests with
-// their claims as headers. Configuration is the environment; see --help.
+// JWT locally, with keys from a JWKS (or, with AUTH_MODE=introspection, asks
+// an RFC 7662 token service), and forwards verified requests with their
+// claims as headers. Configuration is the environment; see --help.
 package main
 
 import (
@@ -9,7 +10,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -78,11 +81,24 @@ type app struct {
 	cfg   *Config
 	log   *slog.Logger
 	reg   *prometheus.Registry
-	keys  *verifier.Keys
+	auth  *auth // AUTH_MODE's part; nil with CONFIG_FILE
 	proxy *proxy.Proxy
-	// policy is set instead of keys with CONFIG_FILE: the reloadable
+	// policy is set instead of auth with CONFIG_FILE: the reloadable
 	// policy and its key sources.
 	policy *policyRuntime
+}
+
+// auth is what AUTH_MODE contributes to the sidecar: the Verifier, the mode
+// label of its durations, when it is ready, what it runs in the background,
+// and what it closes after the drain.
+type auth struct {
+	verifier   proxy.Verifier
+	mode       string
+	ready      func() error
+	background func(ctx context.Context) error
+	closeIdle  func()
+	loadOnce   func(ctx context.Context) error // explain: load keys now; nil when there are none
+	startAttrs []any
 }
 
 func newApp(cfg *Config, log *slog.Logger) (*app, error) {
@@ -93,18 +109,47 @@ func newApp(cfg *Config, log *slog.Logger) (*app, error) {
 		return newFileApp(cfg, log, reg, m)
 	}
 
+	newAuth := newJWTAuth
+	if cfg.AuthMode == "introspection" {
+		newAuth = newIntrospectionAuth
+	}
+	a, err := newAuth(cfg, m, log)
+	if err != nil {
+		return nil, err
+	}
+	claimHeaders, _ := proxy.ParseClaimHeaders(cfg.ClaimsToHeaders) // validated
+	publicPaths, _ := proxy.ParsePublicPaths(cfg.PublicPaths)       // validated
+	p, err := proxy.New(proxy.Options{
+		Upstream:        cfg.UpstreamURL,
+		Verifier:        a.verifier,
+		Recorder:        m,
+		Logger:          log,
+		Mode:            a.mode,
+		ClaimHeaders:    claimHeaders,
+		PayloadHeader:   cfg.PayloadHeader,
+		ForwardToken:    cfg.ForwardToken,
+		PublicPaths:     publicPaths,
+		CORSPreflight:   cfg.CORSPreflight,
+		UpstreamTimeout: cfg.UpstreamTimeout,
+		MaxIdleConns:    cfg.UpstreamConns,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(cfg.Audiences) == 0 {
+		log.Warn("AUDIENCES is not set: tokens minted for any audience of the accepted issuers will pass")
+	}
+	return &app{cfg: cfg, log: log, reg: reg, auth: a, proxy: p}, nil
+}
+
+// newJWTAuth is AUTH_MODE=jwt: keys from the configured sources, loaded and
+// refreshed in the background; ready once every source has keys.
+func newJWTAuth(cfg *Config, m *metrics.Metrics, log *slog.Logger) (*auth, error) {
 	sources, err := keySources(cfg)
 	if err != nil {
 		return nil, err
 	}
-	keys, err := verifier.NewKeys(verifier.KeyOptions{
-		RefreshInterval: cfg.JWKSRefreshInterval,
-		FetchTimeout:    cfg.JWKSFetchTimeout,
-		MaxBytes:        cfg.JWKSMaxBytes,
-		RefetchCooldown: cfg.JWKSRefetchCooldown,
-		MaxWait:         cfg.JWKSFetchWait,
-		CacheDir:        cfg.JWKSCacheDir,
-	}, m, log, sources...)
+	keys, err := verifier.NewKeys(keyOptions(cfg), m, log, sources...)
 	if err != nil {
 		return nil, err
 	}
@@ -125,29 +170,74 @@ func newApp(cfg *Config, log *slog.Logger) (*app, error) {
 		return nil, err
 	}
 	m.TokenCacheEntries(v.CacheLen)
-	claimHeaders, _ := proxy.ParseClaimHeaders(cfg.ClaimsToHeaders) // validated
-	publicPaths, _ := proxy.ParsePublicPaths(cfg.PublicPaths)       // validated
-	p, err := proxy.New(proxy.Options{
-		Upstream:        cfg.UpstreamURL,
-		Verifier:        v,
-		Recorder:        m,
-		Logger:          log,
-		Mode:            metrics.ModeJWT,
-		ClaimHeaders:    claimHeaders,
-		PayloadHeader:   cfg.PayloadHeader,
-		ForwardToken:    cfg.ForwardToken,
-		PublicPaths:     publicPaths,
-		CORSPreflight:   cfg.CORSPreflight,
-		UpstreamTimeout: cfg.UpstreamTimeout,
-		MaxIdleConns:    cfg.UpstreamConns,
+	return &auth{
+		verifier: v,
+		mode:     metrics.ModeJWT,
+		ready: func() error {
+			if !keys.Ready() {
+				return errors.New("keys not loaded yet")
+			}
+			return nil
+		},
+		background: keys.Run,
+		loadOnce:   keys.LoadOnce,
+		startAttrs: []any{"auth_mode", cfg.AuthMode, "key_sources", len(keys.Sources())},
+	}, nil
+}
+
+// newIntrospectionAuth is AUTH_MODE=introspection: every token (or, with
+// INTROSPECTION_CACHE_TTL, every token not seen lately) is sent to the token
+// service. There are no keys to load, so it is ready at once and runs
+// nothing in the background. That is deliberate: if /readyz followed the
+// token service, one outage would take every pod out of its Service's
+// endpoints at once, and clients would get connection errors instead of a
+// 503 with Retry-After that ends the moment the token service is back.
+func newIntrospectionAuth(cfg *Config, m *metrics.Metrics, log *slog.Logger) (*auth, error) {
+	secret, err := verifier.ReadClientSecret(cfg.IntrospectionClientSecretFile)
+	if err != nil {
+		return nil, fmt.Errorf("INTROSPECTION_CLIENT_SECRET_FILE: %w", err)
+	}
+	m.IntrospectionMode()
+	lookups, _ := verifier.ParseLookups(cfg.TokenLookup) // validated
+	in, err := verifier.NewIntrospector(verifier.IntrospectionOptions{
+		URL:            cfg.IntrospectionURL,
+		ClientID:       cfg.IntrospectionClientID,
+		ClientSecret:   secret,
+		Timeout:        cfg.IntrospectionTimeout,
+		MaxBytes:       cfg.IntrospectionMaxBytes,
+		CacheTTL:       cfg.IntrospectionCacheTTL,
+		CacheSize:      cfg.TokenCacheSize,
+		Lookups:        lookups,
+		MaxTokenSize:   cfg.MaxTokenSize,
+		Issuers:        cfg.Issuers,
+		Audiences:      cfg.Audiences,
+		ClockSkew:      cfg.ClockSkew,
+		RequireExp:     cfg.RequireExp,
+		RequiredScopes: cfg.RequiredScopes,
+		Recorder:       m,
 	})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("INTROSPECTION_URL: %w", err)
 	}
-	if len(cfg.Audiences) == 0 {
-		log.Warn("AUDIENCES is not set: tokens minted for any audience of the accepted issuers will pass")
+	m.TokenCacheEntries(in.CacheLen)
+	u, _ := url.Parse(cfg.IntrospectionURL) // validated
+	if host := u.Hostname(); u.Scheme == "http" && host != "localhost" && !isLoopback(host) {
+		log.Warn("INTROSPECTION_URL is plain http to another host: the client secret and every token cross the network unencrypted")
 	}
-	return &app{cfg: cfg, log: log, reg: reg, keys: keys, proxy: p}, nil
+	return &auth{
+		verifier:   in,
+		mode:       metrics.ModeIntrospection,
+		ready:      func() error { return nil },
+		background: func(ctx context.Context) error { <-ctx.Done(); return nil },
+		closeIdle:  in.CloseIdleConnections,
+		startAttrs: []any{"auth_mode", cfg.AuthMode, "introspection_url", u.Redacted(), "introspection_cache_ttl", cfg.IntrospectionCacheTTL.String()},
+	}, nil
+}
+
+// isLoopback reports whether host is a loopback IP address.
+func isLoopback(host string) bool {
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // keySources turns the environment into key sources. The OIDC issuer's keys
@@ -196,21 +286,17 @@ func keySources(cfg *Config) ([]*verifier.Source, error) {
 	return sources, nil
 }
 
-// serve runs the sidecar until ctx ends: keys load and refresh in the
-// background, /readyz answers 200 once every key source has keys, and on
-// SIGTERM in-flight requests drain for at most SHUTDOWN_TIMEOUT
-// (Kubernetes pod termination).
+// serve runs the sidecar until ctx ends: in jwt mode keys load and refresh
+// in the background and /readyz answers 200 once every key source has keys
+// (in introspection mode at once); on SIGTERM in-flight requests drain for
+// at most SHUTDOWN_TIMEOUT (Kubernetes pod termination).
 func (a *app) serve(ctx context.Context) error {
-	ready := func() error {
-		if !a.keys.Ready() {
-			return errors.New("keys not loaded yet")
-		}
-		return nil
-	}
-	background := a.keys.Run
-	sourceCount := func() int { return len(a.keys.Sources()) }
 	if a.policy != nil {
-		ready, background, sourceCount = a.policy.serving()
+		ready, background, sources := a.policy.serving()
+		a.auth = &auth{
+			mode: metrics.ModeJWT, ready: ready, background: background,
+			startAttrs: []any{"config_file", a.cfg.ConfigFile, "key_sources", sources()},
+		}
 	}
 	return cli.Service{
 		Name:       "jwt-sidecar",
@@ -224,11 +310,16 @@ func (a *app) serve(ctx context.Context) error {
 			MaxHeaderBytes:    64 << 10,
 		},
 		Metrics:         a.reg,
-		Ready:           ready,
-		Background:      background,
+		Ready:           a.auth.ready,
+		Background:      a.auth.background,
 		ShutdownTimeout: a.cfg.ShutdownTimeout,
-		AfterDrain:      a.proxy.CloseIdleConnections,
-		StartAttrs: []any{"version", cli.Version(version), "upstream", a.cfg.UpstreamURL.Redacted(),
-			"key_sources", sourceCount()},
+		AfterDrain: func() {
+			a.proxy.CloseIdleConnections()
+			if a.auth.closeIdle != nil {
+				a.auth.closeIdle()
+			}
+		},
+		StartAttrs: append([]any{"version", cli.Version(version), "upstream", a.cfg.UpstreamURL.Redacted()},
+			a.auth.startAttrs...),
 	}.Run(ctx)
 }

@@ -26,6 +26,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/jwt-sidecar/jwt-sidecar/test/report"
 )
 
 // Subject names, as printed in the table and accepted by -subjects.
@@ -229,7 +231,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 	writeReport(stdout, res)
 	if cfg.jsonPath != "" {
-		if err := writeJSON(cfg.jsonPath, res); err != nil {
+		if err := report.WriteJSON(cfg.jsonPath, res); err != nil {
 			fmt.Fprintf(stderr, "-json: %v\n", err)
 			return exitFail
 		}

@@ -3,7 +3,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"debug/buildinfo"
 	"fmt"
@@ -16,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/jwt-sidecar/jwt-sidecar/test/report"
 )
 
 // runResult is one measured run of one subject.
@@ -169,19 +170,19 @@ func measure(ctx context.Context, cfg config, gen loadGenerator, progress io.Wri
 	if err != nil {
 		return nil, err
 	}
-	defer e.upstream.proc.stop(5 * time.Second)
+	defer e.upstream.proc.Stop(5 * time.Second)
 
 	var subjects []*subject
 	defer func() {
 		for _, s := range subjects {
 			if s.proc != e.upstream.proc {
-				s.proc.stop(5 * time.Second)
+				s.proc.Stop(5 * time.Second)
 			}
 		}
 	}()
 	res := &results{
 		Machine:     describeMachine(gen, cfg, e.sidecar),
-		Command:     commandLine(cfg.args),
+		Command:     report.Command("go run ./test/load", cfg.args),
 		Rounds:      cfg.rounds,
 		Duration:    cfg.duration.String(),
 		Warmup:      cfg.warmup.String(),
@@ -235,7 +236,7 @@ func measure(ctx context.Context, cfg config, gen loadGenerator, progress io.Wri
 	for _, s := range subjects {
 		if s.name == subjectSidecar {
 			res.SidecarMetrics = scrapeSidecar(ctx, s.adminURL)
-			res.SidecarLogBytesPerRequest = logBytesPerRequest(s.proc.logPath, res.subject(s.name))
+			res.SidecarLogBytesPerRequest = logBytesPerRequest(s.proc.LogPath, res.subject(s.name))
 		}
 	}
 	res.Checks = checks(res, cfg.connections)
@@ -254,16 +255,16 @@ func measureRun(ctx context.Context, cfg config, gen loadGenerator, up *upstream
 		run.WarmupErrors = w.Non2xx + w.SocketErrors
 		run.WarmupRequests = w.Requests
 	}
-	if err := s.proc.alive(); err != nil {
-		return run, err
+	if s.proc.Exited() {
+		return run, s.proc.Died()
 	}
 	pids, err := s.pids()
 	if err != nil {
 		return run, err
 	}
 	ours := pids
-	if !slices.Contains(ours, up.proc.pid()) {
-		ours = append(slices.Clone(pids), up.proc.pid())
+	if !slices.Contains(ours, up.proc.PID()) {
+		ours = append(slices.Clone(pids), up.proc.PID())
 	}
 	conns0, reqs0, err := up.counts(ctx)
 	if err != nil {
@@ -287,7 +288,7 @@ func measureRun(ctx context.Context, cfg config, gen loadGenerator, up *upstream
 	}
 	cpu1, err := cpuTicks(pids)
 	if err != nil {
-		return run, fmt.Errorf("%w (did it exit?)\n%s", err, s.proc.logTail())
+		return run, fmt.Errorf("%w (did it exit?)\nlast lines of %s:\n%s", err, s.proc.LogPath, s.proc.Tail(20))
 	}
 	ours1, err := cpuTicks(ours)
 	if err != nil {
@@ -327,7 +328,7 @@ func measureRun(ctx context.Context, cfg config, gen loadGenerator, up *upstream
 func describeMachine(gen loadGenerator, cfg config, sidecar string) machine {
 	m := machine{
 		NProc:         runtime.NumCPU(),
-		CPU:           cpuModel(),
+		CPU:           report.CPUModel(),
 		GoVersion:     runtime.Version(),
 		LoadGenerator: gen.name,
 	}
@@ -352,34 +353,6 @@ func describeMachine(gen loadGenerator, cfg config, sidecar string) machine {
 		}
 	}
 	return m
-}
-
-func cpuModel() string {
-	f, err := os.Open("/proc/cpuinfo")
-	if err != nil {
-		return "unknown"
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "unknown"
-}
-
-// commandLine is the command that reproduces this run.
-func commandLine(args []string) string {
-	quoted := make([]string, 0, len(args)+1)
-	quoted = append(quoted, "go run ./test/load")
-	for _, a := range args {
-		if a == "" || strings.ContainsAny(a, " \t'\"$\\*?;&|<>()") {
-			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
-		}
-		quoted = append(quoted, a)
-	}
-	return strings.Join(quoted, " ")
 }
 
 // scrapeSidecar keeps jwt-sidecar's own request, verification and cache

@@ -3,12 +3,8 @@
 package main
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -205,18 +201,4 @@ func writeReport(w io.Writer, r *results) {
 	fmt.Fprintf(w, ", %s\n", m.LoadGenerator)
 	fmt.Fprintf(w, "command: %s\n", r.Command)
 	fmt.Fprintf(w, "load:    %s\n", r.LoadCommand)
-}
-
-func writeJSON(path string, r *results) error {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false) // keep "<token>" readable
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(r); err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil { // e.g. .bench/
-		return err
-	}
-	return os.WriteFile(path, b.Bytes(), 0o644)
 }

@@ -13,6 +13,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/jwt-sidecar/jwt-sidecar/test/proctest"
 )
 
 // startTimeout bounds how long any process may take to become ready.
@@ -22,18 +24,18 @@ const startTimeout = 30 * time.Second
 type subject struct {
 	name string
 	url  string // what the load generator requests
-	proc *process
+	proc *proctest.Child
 	// pids are the processes whose CPU and memory count for the subject.
 	pids func() ([]int, error)
 	// adminURL is jwt-sidecar's admin listener, for /metrics after the run.
 	adminURL string
 }
 
-func (s *subject) onePID() ([]int, error) { return []int{s.proc.pid()}, nil }
+func (s *subject) onePID() ([]int, error) { return []int{s.proc.PID()}, nil }
 
 // upstream is the server behind every subject.
 type upstream struct {
-	proc     *process
+	proc     *proctest.Child
 	url      string
 	statsURL string
 }
@@ -56,8 +58,8 @@ func startUpstream(ctx context.Context, exe, dir string, lifetime time.Duration)
 		return nil, err
 	}
 	u := &upstream{proc: p, url: "http://" + addr, statsURL: "http://" + statsAddr + statsPath}
-	if err := waitReady(ctx, p, u.statsURL, startTimeout); err != nil {
-		p.stop(time.Second)
+	if err := p.WaitReady(ctx, u.statsURL, startTimeout); err != nil {
+		p.Stop(time.Second)
 		return nil, err
 	}
 	return u, nil
@@ -122,8 +124,8 @@ func startReverseProxy(ctx context.Context, e env) (*subject, error) {
 	}
 	s := &subject{name: subjectReverseProxy, url: "http://" + addr + "/", proc: p}
 	s.pids = s.onePID
-	if err := waitReady(ctx, p, s.url, startTimeout); err != nil {
-		p.stop(time.Second)
+	if err := p.WaitReady(ctx, s.url, startTimeout); err != nil {
+		p.Stop(time.Second)
 		return nil, err
 	}
 	return s, nil
@@ -181,7 +183,7 @@ func startNginx(ctx context.Context, e env) (*subject, error) {
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return nil, err
 	}
-	addr, err := freeAddr()
+	addr, err := proctest.PickAddr()
 	if err != nil {
 		return nil, err
 	}
@@ -208,9 +210,9 @@ func startNginx(ctx context.Context, e env) (*subject, error) {
 	}
 	s := &subject{name: subjectNginx, url: "http://" + addr + "/", proc: p}
 	// The master and its workers.
-	s.pids = func() ([]int, error) { return withChildren(p.pid()) }
-	if err := waitReady(ctx, p, s.url, startTimeout); err != nil {
-		p.stop(time.Second)
+	s.pids = func() ([]int, error) { return withChildren(p.PID()) }
+	if err := p.WaitReady(ctx, s.url, startTimeout); err != nil {
+		p.Stop(time.Second)
 		if b, rerr := os.ReadFile(filepath.Join(dir, "error.log")); rerr == nil {
 			err = fmt.Errorf("%w\n--- nginx error.log ---\n%s", err, b)
 		}
@@ -225,11 +227,11 @@ func startSidecar(ctx context.Context, e env) (*subject, error) {
 	if err := checkSidecarBinary(e.sidecar); err != nil {
 		return nil, err
 	}
-	addr, err := freeAddr()
+	addr, err := proctest.PickAddr()
 	if err != nil {
 		return nil, err
 	}
-	admin, err := freeAddr()
+	admin, err := proctest.PickAddr()
 	if err != nil {
 		return nil, err
 	}
@@ -252,8 +254,8 @@ func startSidecar(ctx context.Context, e env) (*subject, error) {
 	}
 	s := &subject{name: subjectSidecar, url: "http://" + addr + "/", proc: p, adminURL: "http://" + admin}
 	s.pids = s.onePID
-	if err := waitReady(ctx, p, s.adminURL+"/readyz", startTimeout); err != nil {
-		p.stop(time.Second)
+	if err := p.WaitReady(ctx, s.adminURL+"/readyz", startTimeout); err != nil {
+		p.Stop(time.Second)
 		return nil, err
 	}
 	return s, nil
@@ -269,7 +271,7 @@ func (s *subject) preflight(ctx context.Context, token string) (notes []string, 
 		return nil, fmt.Errorf("%s preflight: %w", s.name, err)
 	}
 	if code != http.StatusOK {
-		return nil, fmt.Errorf("%s preflight: GET %s with the token: status %d, want 200: %s\n%s", s.name, s.url, code, body, s.proc.logTail())
+		return nil, fmt.Errorf("%s preflight: GET %s with the token: status %d, want 200: %s\nlast lines of %s:\n%s", s.name, s.url, code, body, s.proc.LogPath, s.proc.Tail(20))
 	}
 	if s.name != subjectSidecar {
 		return nil, nil

@@ -1,14 +1,15 @@
-// Package proctest runs the project's binaries as real processes in tests:
-// built once, started on free 127.0.0.1 ports, polled for readiness with a
+// Package proctest runs the project's binaries as real processes: built
+// once, started on free 127.0.0.1 ports, polled for readiness with a
 // deadline (never a sleep), stopped with real signals, their logs shown when
-// a test fails.
+// something fails. Start and Process are for tests; StartChild and Child are
+// for the programs that run the binaries outside `go test` (the demo,
+// test/compare, test/load), with a log file per process.
 package proctest
 
 import (
 	"bytes"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -36,12 +37,11 @@ func Build(dir, name string) (binary string, cleanup func(), err error) {
 // FreeAddr returns a 127.0.0.1 address that was free a moment ago.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := PickAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return addr
 }
 
 // Process is one running binary.

@@ -46,9 +46,13 @@ func Version(linked string) string {
 	return "dev"
 }
 
-// Args handles the only arguments a command takes: --help and --version.
-// done is true when the command should exit with code at once.
+// Args handles the only arguments a command takes: --help, --version and
+// healthcheck URL. done is true when the command should exit with code at
+// once.
 func Args(args []string, name, version string, help func(io.Writer), stdout, stderr io.Writer) (code int, done bool) {
+	if code, done := Healthcheck(args, name, stdout, stderr); done {
+		return code, true
+	}
 	for _, a := range args {
 		switch a {
 		case "-h", "-help", "--help", "help":

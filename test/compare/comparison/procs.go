@@ -1,0 +1,63 @@
+package comparison
+
+import (
+	"context"
+	"net/http"
+	"os/exec"
+	"strings"
+	"time"
+
+	"github.com/jwt-sidecar/jwt-sidecar/test/proctest"
+)
+
+// proc is one process of the comparison. It can be started again after it
+// exited (the issuer's restart), with the same environment and the log
+// appended to.
+type proc struct {
+	job     string // issuer, sidecar-jwt, ...
+	bin     string
+	env     []string
+	logPath string
+
+	*proctest.Child // the current run, set by start
+}
+
+// start runs the process, its output appended to its log file. Only
+// ChildEnv is inherited, so a variable set in the user's shell cannot
+// change what is measured.
+func (p *proc) start() error {
+	cmd := exec.Command(p.bin)
+	cmd.Env = proctest.ChildEnv(p.env...)
+	c, err := proctest.StartChild(p.job, p.logPath, cmd)
+	if err != nil {
+		return err
+	}
+	p.Child = c
+	return nil
+}
+
+// probeClient opens a fresh connection per probe and never follows a proxy.
+var probeClient = &http.Client{
+	Timeout:   5 * time.Second,
+	Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil},
+}
+
+// getStatus does one GET and returns the status code.
+func getStatus(ctx context.Context, url string) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := probeClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+// runCommand runs bin with args and returns its combined output.
+func runCommand(ctx context.Context, bin string, args ...string) (string, error) {
+	out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
+	return strings.TrimSpace(string(out)), err
+}

@@ -1,0 +1,135 @@
+// Command compare is `make compare`: stateless JWT verification and token
+// introspection side by side, without Docker. On 127.0.0.1 it starts
+// jwt-issuer (its key on disk, so a restart keeps it), echo-upstream, a
+// jwt-sidecar in jwt mode, one in introspection mode, and jwt-loadgen
+// sending the same open-loop rate through both. After a warm-up it measures
+// a steady phase, kills the issuer and keeps the load on (the outage),
+// restarts it (the recovery), and prints a table read from the processes'
+// own /metrics.
+//
+//	go build -o bin/ ./cmd/...
+//	go run ./test/compare -bin bin [-quick] [-json .bench/compare.json]
+//
+// Progress goes to stderr, the table to stdout. It exits 1 when the run
+// failed or a result is not what the two modes should give (the table says
+// which), 2 for bad flags.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jwt-sidecar/jwt-sidecar/test/compare/comparison"
+	"github.com/jwt-sidecar/jwt-sidecar/test/report"
+)
+
+const (
+	exitOK    = 0
+	exitFail  = 1
+	exitUsage = 2
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// quick are the phases of -quick: enough to see the difference, not to
+// quote numbers.
+var quick = map[string]time.Duration{"warmup": time.Second, "steady": 3 * time.Second, "outage": 3 * time.Second, "recovery": 2 * time.Second}
+
+// config is the flags.
+type config struct {
+	opts     comparison.Options
+	jsonPath string
+}
+
+func parseFlags(args []string, stderr io.Writer) (config, error) {
+	var c config
+	o := &c.opts
+	fs := flag.NewFlagSet("compare", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.Bin, "bin", "bin", "folder with jwt-issuer, echo-upstream, jwt-sidecar and jwt-loadgen")
+	fs.StringVar(&o.Dir, "dir", ".compare", "work folder: key, secrets, JWKS cache, logs and every raw /metrics scrape")
+	modes := fs.String("modes", "jwt,introspection", "comma-separated modes to run side by side")
+	fs.Float64Var(&o.Rate, "rate", 200, "requests per second to each sidecar (open loop)")
+	fs.IntVar(&o.Concurrency, "concurrency", 32, "most requests in flight to each sidecar; beyond, due requests are dropped and counted")
+	fs.BoolVar(&o.Caches, "caches", false, "turn on each mode's cache (jwt verified-token cache, introspection cache 60s); off, every request is verified in full")
+	fs.DurationVar(&o.Warmup, "warmup", 3*time.Second, "load before measuring, not counted")
+	fs.DurationVar(&o.Steady, "steady", 20*time.Second, "the steady phase")
+	fs.DurationVar(&o.Outage, "outage", 10*time.Second, "how long the issuer stays down with the load on")
+	fs.DurationVar(&o.Recovery, "recovery", 5*time.Second, "the phase after the issuer is back")
+	fs.DurationVar(&o.ReadyTimeout, "timeout", 30*time.Second, "how long each process may take to become ready")
+	short := fs.Bool("quick", false, fmt.Sprintf("short phases (warm-up %s, steady %s, outage %s, recovery %s) unless given explicitly",
+		quick["warmup"], quick["steady"], quick["outage"], quick["recovery"]))
+	fs.StringVar(&c.jsonPath, "json", "", "also write the results as JSON to this file")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: go run ./test/compare [flags]\n\nStateless JWT verification vs token introspection on 127.0.0.1, with an issuer outage.\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	if *short {
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		for name, d := range map[string]*time.Duration{"warmup": &o.Warmup, "steady": &o.Steady, "outage": &o.Outage, "recovery": &o.Recovery} {
+			if !set[name] {
+				*d = quick[name]
+			}
+		}
+	}
+	for m := range strings.SplitSeq(*modes, ",") {
+		if m = strings.TrimSpace(m); m != "" {
+			o.Modes = append(o.Modes, m)
+		}
+	}
+	return c, o.Validate()
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	c, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitUsage
+	}
+	c.opts.Progress = stderr
+	res, err := comparison.Run(ctx, c.opts)
+	if err != nil {
+		if ctx.Err() != nil {
+			err = fmt.Errorf("interrupted: %w", err)
+		}
+		fmt.Fprintf(stderr, "compare: %v\n", err)
+		return exitFail
+	}
+	res.Command = report.Command("go run ./test/compare", args)
+	fmt.Fprintln(stdout)
+	res.WriteTable(stdout)
+	if c.jsonPath != "" {
+		if err := report.WriteJSON(c.jsonPath, res); err != nil {
+			fmt.Fprintf(stderr, "-json: %v\n", err)
+			return exitFail
+		}
+	}
+	if len(res.Failures) > 0 {
+		fmt.Fprintf(stderr, "compare: %d result(s) not as expected (see UNEXPECTED above); the numbers are not a valid comparison\n", len(res.Failures))
+		return exitFail
+	}
+	return exitOK
+}

@@ -1,0 +1,56 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseFlags(t *testing.T) {
+	tests := []struct {
+		name                            string
+		args                            []string
+		wantSteady, wantOutage, wantRec time.Duration
+		wantModes                       int
+		wantErr                         string
+	}{
+		{name: "defaults", wantSteady: 20 * time.Second, wantOutage: 10 * time.Second, wantRec: 5 * time.Second, wantModes: 2},
+		{name: "quick", args: []string{"-quick"}, wantSteady: 3 * time.Second, wantOutage: 3 * time.Second, wantRec: 2 * time.Second, wantModes: 2},
+		{name: "quick keeps what is given", args: []string{"-quick", "-outage", "7s"}, wantSteady: 3 * time.Second, wantOutage: 7 * time.Second, wantRec: 2 * time.Second, wantModes: 2},
+		{name: "one mode", args: []string{"-modes", " jwt "}, wantSteady: 20 * time.Second, wantOutage: 10 * time.Second, wantRec: 5 * time.Second, wantModes: 1},
+		{name: "unknown mode", args: []string{"-modes", "jwt,session"}, wantErr: `unknown mode "session"`},
+		{name: "no rate", args: []string{"-rate", "0"}, wantErr: "rate:"},
+		{name: "no steady phase", args: []string{"-steady", "0s"}, wantErr: "steady: must be positive"},
+		{name: "stray argument", args: []string{"now"}, wantErr: "unexpected arguments"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := parseFlags(tt.args, &bytes.Buffer{})
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Errorf("error = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			o := c.opts
+			if o.Steady != tt.wantSteady || o.Outage != tt.wantOutage || o.Recovery != tt.wantRec || len(o.Modes) != tt.wantModes {
+				t.Errorf("steady %s, outage %s, recovery %s, modes %q; want %s, %s, %s and %d modes",
+					o.Steady, o.Outage, o.Recovery, o.Modes, tt.wantSteady, tt.wantOutage, tt.wantRec, tt.wantModes)
+			}
+		})
+	}
+}
+
+func TestUsageExitCode(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := run(t.Context(), []string{"-modes", ""}, &out, &errOut); code != exitUsage || !strings.Contains(errOut.String(), "modes: none given") {
+		t.Errorf("exit %d, stderr %q; want %d and the problem", code, errOut.String(), exitUsage)
+	}
+	if code := run(t.Context(), []string{"-bin", t.TempDir(), "-dir", t.TempDir(), "-quick"}, &out, &errOut); code != exitFail || !strings.Contains(errOut.String(), "jwt-issuer not found") {
+		t.Errorf("exit %d, stderr %q; want %d and the missing binary", code, errOut.String(), exitFail)
+	}
+}
