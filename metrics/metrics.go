@@ -188,6 +188,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		add(Unauthenticated, r)
 	}
 	add(Forbidden, "insufficient_scope")
+	add(Forbidden, "denied") // CONFIG_FILE: no rule allows the request
 	m.verifyJWT = m.verification.WithLabelValues(ModeJWT)
 	m.verifyIntro = m.verification.WithLabelValues(ModeIntrospection)
 	for _, k := range []string{UpstreamTimeout, UpstreamUnreachable, UpstreamCanceled} {

@@ -18,6 +18,7 @@ func TestEverySPECSeriesExistsFromTheStart(t *testing.T) {
 # HELP jwt_sidecar_requests_total Requests by outcome (allowed, public, unauthenticated, forbidden, unavailable) and refusal reason.
 # TYPE jwt_sidecar_requests_total counter
 jwt_sidecar_requests_total{outcome="allowed",reason=""} 0
+jwt_sidecar_requests_total{outcome="forbidden",reason="denied"} 0
 jwt_sidecar_requests_total{outcome="forbidden",reason="insufficient_scope"} 0
 jwt_sidecar_requests_total{outcome="public",reason=""} 0
 jwt_sidecar_requests_total{outcome="unauthenticated",reason="bad_algorithm"} 0

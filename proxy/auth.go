@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/jwt-sidecar/jwt-sidecar/verifier"
 )
@@ -24,25 +23,6 @@ var (
 	noSniff         = []string{"nosniff"}
 	retryAfter      = []string{"1"}
 )
-
-// stripClaimHeaders removes every header the proxy itself sets (the claim
-// headers and PAYLOAD_HEADER) from every request, before anything else, so a
-// client can never forge them (SPEC, CLAIMS_TO_HEADERS).
-func (p *Proxy) stripClaimHeaders(next http.Handler) http.Handler {
-	if len(p.scrub) == 0 {
-		return next
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		scrubHeaders(r.Header, p.scrub)
-		if r.Trailer != nil {
-			scrubHeaders(r.Trailer, p.scrub)
-		}
-		if conn := r.Header["Connection"]; conn != nil {
-			r.Header["Connection"] = scrubConnection(conn, p.scrub)
-		}
-		next.ServeHTTP(w, r)
-	})
-}
 
 // scrubConnection drops the Connection options (RFC 9110 §7.6.1) that name
 // a claim header: ReverseProxy deletes every header a Connection option
@@ -112,32 +92,33 @@ func headerKey(name string) string {
 	return string(b)
 }
 
-// authenticate lets public requests through, verifies every other one, and
-// answers refusals itself: a refused request never reaches next.
+// authenticate scrubs the claim headers, applies the policy and answers
+// refusals itself: a refused request never reaches next. One policy
+// snapshot serves the whole request, so a reload can never pair an old scrub
+// list with a new policy's headers.
 func (p *Proxy) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// SPEC: PUBLIC_PATHS match the cleaned path, the one forwarded.
-		if p.public.match(cleanPath(r.URL.Path)) || p.preflight(r) {
+		pol := p.policy.Load()
+		pol.scrubRequest(r)
+		// SPEC: rules match the cleaned path, the one forwarded.
+		var d verifier.Decision
+		p.decide(pol, r, &d, nil)
+		switch {
+		case d.Err != nil:
+			p.refuse(w, r, pol, &d)
+			return
+		case d.Public || d.Anonymous:
 			p.rec.Request(Public, "")
-			next.ServeHTTP(w, r)
-			return
+			pol.count(d.Rule, outcomePublic)
+		default:
+			p.rec.Request(Allowed, "")
+			pol.count(d.Rule, outcomeAllowed)
+			// The claims go onto the inbound request itself, which
+			// ReverseProxy clones for the upstream: no context wrapper, no
+			// request copy on the hot path. Connection tokens naming these
+			// headers were scrubbed, so hop-by-hop removal cannot drop them.
+			pol.forward(r.Context(), p.log, r, &d)
 		}
-		start := time.Now()
-		claims, err := p.verifier.Verify(r.Context(), r)
-		p.rec.Verification(p.mode, time.Since(start))
-		if err != nil {
-			p.refuse(w, r, err)
-			return
-		}
-		p.rec.Request(Allowed, "")
-		// The claims go onto the inbound request itself, which ReverseProxy
-		// clones for the upstream: no context wrapper, no request copy on
-		// the hot path. Connection tokens naming these headers were removed
-		// by stripClaimHeaders, so hop-by-hop removal cannot drop them.
-		if !p.forward {
-			stripToken(r, claims.From)
-		}
-		p.setClaimHeaders(r.Context(), r.Header, &claims)
 		next.ServeHTTP(w, r)
 	})
 }
@@ -155,6 +136,8 @@ func (p *Proxy) preflight(r *http.Request) bool {
 type refusal struct {
 	status     int
 	outcome    string
+	code       string   // the body's error
+	desc       string   // the body's error_description
 	challenge  []string // WWW-Authenticate
 	retryAfter []string // Retry-After
 	length     []string // Content-Length
@@ -189,7 +172,8 @@ func newRefusal(r verifier.Reason) *refusal {
 	case verifier.Unavailable:
 		ref.status, ref.outcome = http.StatusServiceUnavailable, Unavailable
 		ref.retryAfter = retryAfter
-		ref.body = errorBody("temporarily_unavailable", desc)
+		ref.code, ref.desc = "temporarily_unavailable", desc
+		ref.body = errorBody(ref.code, desc)
 		ref.length = []string{strconv.Itoa(len(ref.body))}
 		return ref
 	case verifier.Missing:
@@ -204,6 +188,7 @@ func newRefusal(r verifier.Reason) *refusal {
 	if ref.challenge == nil {
 		ref.challenge = []string{`Bearer realm="` + realm + `", error="` + code + `", error_description="` + desc + `"`}
 	}
+	ref.code, ref.desc = code, desc
 	ref.body = errorBody(code, desc)
 	ref.length = []string{strconv.Itoa(len(ref.body))}
 	return ref
@@ -230,18 +215,28 @@ func errorBody(code, desc string) []byte {
 	return append(b, "}\n"...)
 }
 
-// refuse answers a request the Verifier refused, counts it and logs it.
-func (p *Proxy) refuse(w http.ResponseWriter, r *http.Request, err error) {
+// refusalFor is the response of a reason.
+func (p *Proxy) refusalFor(reason verifier.Reason) *refusal {
+	if ref := p.refusals[reason]; ref != nil {
+		return ref
+	}
+	return newRefusal(reason) // a reason newer than this proxy: still a 401
+}
+
+// refuse answers a request the policy refused, counts it and logs it.
+func (p *Proxy) refuse(w http.ResponseWriter, r *http.Request, pol *Policy, d *verifier.Decision) {
 	var e *verifier.Error
-	if !errors.As(err, &e) {
-		p.internalError(w, r, err)
+	if !errors.As(d.Err, &e) {
+		p.internalError(w, r, d.Err)
 		return
 	}
-	ref := p.refusals[e.Reason]
-	if ref == nil {
-		ref = newRefusal(e.Reason) // a reason newer than this proxy: still a 401
-	}
+	ref := p.refusalFor(e.Reason)
 	p.rec.Request(ref.outcome, string(e.Reason))
+	if ref.status == http.StatusForbidden {
+		pol.count(d.Rule, outcomeForbidden)
+	} else {
+		pol.count(d.Rule, outcomeUnauthenticated)
+	}
 	// One line per refusal, never the token: its hash correlates lines. A
 	// 503 is no refusal of the token, and the line says so.
 	level, msg := slog.LevelInfo, "request refused"
@@ -251,6 +246,7 @@ func (p *Proxy) refuse(w http.ResponseWriter, r *http.Request, err error) {
 	p.log.LogAttrs(r.Context(), level, msg,
 		slog.String("reason", string(e.Reason)),
 		slog.Int("status", ref.status),
+		slog.String("rule", d.Rule.Name),
 		slog.String("kid", e.KID),
 		slog.String("iss", e.Issuer),
 		slog.String("token_hash", e.TokenHash),
@@ -279,7 +275,15 @@ func (p *Proxy) internalError(w http.ResponseWriter, r *http.Request, err error)
 // or 504.
 func fixedError(status int, code, desc string) *refusal {
 	body := errorBody(code, desc)
-	return &refusal{status: status, body: body, length: []string{strconv.Itoa(len(body))}}
+	return &refusal{status: status, code: code, desc: desc, body: body, length: []string{strconv.Itoa(len(body))}}
+}
+
+// deniedRefusal answers a request no rule allows: 403 without a Bearer
+// challenge, because no token would change the answer.
+func deniedRefusal() *refusal {
+	ref := fixedError(http.StatusForbidden, "forbidden", "no rule allows this request")
+	ref.outcome = Forbidden
+	return ref
 }
 
 // writeError writes a fixed JSON error response that no cache may keep.

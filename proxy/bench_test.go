@@ -290,3 +290,20 @@ func BenchmarkLoopbackHandler(b *testing.B) {
 		return p.Handler()
 	}, benchToken(b))
 }
+
+// BenchmarkHandlerPolicy is the whole chain under a CONFIG_FILE-style
+// policy: two providers, seven rules (the request matches the last), rule
+// metrics on, a repeated token.
+func BenchmarkHandlerPolicy(b *testing.B) {
+	reg := prometheus.NewRegistry()
+	m := metrics.New(reg)
+	pol, err := NewPolicy(PolicyOptions{Providers: testProviders(b, m), Rules: testRules(), Recorder: metrics.NewPolicy(reg)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	p, err := New(Options{Upstream: mustURL(b, "http://127.0.0.1:3000"), Policy: pol, Recorder: m, Logger: discardLogger(), Transport: inProcess{}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	serveLoop(b, p.Handler(), benchRequest(allKeys(b).ec.Sign(b, claims(issA))))
+}

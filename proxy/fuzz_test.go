@@ -30,14 +30,14 @@ func FuzzClaimHeaders(f *testing.F) {
 		if len(paths) > 64 {
 			paths = paths[:64]
 		}
-		p := &Proxy{log: discardLogger(), payload: "X-Payload"}
+		hm := &headerMap{payload: "X-Payload"}
 		for i, path := range paths {
-			p.claims = append(p.claims, ClaimHeader{Claim: path, Header: "X-Claim-" + strconv.Itoa(i)})
+			hm.claims = append(hm.claims, ClaimHeader{Claim: path, Header: "X-Claim-" + strconv.Itoa(i)})
 		}
 		c := verifier.NewClaims(values)
 		c.Payload = string(payload) // arbitrary bytes: must be sanitized too
 		h := http.Header{}
-		p.setClaimHeaders(t.Context(), h, &c)
+		hm.set(t.Context(), discardLogger(), h, &c)
 		for name, vals := range h {
 			for _, v := range vals {
 				checkHeaderValue(t, name, v)

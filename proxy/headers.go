@@ -101,11 +101,11 @@ func tchar(c byte) bool {
 	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
 }
 
-// setClaimHeaders sets the claim headers and PAYLOAD_HEADER of a verified
-// request on h. One allocation holds every value slice.
-func (p *Proxy) setClaimHeaders(ctx context.Context, h http.Header, c *verifier.Claims) {
-	n := len(p.claims)
-	if p.payload != "" {
+// set puts the claim headers and the payload header of a verified token on
+// h. One allocation holds every value slice.
+func (hm *headerMap) set(ctx context.Context, log *slog.Logger, h http.Header, c *verifier.Claims) {
+	n := len(hm.claims)
+	if hm.payload != "" {
 		n++
 	}
 	if n == 0 {
@@ -113,7 +113,7 @@ func (p *Proxy) setClaimHeaders(ctx context.Context, h http.Header, c *verifier.
 	}
 	vals := make([]string, n)
 	i := 0
-	for _, ch := range p.claims {
+	for _, ch := range hm.claims {
 		v, ok := c.Lookup(ch.Claim)
 		if !ok {
 			continue
@@ -121,7 +121,7 @@ func (p *Proxy) setClaimHeaders(ctx context.Context, h http.Header, c *verifier.
 		s, ok := HeaderValue(v)
 		if !ok {
 			if v != nil {
-				p.log.LogAttrs(ctx, slog.LevelWarn, "claim header dropped: value too long",
+				log.LogAttrs(ctx, slog.LevelWarn, "claim header dropped: value too long",
 					slog.String("claim", ch.Claim), slog.String("header", ch.Header),
 					slog.Int("limit", MaxHeaderValue), slog.String("sub", c.Subject))
 			}
@@ -131,9 +131,9 @@ func (p *Proxy) setClaimHeaders(ctx context.Context, h http.Header, c *verifier.
 		h[ch.Header] = vals[i : i+1 : i+1]
 		i++
 	}
-	if p.payload != "" && c.Payload != "" {
+	if hm.payload != "" && c.Payload != "" {
 		vals[i] = sanitize(c.Payload)
-		h[p.payload] = vals[i : i+1 : i+1]
+		h[hm.payload] = vals[i : i+1 : i+1]
 	}
 }
 

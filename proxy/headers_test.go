@@ -207,7 +207,7 @@ func TestHeaderValueDoesNotAllocate(t *testing.T) {
 }
 
 func TestSetClaimHeaders(t *testing.T) {
-	p := &Proxy{
+	hm := &headerMap{
 		claims: []ClaimHeader{
 			{Claim: "sub", Header: "X-Sub"},
 			{Claim: "realm_access.roles", Header: "X-Roles"},
@@ -217,14 +217,13 @@ func TestSetClaimHeaders(t *testing.T) {
 			{Claim: "big", Header: "X-Big"},
 		},
 		payload: "X-Payload",
-		log:     discardLogger(),
 	}
 	values, _ := decode(t, `{"sub":"alice","realm_access":{"roles":["a","b"]},"nothing":null,
 		"https://example.com/tenant":"t1","big":"`+strings.Repeat("x", MaxHeaderValue+1)+`"}`).(map[string]any)
 	c := verifier.NewClaims(values)
 	c.Payload = "eyJzdWIiOiJhbGljZSJ9"
 	h := http.Header{}
-	p.setClaimHeaders(t.Context(), h, &c)
+	hm.set(t.Context(), discardLogger(), h, &c)
 	want := http.Header{
 		"X-Sub":     {"alice"},
 		"X-Roles":   {"a,b"},

@@ -2,8 +2,9 @@ package proxy
 
 import (
 	"fmt"
-	"path"
 	"strings"
+
+	"github.com/jwt-sidecar/jwt-sidecar/verifier"
 )
 
 // ParsePublicPaths parses PUBLIC_PATHS: comma-separated paths served without
@@ -45,59 +46,30 @@ func checkPublicPath(p string) error {
 	return nil
 }
 
-// publicPaths matches cleaned request paths against PUBLIC_PATHS.
-type publicPaths struct {
-	exact    map[string]bool
-	prefixes []string
-}
-
-func compilePublicPaths(list []string) (publicPaths, error) {
-	var pp publicPaths
+// PublicPathRules turns PUBLIC_PATHS into public rules, in the policy's
+// terms: an exact path stays exact; a prefix "/base/*" is the prefix
+// "/base/"; a prefix "/base*" cut inside a segment is the glob "/base*/**",
+// which matches exactly the paths starting with "/base". The rules are named
+// "public:" and the entry.
+func PublicPathRules(list []string) ([]verifier.Rule, error) {
+	var rules []verifier.Rule
 	for _, p := range list {
 		if err := checkPublicPath(p); err != nil {
-			return publicPaths{}, fmt.Errorf("public paths: %w", err)
+			return nil, fmt.Errorf("public paths: %w", err)
 		}
+		m := verifier.Match{Path: p}
 		if base, ok := strings.CutSuffix(p, "*"); ok {
-			pp.prefixes = append(pp.prefixes, base)
-			continue
+			if strings.HasSuffix(base, "/") {
+				m = verifier.Match{Prefix: base}
+			} else {
+				m = verifier.Match{Glob: base + "*/**"}
+			}
 		}
-		if pp.exact == nil {
-			pp.exact = map[string]bool{}
-		}
-		pp.exact[p] = true
+		rules = append(rules, verifier.Rule{Name: "public:" + p, Match: m, Require: verifier.Requirement{Kind: verifier.RequirePublic}})
 	}
-	return pp, nil
+	return rules, nil
 }
 
-func (pp *publicPaths) match(p string) bool {
-	if pp.exact[p] {
-		return true
-	}
-	for _, prefix := range pp.prefixes {
-		if strings.HasPrefix(p, prefix) {
-			return true
-		}
-	}
-	return false
-}
-
-// cleanPath is the one path the proxy both matches and forwards (SPEC): the
-// request path as net/http decoded it (percent-decoding done once), rooted,
-// without "." or ".." elements or repeated slashes, keeping a trailing slash
-// ("/docs/" stays "/docs/"). It does not allocate for a path already clean.
-func cleanPath(p string) string {
-	if p == "" {
-		return "/"
-	}
-	if p[0] != '/' {
-		p = "/" + p // e.g. "*" in OPTIONS *: never matches a public path
-	}
-	c := path.Clean(p)
-	if c == "/" || p[len(p)-1] != '/' {
-		return c
-	}
-	if len(p) == len(c)+1 && p[:len(c)] == c {
-		return p
-	}
-	return c + "/"
-}
+// cleanPath is the one path the proxy both matches and forwards (SPEC); see
+// verifier.CleanPath.
+func cleanPath(p string) string { return verifier.CleanPath(p) }

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"sync/atomic"
 	"time"
 
 	"github.com/jwt-sidecar/jwt-sidecar/verifier"
@@ -73,7 +74,9 @@ const DefaultMaxIdleConns = 1024
 type Options struct {
 	// Upstream is where allowed requests go (UPSTREAM_URL).
 	Upstream *url.URL
-	// Verifier authenticates requests.
+	// Verifier authenticates requests: the one provider the environment
+	// describes. Set either Verifier (with ClaimHeaders, PayloadHeader,
+	// ForwardToken and PublicPaths) or Policy.
 	Verifier Verifier
 	// Recorder receives metrics; nil records nothing.
 	Recorder Recorder
@@ -91,6 +94,9 @@ type Options struct {
 	// PublicPaths are served without a token (PUBLIC_PATHS), as returned by
 	// ParsePublicPaths.
 	PublicPaths []string
+	// Policy is several providers and per-route rules (CONFIG_FILE),
+	// instead of Verifier and the options that go with it.
+	Policy *Policy
 	// CORSPreflight lets CORS preflight requests (OPTIONS with Origin and
 	// Access-Control-Request-Method) through without a token. Off by
 	// default: a preflight is then authenticated like any request.
@@ -109,15 +115,10 @@ type Options struct {
 // concurrent use.
 type Proxy struct {
 	upstream  *url.URL
-	verifier  Verifier
+	policy    atomic.Pointer[Policy] // swapped whole by SetPolicy
 	rec       Recorder
 	log       *slog.Logger
 	mode      string
-	claims    []ClaimHeader
-	payload   string   // canonical PAYLOAD_HEADER, or ""
-	scrub     []string // canonical names removed from every request
-	forward   bool
-	public    publicPaths
 	cors      bool
 	transport http.RoundTripper
 	buffers   *bufferPool
@@ -135,8 +136,15 @@ func New(o Options) (*Proxy, error) {
 	if o.Upstream.Scheme != "http" && o.Upstream.Scheme != "https" {
 		return nil, fmt.Errorf("upstream: scheme %q is not http or https", o.Upstream.Scheme)
 	}
-	if o.Verifier == nil {
-		return nil, errors.New("no verifier")
+	pol := o.Policy
+	switch {
+	case pol != nil && (o.Verifier != nil || len(o.ClaimHeaders) > 0 || o.PayloadHeader != "" || o.ForwardToken || len(o.PublicPaths) > 0):
+		return nil, errors.New("a policy comes with its own providers, headers and public paths")
+	case pol == nil:
+		var err error
+		if pol, err = envPolicy(o); err != nil {
+			return nil, err
+		}
 	}
 	if o.Recorder == nil {
 		o.Recorder = nopRecorder{}
@@ -158,11 +166,9 @@ func New(o Options) (*Proxy, error) {
 	}
 	p := &Proxy{
 		upstream: o.Upstream,
-		verifier: o.Verifier,
 		rec:      o.Recorder,
 		log:      o.Logger,
 		mode:     o.Mode,
-		forward:  o.ForwardToken,
 		cors:     o.CORSPreflight,
 		buffers:  newBufferPool(),
 		refusals: newRefusals(),
@@ -171,38 +177,8 @@ func New(o Options) (*Proxy, error) {
 		timeoutGW: fixedError(http.StatusGatewayTimeout, "gateway_timeout",
 			"the upstream did not answer in time"),
 	}
-	seen := map[string]bool{}
-	for _, c := range o.ClaimHeaders {
-		h, err := checkHeaderName(c.Header)
-		if err != nil {
-			return nil, fmt.Errorf("claim header for %q: %w", c.Claim, err)
-		}
-		if c.Claim == "" {
-			return nil, fmt.Errorf("claim header %s: empty claim", h)
-		}
-		if seen[headerKey(h)] {
-			return nil, fmt.Errorf("header %s is mapped twice", h)
-		}
-		seen[headerKey(h)] = true
-		p.claims = append(p.claims, ClaimHeader{Claim: c.Claim, Header: h})
-		p.scrub = append(p.scrub, h)
-	}
-	if o.PayloadHeader != "" {
-		h, err := checkHeaderName(o.PayloadHeader)
-		if err != nil {
-			return nil, fmt.Errorf("payload header: %w", err)
-		}
-		if seen[headerKey(h)] {
-			return nil, fmt.Errorf("payload header %s is also a claim header", h)
-		}
-		p.payload = h
-		p.scrub = append(p.scrub, h)
-	}
-	public, err := compilePublicPaths(o.PublicPaths)
-	if err != nil {
-		return nil, err
-	}
-	p.public = public
+	p.refusals[verifier.Denied] = deniedRefusal()
+	p.policy.Store(pol)
 	rt := o.Transport
 	if rt == nil {
 		rt = newTransport(o.MaxIdleConns, o.UpstreamTimeout)
@@ -221,8 +197,10 @@ func (p *Proxy) Handler() http.Handler {
 		ErrorHandler: p.upstreamError, // 502 or 504 plus a metric
 		ErrorLog:     log.New(slogWriter{p.log}, "", 0),
 	}
-	h = p.authenticate(h)      // public paths pass; refusals never reach upstream; claims become headers
-	h = p.stripClaimHeaders(h) // first: clients cannot forge claims
+	// First, claim headers are scrubbed (clients cannot forge claims); then
+	// the policy decides: public rules pass, refusals never reach the
+	// upstream, verified claims become headers.
+	h = p.authenticate(h)
 	return h
 }
 

@@ -16,7 +16,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/MicahParks/jwkset"
@@ -100,15 +99,32 @@ func (o *KeyOptions) defaults() {
 type Keys struct {
 	sources  []*Source
 	byIssuer map[string][]*Source // built once: the request path only reads it
-	opts     KeyOptions
-	rec      KeyRecorder
-	log      *slog.Logger
-	// epoch changes whenever a key disappears from a source, so that tokens
-	// cached under a withdrawn key are verified again.
-	epoch atomic.Uint64
+	env      *keyEnv
 }
 
-// NewKeys builds the key store. Nothing is fetched until Run.
+// keyEnv is what a source needs from the process around it: the key
+// policy, telemetry and logs. It is the same for every Keys of a process.
+type keyEnv struct {
+	opts KeyOptions
+	rec  KeyRecorder
+	log  *slog.Logger
+}
+
+// epoch changes whenever a key disappears from one of k's sources, so that
+// tokens cached under a withdrawn key are verified again. It is a sum over
+// the sources (usually one or two) because a source may serve several Keys:
+// providers that share it, and the policies before and after a reload.
+func (k *Keys) epoch() uint64 {
+	var e uint64
+	for _, s := range k.sources {
+		e += s.withdrawn.Load()
+	}
+	return e
+}
+
+// NewKeys builds the key store. Nothing is fetched until Run. A source may
+// be held by several Keys (see SourceSet); it keeps the options, recorder
+// and logger of the first.
 func NewKeys(opts KeyOptions, rec KeyRecorder, log *slog.Logger, sources ...*Source) (*Keys, error) {
 	opts.defaults()
 	if rec == nil {
@@ -120,14 +136,16 @@ func NewKeys(opts KeyOptions, rec KeyRecorder, log *slog.Logger, sources ...*Sou
 	if len(sources) == 0 {
 		return nil, errors.New("no key source configured")
 	}
-	k := &Keys{sources: sources, byIssuer: map[string][]*Source{}, opts: opts, rec: rec, log: log}
+	k := &Keys{sources: sources, byIssuer: map[string][]*Source{}, env: &keyEnv{opts: opts, rec: rec, log: log}}
 	names := map[string]bool{}
 	for _, s := range sources {
 		if names[s.name] {
 			return nil, fmt.Errorf("key source %q configured twice", s.name)
 		}
 		names[s.name] = true
-		s.keys = k
+		if s.env == nil {
+			s.env = k.env
+		}
 		for _, iss := range s.issuers {
 			if !slices.Contains(k.byIssuer[iss], s) {
 				k.byIssuer[iss] = append(k.byIssuer[iss], s)

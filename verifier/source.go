@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,7 +43,14 @@ type Source struct {
 	path    string // kindFile
 	static  []jwkset.JWK
 	client  *http.Client
-	keys    *Keys // set by NewKeys
+	def     string  // see Definition
+	env     *keyEnv // set by the first NewKeys that holds the source
+
+	// withdrawn counts the times a key disappeared from this source. The
+	// token caches of every Keys holding the source compare sums of these
+	// (Keys.epoch), so a source shared by several providers, or kept across
+	// a policy reload, invalidates all of them.
+	withdrawn atomic.Uint64
 
 	set    atomic.Pointer[keySet]
 	loaded atomic.Bool
@@ -62,25 +70,37 @@ type fileStamp struct {
 
 // NewRemoteSource is a JWKS URL whose keys verify tokens from issuers.
 func NewRemoteSource(jwksURL string, issuers []string, client *http.Client) *Source {
-	return &Source{name: redact(jwksURL), kind: kindRemote, url: jwksURL, issuers: issuers, client: orDefault(client)}
+	s := &Source{name: redact(jwksURL), kind: kindRemote, url: jwksURL, issuers: issuers, client: orDefault(client)}
+	s.def = definition("remote", s.name, jwksURL, issuers)
+	return s
 }
 
 // NewOIDCSource discovers jwks_uri from issuerURL's OpenID Connect discovery
 // document. Its keys verify only tokens whose iss is issuerURL, exactly.
 func NewOIDCSource(issuerURL string, client *http.Client) *Source {
-	return &Source{name: "oidc:" + redact(issuerURL), kind: kindOIDC, url: issuerURL, issuers: []string{issuerURL}, client: orDefault(client)}
+	s := &Source{name: "oidc:" + redact(issuerURL), kind: kindOIDC, url: issuerURL, issuers: []string{issuerURL}, client: orDefault(client)}
+	s.def = definition("oidc", s.name, issuerURL, s.issuers)
+	return s
 }
 
 // NewFileSource is a local JWKS file, re-read whenever it changes.
 func NewFileSource(path string, issuers []string) *Source {
-	return &Source{name: "file:" + path, kind: kindFile, path: path, issuers: issuers}
+	s := &Source{name: "file:" + path, kind: kindFile, path: path, issuers: issuers}
+	s.def = definition("file", s.name, path, issuers)
+	return s
 }
 
 // NewStaticSource holds fixed keys: public keys (RSA, ECDSA, Ed25519) or an
 // HMAC secret ([]byte). kids may be empty; keys without kid are tried in turn.
 func NewStaticSource(name string, issuers []string, keys []StaticKey) (*Source, error) {
 	s := &Source{name: name, kind: kindStatic, issuers: issuers}
+	var ids []string
 	for _, k := range keys {
+		id, err := fingerprint(k.Key)
+		if err != nil {
+			id = "unusable" // refused when the source loads, as before
+		}
+		ids = append(ids, k.KID+"|"+id)
 		j, err := jwkset.NewJWKFromKey(k.Key, jwkset.JWKOptions{
 			Marshal:  jwkset.JWKMarshalOptions{Private: true},
 			Metadata: jwkset.JWKMetadataOptions{KID: k.KID, USE: jwkset.UseSig},
@@ -90,6 +110,9 @@ func NewStaticSource(name string, issuers []string, keys []StaticKey) (*Source, 
 		}
 		s.static = append(s.static, j)
 	}
+	// The keys themselves are part of the definition: a PEM file whose
+	// content changed is another source.
+	s.def = definition("static", name, strings.Join(ids, ","), issuers)
 	return s, nil
 }
 
@@ -98,6 +121,17 @@ type StaticKey struct {
 	KID string
 	Key any
 }
+
+// definition joins what makes a source what it is. NUL cannot occur in a
+// URL, a path or an issuer read from the environment or a YAML file.
+func definition(kind, name, where string, issuers []string) string {
+	return kind + "\x00" + name + "\x00" + where + "\x00" + strings.Join(issuers, "\x00")
+}
+
+// Definition identifies what the source is: its kind, name, location (or
+// static keys) and issuers. Two sources with the same definition serve the
+// same keys to the same issuers, so a policy reload keeps the running one.
+func (s *Source) Definition() string { return s.def }
 
 // Name identifies the source in metrics and logs.
 func (s *Source) Name() string { return s.name }
@@ -129,30 +163,37 @@ func redact(raw string) string {
 	return u.String()
 }
 
-// run loads the source and keeps it fresh until ctx ends.
+// run loads the source and keeps it fresh until ctx ends. A source that
+// holds keys already (loaded by LoadOnce before a policy reload started it)
+// waits one interval before its first refresh.
 func (s *Source) run(ctx context.Context) {
-	o := s.keys.opts
-	if o.CacheDir != "" && s.remote() && !s.loaded.Load() {
-		s.loadFromDisk()
-	}
+	o := s.env.opts
+	loaded := s.loaded.Load()
 	if s.kind == kindStatic {
-		_ = s.refresh(ctx, TriggerStart)
+		if !loaded {
+			_ = s.refresh(ctx, TriggerStart)
+		}
 		return
+	}
+	if o.CacheDir != "" && s.remote() && !loaded {
+		s.loadFromDisk()
 	}
 	trigger := TriggerStart
 	backoff := time.Second
-	for {
+	for first := true; ; first = false {
 		wait := o.RefreshInterval
 		if s.kind == kindFile {
 			wait = o.FilePoll
 		}
-		if err := s.refresh(ctx, trigger); err != nil {
-			s.keys.log.Warn("key source refresh failed; cached keys keep serving",
-				"source", s.name, "trigger", trigger, "error", err, "retry_in", backoff.String())
-			wait = min(backoff, wait)
-			backoff = min(backoff*2, o.RefreshInterval)
-		} else {
-			backoff = time.Second
+		if !first || !loaded {
+			if err := s.refresh(ctx, trigger); err != nil {
+				s.env.log.Warn("key source refresh failed; cached keys keep serving",
+					"source", s.name, "trigger", trigger, "error", err, "retry_in", backoff.String())
+				wait = min(backoff, wait)
+				backoff = min(backoff*2, o.RefreshInterval)
+			} else {
+				backoff = time.Second
+			}
 		}
 		t := time.NewTimer(jitter(wait))
 		select {
@@ -185,16 +226,16 @@ func (s *Source) refresh(ctx context.Context, trigger string) error {
 	case kindFile:
 		st, err := os.Stat(s.path)
 		if err != nil {
-			s.keys.rec.KeyRefresh(s.name, trigger, RefreshError)
+			s.env.rec.KeyRefresh(s.name, trigger, RefreshError)
 			return fmt.Errorf("stat: %w", err)
 		}
 		stamp := fileStamp{mod: st.ModTime(), size: st.Size()}
 		if trigger == TriggerFileChange && stamp == s.fileStamp && s.loaded.Load() {
 			return nil // unchanged: not a refresh
 		}
-		raw, err := readLimited(s.path, s.keys.opts.MaxBytes)
+		raw, err := readLimited(s.path, s.env.opts.MaxBytes)
 		if err != nil {
-			s.keys.rec.KeyRefresh(s.name, trigger, RefreshError)
+			s.env.rec.KeyRefresh(s.name, trigger, RefreshError)
 			return err
 		}
 		s.fileStamp = stamp
@@ -203,7 +244,7 @@ func (s *Source) refresh(ctx context.Context, trigger string) error {
 	if s.kind == kindOIDC && (s.jwksURL == "" || trigger != TriggerUnknownKID) {
 		u, err := s.discover(ctx)
 		if err != nil {
-			s.keys.rec.KeyRefresh(s.name, trigger, RefreshError)
+			s.env.rec.KeyRefresh(s.name, trigger, RefreshError)
 			return err
 		}
 		s.jwksURL = u
@@ -214,7 +255,7 @@ func (s *Source) refresh(ctx context.Context, trigger string) error {
 	}
 	raw, err := s.get(ctx, target)
 	if err != nil {
-		s.keys.rec.KeyRefresh(s.name, trigger, RefreshError)
+		s.env.rec.KeyRefresh(s.name, trigger, RefreshError)
 		return err
 	}
 	return s.applyJSON(raw, trigger, RefreshOK)
@@ -223,34 +264,34 @@ func (s *Source) refresh(ctx context.Context, trigger string) error {
 // applyJSON parses a JWK Set and, when it holds a usable key, swaps it in
 // and records the refresh as result (RefreshOK or RefreshFromDisk).
 func (s *Source) applyJSON(raw []byte, trigger, result string) error {
-	jwks, err := parseJWKS(raw, s.keys.log, s.name)
+	jwks, err := parseJWKS(raw, s.env.log, s.name)
 	if err != nil {
-		s.keys.rec.KeyRefresh(s.name, trigger, RefreshInvalid)
+		s.env.rec.KeyRefresh(s.name, trigger, RefreshInvalid)
 		return err
 	}
 	if err := s.apply(jwks, trigger, result); err != nil {
 		return err
 	}
-	if result == RefreshOK && s.remote() && s.keys.opts.CacheDir != "" {
+	if result == RefreshOK && s.remote() && s.env.opts.CacheDir != "" {
 		if err := s.saveToDisk(raw); err != nil {
-			s.keys.log.Warn("could not write the key cache", "source", s.name, "error", err)
+			s.env.log.Warn("could not write the key cache", "source", s.name, "error", err)
 		}
 	}
 	return nil
 }
 
 func (s *Source) apply(jwks []jwkset.JWK, trigger, result string) error {
-	set, err := newKeySet(jwks, s.keys.log, s.name)
+	set, err := newKeySet(jwks, s.env.log, s.name)
 	if err != nil {
 		r := RefreshInvalid
 		if errors.Is(err, errNoUsableKey) {
 			r = RefreshEmpty
 		}
-		s.keys.rec.KeyRefresh(s.name, trigger, r)
+		s.env.rec.KeyRefresh(s.name, trigger, r)
 		return err
 	}
 	s.swap(set)
-	s.keys.rec.KeyRefresh(s.name, trigger, result)
+	s.env.rec.KeyRefresh(s.name, trigger, result)
 	return nil
 }
 
@@ -261,13 +302,13 @@ func (s *Source) swap(set *keySet) {
 	if old != nil {
 		for id := range old.ids {
 			if !set.ids[id] {
-				s.keys.epoch.Add(1)
+				s.withdrawn.Add(1)
 				break
 			}
 		}
 	}
 	s.loaded.Store(true)
-	s.keys.rec.KeysLoaded(s.name, set.n, time.Now())
+	s.env.rec.KeysLoaded(s.name, set.n, time.Now())
 }
 
 // refetchForKID refetches the source because a token named a kid it does not
@@ -278,11 +319,11 @@ func (s *Source) refetchForKID(ctx context.Context, kid string) bool {
 	if s.kind == kindStatic {
 		return false
 	}
-	o := s.keys.opts
+	o := s.env.opts
 	ch := s.refetch.DoChan("refetch", func() (any, error) {
 		now := time.Now()
 		if last := s.lastRefetch.Load(); last != 0 && now.Sub(time.Unix(0, last)) < o.RefetchCooldown {
-			s.keys.rec.KeyRefresh(s.name, TriggerUnknownKID, RefreshCooldown)
+			s.env.rec.KeyRefresh(s.name, TriggerUnknownKID, RefreshCooldown)
 			return false, nil
 		}
 		s.lastRefetch.Store(now.UnixNano())
@@ -291,7 +332,7 @@ func (s *Source) refetchForKID(ctx context.Context, kid string) bool {
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.FetchTimeout)
 		defer cancel()
 		if err := s.refresh(fctx, TriggerUnknownKID); err != nil {
-			s.keys.log.Warn("unknown-kid refetch failed", "source", s.name, "kid", kid, "error", err)
+			s.env.log.Warn("unknown-kid refetch failed", "source", s.name, "kid", kid, "error", err)
 			return false, nil
 		}
 		return true, nil
@@ -310,7 +351,7 @@ func (s *Source) refetchForKID(ctx context.Context, kid string) bool {
 
 // get fetches url with the fetch timeout and the body size limit.
 func (s *Source) get(ctx context.Context, target string) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.keys.opts.FetchTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.env.opts.FetchTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
 	if err != nil {
@@ -326,7 +367,7 @@ func (s *Source) get(ctx context.Context, target string) ([]byte, error) {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
 		return nil, fmt.Errorf("fetch %s: status %d", redact(target), resp.StatusCode)
 	}
-	limit := s.keys.opts.MaxBytes
+	limit := s.env.opts.MaxBytes
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
 		return nil, fmt.Errorf("fetch %s: %w", redact(target), err)
@@ -373,13 +414,13 @@ func wellKnown(issuer string) string {
 
 func (s *Source) cacheFile() string {
 	sum := sha256.Sum256([]byte(s.name))
-	return filepath.Join(s.keys.opts.CacheDir, "jwks-"+hex.EncodeToString(sum[:8])+".json")
+	return filepath.Join(s.env.opts.CacheDir, "jwks-"+hex.EncodeToString(sum[:8])+".json")
 }
 
 // saveToDisk writes the last good JWK Set atomically (rename), so a crash
 // never leaves a half-written file for the next start.
 func (s *Source) saveToDisk(raw []byte) error {
-	dir := s.keys.opts.CacheDir
+	dir := s.env.opts.CacheDir
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
@@ -402,21 +443,21 @@ func (s *Source) saveToDisk(raw []byte) error {
 // loadFromDisk loads the JWK Set a previous run saved, so a sidecar
 // restarted while the issuer is down still verifies.
 func (s *Source) loadFromDisk() {
-	raw, err := readLimited(s.cacheFile(), s.keys.opts.MaxBytes)
+	raw, err := readLimited(s.cacheFile(), s.env.opts.MaxBytes)
 	if errors.Is(err, os.ErrNotExist) {
 		return
 	}
 	if err != nil {
-		s.keys.log.Warn("could not read the key cache", "source", s.name, "error", err)
+		s.env.log.Warn("could not read the key cache", "source", s.name, "error", err)
 		return
 	}
 	s.refreshMu.Lock()
 	defer s.refreshMu.Unlock()
 	if err := s.applyJSON(raw, TriggerStart, RefreshFromDisk); err != nil {
-		s.keys.log.Warn("ignoring an unusable key cache file", "source", s.name, "file", s.cacheFile(), "error", err)
+		s.env.log.Warn("ignoring an unusable key cache file", "source", s.name, "file", s.cacheFile(), "error", err)
 		return
 	}
-	s.keys.log.Info("loaded cached keys from disk", "source", s.name, "keys", s.KeyCount())
+	s.env.log.Info("loaded cached keys from disk", "source", s.name, "keys", s.KeyCount())
 }
 
 func readLimited(path string, limit int64) ([]byte, error) {

@@ -158,7 +158,7 @@ func (v *Verifier) VerifyToken(ctx context.Context, token string) (Claims, error
 	sum := sha256.Sum256(unsafe.Slice(unsafe.StringData(token), len(token)))
 	now := v.now()
 	if v.cache != nil {
-		if c, ok := v.cache.get(&sum, v.keys.epoch.Load()); ok {
+		if c, ok := v.cache.get(&sum, v.keys.epoch()); ok {
 			if err := v.checkTimes(c, now); err != nil {
 				v.cache.drop(&sum)
 			} else {
@@ -169,7 +169,7 @@ func (v *Verifier) VerifyToken(ctx context.Context, token string) (Claims, error
 		}
 		v.rec.TokenCache(false)
 	}
-	epoch := v.keys.epoch.Load()
+	epoch := v.keys.epoch()
 	c, err := v.verify(ctx, token)
 	if err != nil {
 		var e *Error
@@ -224,6 +224,12 @@ func (v *Verifier) verify(ctx context.Context, token string) (*Claims, error) {
 			if kid == "" {
 				kid, _ = t.Header["kid"].(string)
 			}
+		}
+		if iss == "" {
+			// The keyfunc was not reached (e.g. a disallowed alg), but the
+			// payload was decoded: name its issuer, so logs and a policy
+			// choosing among providers' refusals can tell whose token it is.
+			iss, _ = mc["iss"].(string)
 		}
 		e.KID, e.Issuer = kid, iss
 		return nil, e

@@ -62,7 +62,7 @@ type Config struct {
 	IntrospectionTimeout          time.Duration `env:"INTROSPECTION_TIMEOUT" envDefault:"2s" help:"AUTH_MODE=introspection: longest wait for one answer, connection included; then 503"`
 	IntrospectionCacheTTL         time.Duration `env:"INTROSPECTION_CACHE_TTL" envDefault:"0s" help:"AUTH_MODE=introspection: remember active answers this long (never past exp; at most TOKEN_CACHE_SIZE); 0: ask for every request"`
 	IntrospectionMaxBytes         int64         `env:"INTROSPECTION_MAX_BYTES" envDefault:"65536" help:"AUTH_MODE=introspection: largest answer read; a larger one is a 503"`
-	ConfigFile                    string        `env:"CONFIG_FILE" help:"YAML with several providers and per-route rules (not available yet)"`
+	ConfigFile                    string        `env:"CONFIG_FILE" help:"YAML with several providers and per-route rules, reloaded when it changes and on SIGHUP; the key-source and policy variables must then be unset"`
 	LogLevel                      string        `env:"LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
 	LogFormat                     string        `env:"LOG_FORMAT" envDefault:"json" help:"json or text"`
 }
@@ -80,7 +80,11 @@ func loadConfig(environ map[string]string) (*Config, error) {
 	if c.HMACSecretFile != "" && strings.TrimSpace(environ["ALGORITHMS"]) == "" {
 		c.Algorithms = slices.Clone(verifier.HMACAlgorithms)
 	}
-	if err := joinSorted(append(c.problems(), c.unused(environ)...)); err != nil {
+	errs := append(c.problems(), c.unused(environ)...)
+	if err := checkFileEnv(c, environ); err != nil {
+		errs = append(errs, err)
+	}
+	if err := joinSorted(errs); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -252,19 +256,17 @@ func (c *Config) problems() []error {
 	default:
 		bad("AUTH_MODE", "want jwt or introspection, not %q", c.AuthMode)
 	}
-	if c.ConfigFile != "" {
-		bad("CONFIG_FILE", "not available in this version; use the environment variables")
-	}
 	return append(errs, cli.CheckLog(c.LogLevel, c.LogFormat)...)
 }
 
 // checkKeys is jwt mode's part of Validate: key sources, issuers and
 // algorithms.
 func (c *Config) checkKeys(bad func(name, format string, args ...any)) {
-	if len(c.JWKSURLs) == 0 && c.OIDCIssuerURL == "" && c.JWKSFile == "" && len(c.PublicKeyFiles) == 0 && c.HMACSecretFile == "" {
+	// With CONFIG_FILE, the file's providers have their own key sources.
+	if c.ConfigFile == "" && len(c.JWKSURLs) == 0 && c.OIDCIssuerURL == "" && c.JWKSFile == "" && len(c.PublicKeyFiles) == 0 && c.HMACSecretFile == "" {
 		bad("JWKS_URLS", "no key source: set one of JWKS_URLS, OIDC_ISSUER_URL, JWKS_FILE, PUBLIC_KEY_FILES or HMAC_SECRET_FILE")
 	}
-	if len(c.Issuers) == 0 && c.OIDCIssuerURL == "" {
+	if len(c.Issuers) == 0 && c.OIDCIssuerURL == "" && c.ConfigFile == "" {
 		bad("ISSUERS", "set the accepted issuers (or OIDC_ISSUER_URL)")
 	}
 	if len(c.Issuers) == 0 && (len(c.JWKSURLs) > 0 || c.JWKSFile != "" || len(c.PublicKeyFiles) > 0 || c.HMACSecretFile != "") && c.OIDCIssuerURL != "" {
@@ -338,7 +340,9 @@ func printHelp(w io.Writer) {
 	fmt.Fprint(w, `jwt-sidecar: a reverse proxy that verifies bearer JWTs locally.
 
 Usage: jwt-sidecar [--help | --version | healthcheck URL]
-Configuration comes from the environment:
+       jwt-sidecar check-config         validate the configuration, print it, exit 0 or 2
+       jwt-sidecar explain [flags] TOKEN  say whether a request would pass, and why
+Configuration comes from the environment (and CONFIG_FILE):
 
 `)
 	cli.PrintVars[Config](w)

@@ -82,15 +82,15 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			checkConfig(t, minimal(), tt.set, tt.unset, tt.wantErr)
+			loadAndCheck(t, minimal(), tt.set, tt.unset, tt.wantErr)
 		})
 	}
 }
 
-// checkConfig loads base changed by set and unset, and checks that it is
+// loadAndCheck loads base changed by set and unset, and checks that it is
 // valid (no wantErr) or that the error, and the stopped process's stderr
 // with exit code 2, name every wantErr.
-func checkConfig(t *testing.T, base, set map[string]string, unset, wantErr []string) {
+func loadAndCheck(t *testing.T, base, set map[string]string, unset, wantErr []string) {
 	t.Helper()
 	env := base
 	for k, v := range set {
@@ -164,7 +164,7 @@ func TestIntrospectionConfig(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			checkConfig(t, minimalIntrospection(), tt.set, tt.unset, tt.wantErr)
+			loadAndCheck(t, minimalIntrospection(), tt.set, tt.unset, tt.wantErr)
 		})
 	}
 }

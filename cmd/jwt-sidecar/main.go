@@ -42,6 +42,14 @@ func main() {
 // run is main without the process: it returns the exit code. 0 after a
 // clean shutdown, 2 for bad configuration, 1 for anything else.
 func run(ctx context.Context, args []string, env map[string]string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "check-config":
+			return checkConfig(args[1:], env, stdout, stderr)
+		case "explain":
+			return explain(ctx, args[1:], env, os.Stdin, stdout, stderr)
+		}
+	}
 	if code, done := cli.Args(args, "jwt-sidecar", cli.Version(version), printHelp, stdout, stderr); done {
 		return code
 	}
@@ -73,8 +81,11 @@ type app struct {
 	cfg   *Config
 	log   *slog.Logger
 	reg   *prometheus.Registry
-	auth  *auth
+	auth  *auth // AUTH_MODE's part; nil with CONFIG_FILE
 	proxy *proxy.Proxy
+	// policy is set instead of auth with CONFIG_FILE: the reloadable
+	// policy and its key sources.
+	policy *policyRuntime
 }
 
 // auth is what AUTH_MODE contributes to the sidecar: the Verifier, the mode
@@ -86,6 +97,7 @@ type auth struct {
 	ready      func() error
 	background func(ctx context.Context) error
 	closeIdle  func()
+	loadOnce   func(ctx context.Context) error // explain: load keys now; nil when there are none
 	startAttrs []any
 }
 
@@ -93,6 +105,9 @@ func newApp(cfg *Config, log *slog.Logger) (*app, error) {
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg)
 	m.BuildInfo(cli.Version(version))
+	if cfg.ConfigFile != "" {
+		return newFileApp(cfg, log, reg, m)
+	}
 
 	newAuth := newJWTAuth
 	if cfg.AuthMode == "introspection" {
@@ -134,14 +149,7 @@ func newJWTAuth(cfg *Config, m *metrics.Metrics, log *slog.Logger) (*auth, error
 	if err != nil {
 		return nil, err
 	}
-	keys, err := verifier.NewKeys(verifier.KeyOptions{
-		RefreshInterval: cfg.JWKSRefreshInterval,
-		FetchTimeout:    cfg.JWKSFetchTimeout,
-		MaxBytes:        cfg.JWKSMaxBytes,
-		RefetchCooldown: cfg.JWKSRefetchCooldown,
-		MaxWait:         cfg.JWKSFetchWait,
-		CacheDir:        cfg.JWKSCacheDir,
-	}, m, log, sources...)
+	keys, err := verifier.NewKeys(keyOptions(cfg), m, log, sources...)
 	if err != nil {
 		return nil, err
 	}
@@ -172,6 +180,7 @@ func newJWTAuth(cfg *Config, m *metrics.Metrics, log *slog.Logger) (*auth, error
 			return nil
 		},
 		background: keys.Run,
+		loadOnce:   keys.LoadOnce,
 		startAttrs: []any{"auth_mode", cfg.AuthMode, "key_sources", len(keys.Sources())},
 	}, nil
 }
@@ -282,6 +291,13 @@ func keySources(cfg *Config) ([]*verifier.Source, error) {
 // (in introspection mode at once); on SIGTERM in-flight requests drain for
 // at most SHUTDOWN_TIMEOUT (Kubernetes pod termination).
 func (a *app) serve(ctx context.Context) error {
+	if a.policy != nil {
+		ready, background, sources := a.policy.serving()
+		a.auth = &auth{
+			mode: metrics.ModeJWT, ready: ready, background: background,
+			startAttrs: []any{"config_file", a.cfg.ConfigFile, "key_sources", sources()},
+		}
+	}
 	return cli.Service{
 		Name:       "jwt-sidecar",
 		Log:        a.log,

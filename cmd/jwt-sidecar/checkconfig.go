@@ -1,0 +1,315 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"reflect"
+	"slices"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/jwt-sidecar/jwt-sidecar/cmd/internal/cli"
+	"github.com/jwt-sidecar/jwt-sidecar/proxy"
+	"github.com/jwt-sidecar/jwt-sidecar/verifier"
+)
+
+const checkConfigUsage = `Usage: jwt-sidecar check-config
+
+Validates the environment and CONFIG_FILE as the proxy would at start
+(files are read, nothing is fetched), then prints the effective
+configuration with secrets masked: the server variables, and the policy
+(the file's providers and rules, or the one provider the environment
+describes, as rules). Exit code 0 when valid, 2 with every problem named
+(FILE:LINE: FIELD: PROBLEM for the file) when not.
+`
+
+// checkConfig is jwt-sidecar check-config, like nginx -t or promtool check
+// config: the same loading as the proxy, and no listener.
+func checkConfig(args []string, env map[string]string, stdout, stderr io.Writer) int {
+	for _, a := range args {
+		switch a {
+		case "-h", "-help", "--help":
+			fmt.Fprint(stdout, checkConfigUsage)
+			return cli.ExitOK
+		default:
+			fmt.Fprintf(stderr, "jwt-sidecar check-config: unknown argument %q; see --help\n", a)
+			return cli.ExitConfig
+		}
+	}
+	cfg, err := loadConfig(env)
+	if err != nil {
+		return cli.ConfigError(stderr, "jwt-sidecar", err)
+	}
+	a, err := newApp(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return cli.ConfigError(stderr, "jwt-sidecar", err)
+	}
+	var out strings.Builder
+	enc := yaml.NewEncoder(&out)
+	enc.SetIndent(2)
+	if err := enc.Encode(effective(cfg, a)); err != nil {
+		fmt.Fprintf(stderr, "jwt-sidecar check-config: %v\n", err)
+		return cli.ExitFailed
+	}
+	source := "the environment (one provider)"
+	if cfg.ConfigFile != "" {
+		source = "CONFIG_FILE " + cfg.ConfigFile
+	}
+	fmt.Fprintf(stdout, "# jwt-sidecar check-config: the configuration is valid.\n# The policy comes from %s.\n", source)
+	for _, w := range warnings(cfg, a) {
+		fmt.Fprintf(stdout, "# warning: %s\n", w)
+	}
+	io.WriteString(stdout, out.String())
+	return cli.ExitOK
+}
+
+// warnings are what the proxy would log as warnings at start.
+func warnings(cfg *Config, a *app) []string {
+	var out []string
+	if a.policy == nil {
+		if len(cfg.Audiences) == 0 {
+			out = append(out, "AUDIENCES is not set: tokens minted for any audience of the accepted issuers will pass")
+		}
+		return out
+	}
+	for _, p := range a.policy.current.Load().file.Providers {
+		if len(p.Audiences) == 0 {
+			out = append(out, fmt.Sprintf("provider %s has no audiences: its tokens minted for any audience will pass", p.Name))
+		}
+	}
+	return out
+}
+
+// The effective configuration, in the file's own terms where it has them.
+type effectiveConfig struct {
+	Server map[string]string `yaml:"server"`
+	Policy effectivePolicy   `yaml:"policy"`
+}
+
+type effectivePolicy struct {
+	Providers []effectiveProvider `yaml:"providers"`
+	Rules     []effectiveRule     `yaml:"rules,omitempty"`
+	Default   effectiveDefault    `yaml:"default"`
+	Scrubbed  []string            `yaml:"scrubbed_headers,flow,omitempty"`
+}
+
+type effectiveProvider struct {
+	Name            string            `yaml:"name"`
+	Issuer          string            `yaml:"issuer,omitempty"`
+	Issuers         []string          `yaml:"issuers,flow,omitempty"` // the environment's ISSUERS
+	KeySources      []string          `yaml:"key_sources"`
+	Audiences       []string          `yaml:"audiences,flow"`
+	Algorithms      []string          `yaml:"algorithms,flow"`
+	ClockSkew       string            `yaml:"clock_skew"`
+	RequireExp      bool              `yaml:"require_exp"`
+	RequiredScopes  []string          `yaml:"required_scopes,flow,omitempty"` // the environment's REQUIRED_SCOPES
+	TokenLookup     []string          `yaml:"token_lookup,flow"`
+	ClaimsToHeaders map[string]string `yaml:"claims_to_headers,omitempty"`
+	PayloadHeader   string            `yaml:"payload_header,omitempty"`
+	ForwardToken    bool              `yaml:"forward_token"`
+}
+
+type effectiveRule struct {
+	Name    string         `yaml:"name"`
+	Match   effectiveMatch `yaml:"match"`
+	Require any            `yaml:"require"`
+	Scopes  []string       `yaml:"scopes,flow,omitempty"`
+	Claims  map[string]any `yaml:"claims,omitempty"`
+}
+
+type effectiveMatch struct {
+	Path    string   `yaml:"path,omitempty"`
+	Prefix  string   `yaml:"prefix,omitempty"`
+	Glob    string   `yaml:"glob,omitempty"`
+	Methods []string `yaml:"methods,flow,omitempty"`
+	Hosts   []string `yaml:"hosts,flow,omitempty"`
+}
+
+type effectiveDefault struct {
+	Require any            `yaml:"require"`
+	Scopes  []string       `yaml:"scopes,flow,omitempty"`
+	Claims  map[string]any `yaml:"claims,omitempty"`
+}
+
+func effective(cfg *Config, a *app) effectiveConfig {
+	ec := effectiveConfig{Server: serverVars(cfg)}
+	pol := a.proxy.Policy()
+	ec.Policy.Scrubbed = pol.ScrubbedHeaders()
+	if a.policy != nil {
+		for _, p := range a.policy.current.Load().file.Providers {
+			ec.Policy.Providers = append(ec.Policy.Providers, fileProviderView(p))
+		}
+	} else {
+		ec.Policy.Providers = []effectiveProvider{envProviderView(cfg)}
+	}
+	for _, r := range pol.Verifier().Rules() {
+		if r.Name == verifier.DefaultRule {
+			ec.Policy.Default = effectiveDefault{Require: requireView(r.Require), Scopes: r.Require.Scopes, Claims: claimsView(r.Require.Claims)}
+			continue
+		}
+		ec.Policy.Rules = append(ec.Policy.Rules, effectiveRule{
+			Name: r.Name,
+			Match: effectiveMatch{Path: r.Match.Path, Prefix: r.Match.Prefix, Glob: r.Match.Glob,
+				Methods: r.Match.Methods, Hosts: r.Match.Hosts},
+			Require: requireView(r.Require), Scopes: r.Require.Scopes, Claims: claimsView(r.Require.Claims),
+		})
+	}
+	return ec
+}
+
+// serverVars lists every variable that is not about the policy, with its
+// value (defaults included), secrets masked.
+func serverVars(cfg *Config) map[string]string {
+	out := map[string]string{}
+	v := reflect.ValueOf(cfg).Elem()
+	for i := range v.NumField() {
+		name, _, _ := strings.Cut(v.Type().Field(i).Tag.Get("env"), ",")
+		if name == "" || slices.Contains(policyVars, name) {
+			continue
+		}
+		out[name] = masked(name, v.Field(i).Interface())
+	}
+	return out
+}
+
+// masked renders a variable's value: URLs without passwords or query
+// values, and any *SECRET* or *PASSWORD* variable that is not a file path
+// hidden entirely.
+func masked(name string, v any) string {
+	switch x := v.(type) {
+	case *url.URL:
+		if x == nil {
+			return ""
+		}
+		return maskURL(x.String())
+	case []string:
+		return strings.Join(x, ",")
+	case time.Duration:
+		return x.String()
+	}
+	s := fmt.Sprint(v)
+	if (strings.Contains(name, "SECRET") || strings.Contains(name, "PASSWORD")) && !strings.HasSuffix(name, "_FILE") && s != "" {
+		return "xxxxx"
+	}
+	return s
+}
+
+// maskURL hides a URL's password and query values, which may be tokens.
+func maskURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "xxxxx"
+	}
+	if u.RawQuery != "" {
+		q := u.Query()
+		for k := range q {
+			q[k] = []string{"xxxxx"}
+		}
+		u.RawQuery = q.Encode()
+	}
+	return u.Redacted()
+}
+
+func fileProviderView(p fileProvider) effectiveProvider {
+	var src string
+	switch {
+	case p.JWKSURL != "":
+		src = "jwks_url: " + maskURL(p.JWKSURL)
+	case p.OIDCIssuerURL != "":
+		src = "oidc_issuer_url: " + maskURL(p.OIDCIssuerURL)
+	case p.JWKSFile != "":
+		src = "jwks_file: " + p.JWKSFile
+	case p.HMACSecretFile != "":
+		src = "hmac_secret_file: " + p.HMACSecretFile + " (secret not shown)"
+	default:
+		src = "public_key_files: " + strings.Join(p.PublicKeyFiles, ", ")
+	}
+	return effectiveProvider{
+		Name: p.Name, Issuer: p.Issuer, KeySources: []string{src},
+		Audiences: p.Audiences, Algorithms: p.Algorithms, ClockSkew: p.ClockSkew.String(), RequireExp: p.RequireExp,
+		TokenLookup: lookupsView(p.TokenLookup), ClaimsToHeaders: headersView(p.ClaimsToHeaders),
+		PayloadHeader: p.PayloadHeader, ForwardToken: p.ForwardToken,
+	}
+}
+
+func envProviderView(cfg *Config) effectiveProvider {
+	var srcs []string
+	if cfg.OIDCIssuerURL != "" {
+		srcs = append(srcs, "oidc_issuer_url: "+maskURL(cfg.OIDCIssuerURL))
+	}
+	for _, u := range cfg.JWKSURLs {
+		srcs = append(srcs, "jwks_url: "+maskURL(u))
+	}
+	if cfg.JWKSFile != "" {
+		srcs = append(srcs, "jwks_file: "+cfg.JWKSFile)
+	}
+	if len(cfg.PublicKeyFiles) > 0 {
+		srcs = append(srcs, "public_key_files: "+strings.Join(cfg.PublicKeyFiles, ", "))
+	}
+	if cfg.HMACSecretFile != "" {
+		srcs = append(srcs, "hmac_secret_file: "+cfg.HMACSecretFile+" (secret not shown)")
+	}
+	issuers := cfg.Issuers
+	if len(issuers) == 0 {
+		issuers = []string{cfg.OIDCIssuerURL}
+	}
+	lookups, _ := verifier.ParseLookups(cfg.TokenLookup) // validated
+	claims, _ := proxy.ParseClaimHeaders(cfg.ClaimsToHeaders)
+	return effectiveProvider{
+		Name: proxy.EnvProvider, Issuers: issuers, KeySources: srcs,
+		Audiences: cfg.Audiences, Algorithms: cfg.Algorithms, ClockSkew: cfg.ClockSkew.String(), RequireExp: cfg.RequireExp,
+		RequiredScopes: cfg.RequiredScopes, TokenLookup: lookupsView(lookups), ClaimsToHeaders: headersView(claims),
+		PayloadHeader: cfg.PayloadHeader, ForwardToken: cfg.ForwardToken,
+	}
+}
+
+func lookupsView(ls []verifier.Lookup) []string {
+	var out []string
+	for _, l := range ls {
+		out = append(out, l.String())
+	}
+	return out
+}
+
+func headersView(hs []proxy.ClaimHeader) map[string]string {
+	if len(hs) == 0 {
+		return nil
+	}
+	out := map[string]string{}
+	for _, h := range hs {
+		out[h.Claim] = h.Header
+	}
+	return out
+}
+
+// requireView renders a requirement as the file writes it.
+func requireView(r verifier.Requirement) any {
+	switch r.Kind {
+	case verifier.RequirePublic, verifier.RequireDeny:
+		return r.Kind.String()
+	case verifier.RequireAnyOf:
+		if len(r.Providers) == 1 {
+			return r.Providers[0]
+		}
+	}
+	return map[string][]string{r.Kind.String(): r.Providers}
+}
+
+func claimsView(cs []verifier.ClaimRequirement) map[string]any {
+	if len(cs) == 0 {
+		return nil
+	}
+	out := map[string]any{}
+	for _, c := range cs {
+		if len(c.Values) == 1 {
+			out[c.Claim] = c.Values[0]
+		} else {
+			out[c.Claim] = c.Values
+		}
+	}
+	return out
+}

@@ -1,0 +1,98 @@
+package metrics
+
+import (
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Reload results, the `result` label values of
+// jwt_sidecar_config_reloads_total.
+const (
+	ReloadSuccess = "success"
+	ReloadFailure = "failure"
+)
+
+// Policy holds the instruments of a CONFIG_FILE policy: reloads, and
+// requests per rule. They exist only when a file is in use.
+type Policy struct {
+	reloads     *prometheus.CounterVec
+	lastSuccess prometheus.Gauge
+	rules       *prometheus.CounterVec
+
+	mu    sync.Mutex
+	known map[string]bool // rule names with series
+}
+
+// NewPolicy creates the policy instruments and registers them on reg.
+func NewPolicy(reg prometheus.Registerer) *Policy {
+	m := &Policy{
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace,
+			Name:      "config_reloads_total",
+			Help:      "Reloads of CONFIG_FILE by result: success (the new policy is in force) or failure (the file was refused; the running policy stays).",
+		}, []string{"result"}),
+		lastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace,
+			Name:      "config_last_reload_success_timestamp_seconds",
+			Help:      "Unix time at which the policy in force was loaded from CONFIG_FILE (at start, or by the last successful reload).",
+		}),
+		rules: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace,
+			Name:      "rule_requests_total",
+			Help:      "Requests by the CONFIG_FILE rule that applied (default when none matched) and outcome (allowed, public, unauthenticated, forbidden).",
+		}, []string{"rule", "outcome"}),
+		known: map[string]bool{},
+	}
+	reg.MustRegister(m.reloads, m.lastSuccess, m.rules)
+	m.reloads.WithLabelValues(ReloadSuccess)
+	m.reloads.WithLabelValues(ReloadFailure)
+	return m
+}
+
+// Loaded records that a policy came into force at t: at start, or by a
+// reload (which then also counts as a success).
+func (m *Policy) Loaded(t time.Time, reload bool) {
+	if reload {
+		m.reloads.WithLabelValues(ReloadSuccess).Inc()
+	}
+	m.lastSuccess.Set(float64(t.UnixNano()) / 1e9)
+}
+
+// ReloadFailed counts a refused file.
+func (m *Policy) ReloadFailed() { m.reloads.WithLabelValues(ReloadFailure).Inc() }
+
+// RuleCounter returns the increment of the (rule, outcome) series, which it
+// creates at zero.
+func (m *Policy) RuleCounter(rule, outcome string) func() {
+	m.mu.Lock()
+	m.known[rule] = true
+	m.mu.Unlock()
+	return m.rules.WithLabelValues(rule, outcome).Inc
+}
+
+// KeepRules removes the series of every rule not named: after a reload,
+// only the rules in force are exported.
+func (m *Policy) KeepRules(names []string) {
+	keep := make(map[string]bool, len(names))
+	for _, n := range names {
+		keep[n] = true
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for n := range m.known {
+		if !keep[n] {
+			m.rules.DeletePartialMatch(prometheus.Labels{"rule": n})
+			delete(m.known, n)
+		}
+	}
+}
+
+// SourceRemoved drops the key gauges of a source a policy reload removed,
+// so that dashboards do not show it as a source that stopped refreshing.
+// Its refresh counters stay: they are history.
+func (m *Metrics) SourceRemoved(source string) {
+	m.keys.DeleteLabelValues(source)
+	m.lastRefresh.DeleteLabelValues(source)
+}
