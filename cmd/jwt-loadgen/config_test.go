@@ -9,6 +9,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/jwt-sidecar/jwt-sidecar/cmd/internal/cli/clitest"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -28,31 +30,7 @@ func TestHelpGolden(t *testing.T) {
 	if code := run(context.Background(), []string{"--help"}, nil, &out, &out); code != 0 {
 		t.Fatalf("exit code = %d, want 0", code)
 	}
-	const golden = "testdata/help.golden"
-	if *update {
-		if err := os.WriteFile(golden, out.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := out.String(); got != string(want) {
-		t.Errorf("--help differs from %s (run go test -update):\n%s", golden, got)
-	}
-	// Every variable of Config appears, with its default and a meaning.
-	typ := reflect.TypeFor[Config]()
-	for i := range typ.NumField() {
-		f := typ.Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get("env"), ",")
-		if f.Tag.Get("help") == "" {
-			t.Errorf("%s has no help tag", name)
-		}
-		if !strings.Contains(out.String(), "  "+name+"  default: ") {
-			t.Errorf("--help lacks %s", name)
-		}
-	}
+	clitest.Help[Config](t, out.Bytes(), "testdata/help.golden", *update)
 }
 
 func TestVersionAndUnknownArgument(t *testing.T) {
