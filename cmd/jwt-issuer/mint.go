@@ -81,14 +81,7 @@ func runMint(args []string, stdout, stderr io.Writer, now time.Time) error {
 		return fmt.Errorf("mint: %w", err)
 	}
 	claims := o.mapClaims(now, set["nbf"])
-	// Every token gets a unique jti unless told otherwise: revocation and
-	// replay checks name tokens by it (RFC 7519 §4.1.7).
-	switch {
-	case !set["jti"]:
-		claims["jti"] = rand.Text()
-	case o.jti != "":
-		claims["jti"] = o.jti
-	}
+	setJTI(claims, o.jti, set["jti"])
 	for _, p := range o.claims {
 		claims[p.name] = p.value
 	}
@@ -116,11 +109,7 @@ func (o *mintOptions) mapClaims(now time.Time, withNBF bool) jwt.MapClaims {
 	if o.sub != "" {
 		c["sub"] = o.sub
 	}
-	if auds := splitList(o.aud); len(auds) == 1 {
-		c["aud"] = auds[0]
-	} else if len(auds) > 1 {
-		c["aud"] = auds
-	}
+	setAudience(c, o.aud)
 	if o.scope != "" {
 		c["scope"] = o.scope
 	}
@@ -131,6 +120,28 @@ func (o *mintOptions) mapClaims(now time.Time, withNBF bool) jwt.MapClaims {
 		c["nbf"] = jwt.NewNumericDate(now.Add(o.nbf))
 	}
 	return c
+}
+
+// setAudience sets aud from a comma-separated list: one value as a string,
+// several as an array (RFC 7519 §4.1.3), none not at all.
+func setAudience(c jwt.MapClaims, list string) {
+	if auds := splitList(list); len(auds) == 1 {
+		c["aud"] = auds[0]
+	} else if len(auds) > 1 {
+		c["aud"] = auds
+	}
+}
+
+// setJTI gives every token a fresh random jti unless -jti was given, since
+// revocation and replay checks name tokens by it (RFC 7519 §4.1.7); an
+// empty -jti omits it.
+func setJTI(c jwt.MapClaims, jti string, given bool) {
+	switch {
+	case !given:
+		c["jti"] = rand.Text()
+	case jti != "":
+		c["jti"] = jti
+	}
 }
 
 // splitList splits a comma-separated list, dropping empty entries.
@@ -252,17 +263,8 @@ func runAssertion(args []string, stdout, stderr io.Writer, now time.Time) error 
 		"iat": jwt.NewNumericDate(now),
 		"exp": jwt.NewNumericDate(now.Add(o.ttl)),
 	}
-	if auds := splitList(o.aud); len(auds) == 1 {
-		claims["aud"] = auds[0]
-	} else if len(auds) > 1 {
-		claims["aud"] = auds
-	}
-	switch {
-	case !set["jti"]:
-		claims["jti"] = rand.Text()
-	case o.jti != "":
-		claims["jti"] = o.jti
-	}
+	setAudience(claims, o.aud)
+	setJTI(claims, o.jti, set["jti"])
 	header := map[string]any{}
 	if o.kid != "" {
 		header["kid"] = o.kid
