@@ -43,17 +43,17 @@ func near(got *float64, want float64) bool {
 
 func TestQuantile(t *testing.T) {
 	inf := math.Inf(1)
-	b := func(pairs ...float64) []bucket {
-		var out []bucket
+	b := func(pairs ...float64) []Bucket {
+		var out []Bucket
 		for i := 0; i < len(pairs); i += 2 {
-			out = append(out, bucket{le: pairs[i], count: pairs[i+1]})
+			out = append(out, Bucket{LE: pairs[i], Count: pairs[i+1]})
 		}
 		return out
 	}
 	tests := []struct {
 		name    string
 		q       float64
-		buckets []bucket
+		buckets []Bucket
 		want    float64 // NaN for none
 	}{
 		{name: "middle of a bucket", q: 0.5, buckets: b(1, 0, 2, 50, 4, 100, inf, 100), want: 2},
@@ -68,9 +68,9 @@ func TestQuantile(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := quantile(tt.q, tt.buckets)
+			got := Quantile(tt.q, tt.buckets)
 			if math.IsNaN(tt.want) != math.IsNaN(got) || (!math.IsNaN(got) && math.Abs(got-tt.want) > 1e-12) {
-				t.Errorf("quantile(%g) = %g, want %g", tt.q, got, tt.want)
+				t.Errorf("Quantile(%g) = %g, want %g", tt.q, got, tt.want)
 			}
 		})
 	}
@@ -140,7 +140,7 @@ h_sum{path="/b"} 35
 h_count{path="/b"} 20
 `)
 	got := bucketIncrease(a, b, "h")
-	want := []bucket{{le: 1, count: 10}, {le: 2, count: 40}, {le: math.Inf(1), count: 40}}
+	want := []Bucket{{LE: 1, Count: 10}, {LE: 2, Count: 40}, {LE: math.Inf(1), Count: 40}}
 	if len(got) != len(want) {
 		t.Fatalf("buckets = %v, want %v", got, want)
 	}
@@ -151,10 +151,10 @@ h_count{path="/b"} 20
 	}
 	// 40 observations: 10 up to 1, 30 between 1 and 2. The median's rank
 	// 20 is the 10th of 30 in (1, 2].
-	if q := quantile(0.5, got); math.Abs(q-(1+10.0/30)) > 1e-12 {
+	if q := Quantile(0.5, got); math.Abs(q-(1+10.0/30)) > 1e-12 {
 		t.Errorf("p50 = %g, want %g", q, 1+10.0/30)
 	}
-	if got := bucketIncrease(a, b, "h", eq("path", "/a")); got[0].count != 10 || got[2].count != 20 {
+	if got := bucketIncrease(a, b, "h", eq("path", "/a")); got[0].Count != 10 || got[2].Count != 20 {
 		t.Errorf("/a alone = %v, want 10, 20, 20", got)
 	}
 }

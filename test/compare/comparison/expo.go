@@ -167,16 +167,17 @@ func (s *scrape) gain(smp sample) float64 {
 	return smp.value
 }
 
-// bucket is one cumulative histogram bucket.
-type bucket struct {
-	le    float64
-	count float64
+// Bucket is one cumulative histogram bucket: Count observations at or
+// below LE.
+type Bucket struct {
+	LE    float64
+	Count float64
 }
 
 // bucketIncrease is the histogram name's buckets as increased from a to b,
 // summed over the matching series: the input of histogram_quantile over
 // a phase.
-func bucketIncrease(a, b *scrape, name string, ms ...matcher) []bucket {
+func bucketIncrease(a, b *scrape, name string, ms ...matcher) []Bucket {
 	if b == nil {
 		return nil
 	}
@@ -191,29 +192,29 @@ func bucketIncrease(a, b *scrape, name string, ms ...matcher) []bucket {
 		}
 		byLe[le] += a.gain(smp)
 	}
-	out := make([]bucket, 0, len(byLe))
+	out := make([]Bucket, 0, len(byLe))
 	for le, c := range byLe {
-		out = append(out, bucket{le: le, count: c})
+		out = append(out, Bucket{LE: le, Count: c})
 	}
-	slices.SortFunc(out, func(x, y bucket) int { return cmp.Compare(x.le, y.le) })
+	slices.SortFunc(out, func(x, y Bucket) int { return cmp.Compare(x.LE, y.LE) })
 	return out
 }
 
-// quantile estimates the q-quantile of cumulative buckets as Prometheus's
-// histogram_quantile does: find the bucket that holds the rank and
+// Quantile estimates the q-quantile of cumulative buckets, sorted by LE, as
+// Prometheus's histogram_quantile does: find the bucket that holds the rank and
 // interpolate linearly inside it, from 0 for the first bucket. A rank in
 // the +Inf bucket gives the highest finite bound. NaN without observations
 // or without a +Inf bucket.
-func quantile(q float64, buckets []bucket) float64 {
+func Quantile(q float64, buckets []Bucket) float64 {
 	n := len(buckets)
-	if n < 2 || !math.IsInf(buckets[n-1].le, 1) || q < 0 || q > 1 {
+	if n < 2 || !math.IsInf(buckets[n-1].LE, 1) || q < 0 || q > 1 {
 		return math.NaN()
 	}
 	// Counts taken at slightly different moments can dip; histogram_quantile
 	// makes them monotonic the same way.
 	counts := make([]float64, n)
 	for i, b := range buckets {
-		counts[i] = b.count
+		counts[i] = b.Count
 		if i > 0 {
 			counts[i] = max(counts[i], counts[i-1])
 		}
@@ -230,18 +231,18 @@ func quantile(q float64, buckets []bucket) float64 {
 		return 1
 	})
 	if i >= n-1 {
-		return buckets[n-2].le
+		return buckets[n-2].LE
 	}
-	if i == 0 && buckets[0].le <= 0 {
-		return buckets[0].le
+	if i == 0 && buckets[0].LE <= 0 {
+		return buckets[0].LE
 	}
 	lower, below := 0.0, 0.0
 	if i > 0 {
-		lower, below = buckets[i-1].le, counts[i-1]
+		lower, below = buckets[i-1].LE, counts[i-1]
 	}
 	inBucket := counts[i] - below
 	if inBucket == 0 {
-		return buckets[i].le
+		return buckets[i].LE
 	}
-	return lower + (buckets[i].le-lower)*(rank-below)/inBucket
+	return lower + (buckets[i].LE-lower)*(rank-below)/inBucket
 }

@@ -185,9 +185,9 @@ func phaseStats(a, b snapshot, m modeSpec) PhaseStats {
 		p.ServedShare = ptr(p.Served / p.Scheduled)
 	}
 	verify := bucketIncrease(sa, sb, sidecarVerify, eq("mode", m.mode))
-	p.VerifyP50, p.VerifyP99 = ptr(quantile(0.50, verify)), ptr(quantile(0.99, verify))
+	p.VerifyP50, p.VerifyP99 = ptr(Quantile(0.50, verify)), ptr(Quantile(0.99, verify))
 	e2e := bucketIncrease(la, lb, loadDuration, target)
-	p.E2EP50, p.E2EP99 = ptr(quantile(0.50, e2e)), ptr(quantile(0.99, e2e))
+	p.E2EP50, p.E2EP99 = ptr(Quantile(0.50, e2e)), ptr(Quantile(0.99, e2e))
 
 	ia, ib := a.scrapes[jobIssuer], b.scrapes[jobIssuer]
 	if ia != nil && ib != nil && ib.has(issuerRequests) {
