@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"math"
@@ -14,6 +15,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/jwt-sidecar/jwt-sidecar/test/compare/comparison"
 )
 
 const (
@@ -58,13 +61,14 @@ func (d *demo) stepMetrics(ctx context.Context) {
 		d.unexpectedf("no %s in the metrics", verificationMetric)
 		return
 	}
-	h := mergeHistograms(fam, "mode", "jwt")
-	if h.count == 0 {
+	buckets, count := mergeHistograms(fam, "mode", "jwt")
+	if count == 0 {
 		d.unexpectedf("%s{mode=\"jwt\"} has no observations", verificationMetric)
 		return
 	}
-	p50, p99 := h.quantile(0.50), h.quantile(0.99)
-	d.say("Local JWT verification, from %s{mode=\"jwt\"} over %d verifications:", verificationMetric, h.count)
+	// Estimated as histogram_quantile does, like the comparison of step (g).
+	p50, p99 := comparison.Quantile(0.50, buckets), comparison.Quantile(0.99, buckets)
+	d.say("Local JWT verification, from %s{mode=\"jwt\"} over %d verifications:", verificationMetric, count)
 	fmt.Fprintf(d.out, "   p50 ≈ %.1f µs   p99 ≈ %.1f µs   (estimated from the histogram buckets, as histogram_quantile does)\n", p50*1e6, p99*1e6)
 	d.say("No network round trip to the issuer: compare with the milliseconds a token introspection call (RFC 7662) costs.")
 }
@@ -110,24 +114,17 @@ func labelValue(m *dto.Metric, name string) string {
 	return ""
 }
 
-// histogram is cumulative bucket counts by upper bound.
-type histogram struct {
-	bounds []float64 // sorted upper bounds, +Inf last
-	counts []float64 // cumulative
-	count  uint64
-}
-
 // mergeHistograms sums the histograms of fam whose label name has value,
-// bucket by bucket.
-func mergeHistograms(fam *dto.MetricFamily, name, value string) histogram {
+// bucket by bucket, and counts their observations.
+func mergeHistograms(fam *dto.MetricFamily, name, value string) ([]comparison.Bucket, uint64) {
 	byBound := map[float64]float64{}
-	var h histogram
+	var count uint64
 	for _, m := range fam.GetMetric() {
 		if labelValue(m, name) != value || m.GetHistogram() == nil {
 			continue
 		}
 		hist := m.GetHistogram()
-		h.count += hist.GetSampleCount()
+		count += hist.GetSampleCount()
 		for _, b := range hist.GetBucket() {
 			if !math.IsInf(b.GetUpperBound(), 1) { // added from the count below
 				byBound[b.GetUpperBound()] += float64(b.GetCumulativeCount())
@@ -135,43 +132,10 @@ func mergeHistograms(fam *dto.MetricFamily, name, value string) histogram {
 		}
 		byBound[math.Inf(1)] += float64(hist.GetSampleCount())
 	}
-	for b := range byBound {
-		h.bounds = append(h.bounds, b)
+	buckets := make([]comparison.Bucket, 0, len(byBound))
+	for b, c := range byBound {
+		buckets = append(buckets, comparison.Bucket{LE: b, Count: c})
 	}
-	slices.Sort(h.bounds)
-	for _, b := range h.bounds {
-		h.counts = append(h.counts, byBound[b])
-	}
-	return h
-}
-
-// quantile estimates the q-quantile like Prometheus' histogram_quantile:
-// linear interpolation inside the bucket that holds the rank; a rank in the
-// +Inf bucket gives the highest finite bound.
-func (h histogram) quantile(q float64) float64 {
-	if h.count == 0 || len(h.bounds) == 0 {
-		return math.NaN()
-	}
-	rank := q * float64(h.count)
-	for i, upper := range h.bounds {
-		if h.counts[i] < rank {
-			continue
-		}
-		if math.IsInf(upper, 1) {
-			if i == 0 {
-				return math.NaN()
-			}
-			return h.bounds[i-1]
-		}
-		lower, below := 0.0, 0.0
-		if i > 0 {
-			lower, below = h.bounds[i-1], h.counts[i-1]
-		}
-		inBucket := h.counts[i] - below
-		if inBucket == 0 {
-			return upper
-		}
-		return lower + (upper-lower)*(rank-below)/inBucket
-	}
-	return h.bounds[len(h.bounds)-1]
+	slices.SortFunc(buckets, func(x, y comparison.Bucket) int { return cmp.Compare(x.LE, y.LE) })
+	return buckets, count
 }
