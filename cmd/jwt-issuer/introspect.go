@@ -92,23 +92,34 @@ func (s *server) ownKey(tok *jwt.Token) (any, error) {
 	}
 }
 
+// tokenRequest reads an introspection or revocation request, which both
+// carry the token in a form posted by an authenticated client (RFC 7662
+// §2.1, RFC 7009 §2.1), and returns the client and the token. When ok is
+// false it has answered the request itself.
+func (s *server) tokenRequest(w http.ResponseWriter, r *http.Request) (clientID, token string, ok bool) {
+	form, err := readForm(w, r)
+	if err != nil {
+		s.tokenError(w, http.StatusBadRequest, errInvalidRequest, err.Error())
+		return "", "", false
+	}
+	if clientID, ok = s.authenticate(w, r, form); !ok {
+		return "", "", false
+	}
+	if token = form.Get("token"); token == "" {
+		s.tokenError(w, http.StatusBadRequest, errInvalidRequest, "token is required")
+		return "", "", false
+	}
+	return clientID, token, true
+}
+
 // handleIntrospect answers RFC 7662 token introspection for an
 // authenticated client. Any client may introspect any token: the resource
 // servers that call it (the sidecar in introspection mode) hold other
 // clients' tokens by design. token_type_hint is accepted and ignored
 // (§2.1: there is only one kind of token here).
 func (s *server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
-	form, err := readForm(w, r)
-	if err != nil {
-		s.tokenError(w, http.StatusBadRequest, errInvalidRequest, err.Error())
-		return
-	}
-	if _, ok := s.authenticate(w, r, form); !ok {
-		return
-	}
-	tok := form.Get("token")
-	if tok == "" {
-		s.tokenError(w, http.StatusBadRequest, errInvalidRequest, "token is required")
+	_, tok, ok := s.tokenRequest(w, r)
+	if !ok {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -136,18 +147,8 @@ func (s *server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 // invalid_grant). A revoked token is remembered by jti until its exp, then
 // forgotten: it has expired by then.
 func (s *server) handleRevoke(w http.ResponseWriter, r *http.Request) {
-	form, err := readForm(w, r)
-	if err != nil {
-		s.tokenError(w, http.StatusBadRequest, errInvalidRequest, err.Error())
-		return
-	}
-	clientID, ok := s.authenticate(w, r, form)
+	clientID, tok, ok := s.tokenRequest(w, r)
 	if !ok {
-		return
-	}
-	tok := form.Get("token")
-	if tok == "" {
-		s.tokenError(w, http.StatusBadRequest, errInvalidRequest, "token is required")
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
