@@ -151,14 +151,11 @@ func (c *Child) Tail(n int) string {
 func (c *Child) WaitReady(ctx context.Context, url string, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	// A fresh connection per probe leaves no idle one behind in the child;
-	// no proxy: the child is on this machine.
-	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil}}
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	var last string
 	for {
-		status, err := probe(ctx, client, url)
+		status, err := Status(ctx, url)
 		switch {
 		case err != nil && ctx.Err() != nil && last != "":
 			// The deadline cut this probe short (it may come with a
@@ -183,12 +180,15 @@ func (c *Child) WaitReady(ctx context.Context, url string, timeout time.Duration
 	}
 }
 
-// probe does one GET and returns the status code.
-func probe(ctx context.Context, client *http.Client, url string) (int, error) {
+// Status does one GET of url and returns the status code. Each call opens
+// a fresh connection, so probes leave no idle one behind in the process
+// they ask, and none goes through a proxy: the process is on this machine.
+func Status(ctx context.Context, url string) (int, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return 0, err
 	}
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil}}
 	resp, err := client.Do(req)
 	if err != nil {
 		return 0, err
