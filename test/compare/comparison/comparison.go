@@ -398,7 +398,7 @@ func (s *stack) snapshot(ctx context.Context, label string) (snapshot, error) {
 		}
 	}
 	for _, m := range s.o.Modes {
-		status, err := getStatus(ctx, s.urls[sidecarJob(m)]+"/readyz")
+		status, err := proctest.Status(ctx, s.urls[sidecarJob(m)]+"/readyz")
 		if err != nil {
 			return snap, fmt.Errorf("%s /readyz: %w", sidecarJob(m), err)
 		}

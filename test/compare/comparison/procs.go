@@ -36,24 +36,11 @@ func (p *proc) start() error {
 	return nil
 }
 
-// probeClient opens a fresh connection per probe and never follows a proxy.
+// probeClient, for the /metrics scrapes, opens a fresh connection each
+// time and never follows a proxy.
 var probeClient = &http.Client{
 	Timeout:   5 * time.Second,
 	Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil},
-}
-
-// getStatus does one GET and returns the status code.
-func getStatus(ctx context.Context, url string) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return 0, err
-	}
-	resp, err := probeClient.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	resp.Body.Close()
-	return resp.StatusCode, nil
 }
 
 // runCommand runs bin with args and returns its combined output.
