@@ -91,8 +91,14 @@ type PhaseStats struct {
 	Dropped   float64            `json:"dropped"`
 	Codes     map[string]float64 `json:"codes"` // answers by status code, "error" without one
 	Served    float64            `json:"served_2xx"`
+	// Settled are the requests whose fate the phase saw: answered (any
+	// code, or a transport error) or dropped. Served and Settled count the
+	// same requests, those that finished in the phase, whereas Scheduled
+	// counts those that started in it: a request due just before a
+	// boundary is answered just after it.
+	Settled float64 `json:"settled"`
 	// ServedPerSecond and ServedShare are 2xx per second, and 2xx over
-	// scheduled requests.
+	// settled requests.
 	ServedPerSecond float64  `json:"served_per_second"`
 	ServedShare     *float64 `json:"served_share"`
 	SidecarRequests float64  `json:"sidecar_requests"` // jwt_sidecar_requests_total, all outcomes
@@ -181,8 +187,12 @@ func phaseStats(a, b snapshot, m modeSpec) PhaseStats {
 	if p.Seconds > 0 {
 		p.ServedPerSecond = p.Served / p.Seconds
 	}
-	if p.Scheduled > 0 {
-		p.ServedShare = ptr(p.Served / p.Scheduled)
+	p.Settled = p.Dropped
+	for _, n := range p.Codes {
+		p.Settled += n
+	}
+	if p.Settled > 0 {
+		p.ServedShare = ptr(p.Served / p.Settled)
 	}
 	verify := bucketIncrease(sa, sb, sidecarVerify, eq("mode", m.mode))
 	p.VerifyP50, p.VerifyP99 = ptr(Quantile(0.50, verify)), ptr(Quantile(0.99, verify))

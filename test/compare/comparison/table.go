@@ -133,5 +133,5 @@ func formatShare(p PhaseStats) string {
 	if p.ServedShare == nil {
 		return "n/a (nothing scheduled)"
 	}
-	return fmt.Sprintf("%.1f%% (%.0f of %.0f)", 100**p.ServedShare, p.Served, p.Scheduled)
+	return fmt.Sprintf("%.1f%% (%.0f of %.0f)", 100**p.ServedShare, p.Served, p.Settled)
 }
