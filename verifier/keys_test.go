@@ -63,8 +63,15 @@ func TestUnknownKIDStormIsBounded(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	// However the 500 arrived (all joined to the one refetch in flight, or
+	// some after it), one more unknown kid now, after that refetch, must be
+	// refused by the cooldown rather than fetch again.
+	tok := k.WithKID("random-after").Sign(t, claims(issA))
+	if _, err := v.Verify(t.Context(), bearer(tok)); reasonOf(err) != verifier.UnknownKey {
+		t.Errorf("reason = %q, want unknown_key", reasonOf(err))
+	}
 	if got := js.fetches.Load() - before; got > 1 {
-		t.Errorf("500 random kids caused %d fetches, want at most 1 per cooldown", got)
+		t.Errorf("501 random kids caused %d fetches, want at most 1 per cooldown", got)
 	}
 	if ev.count("unknown_kid/cooldown") == 0 {
 		t.Error("no refetch was refused by the cooldown")
