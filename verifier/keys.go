@@ -281,6 +281,13 @@ func (set *keySet) find(ctx context.Context, kid, alg string, token *jwt.Token) 
 	got, err := set.kf.KeyfuncCtx(ctx)(token)
 	switch {
 	case errors.Is(err, jwkset.ErrKeyNotFound):
+		// Not memoized: kids are the client's to choose, and a flood of
+		// random ones must not grow the memo.
+		if kid != "" {
+			if fit := set.fitting(alg); len(fit) > 0 {
+				return fit, nil
+			}
+		}
 		return nil, err
 	case err != nil:
 		// keyfunc found the kid but its alg or use does not fit.
@@ -304,6 +311,17 @@ func (set *keySet) find(ctx context.Context, kid, alg string, token *jwt.Token) 
 	}
 	set.memo.Store(mk, out)
 	return out, nil
+}
+
+// fitting lists the kid-less keys of the type alg needs.
+func (set *keySet) fitting(alg string) []jwt.VerificationKey {
+	var fit []jwt.VerificationKey
+	for _, key := range set.anyKID {
+		if keyFits(alg, key) == nil {
+			fit = append(fit, key)
+		}
+	}
+	return fit
 }
 
 // keyFits checks that key is of the type alg needs, so that an RSA public
@@ -343,6 +361,11 @@ func curveFor(alg string) elliptic.Curve {
 // keySet is one immutable snapshot of a source's keys.
 type keySet struct {
 	kf   keyfunc.Keyfunc
+	// anyKID are the keys published without a kid (a PEM file, an HMAC
+	// secret, a JWKS entry without one): a kid is only a hint (RFC 7515
+	// §4.1.4), so they are tried for a token whose kid no keyed entry has,
+	// as Envoy's jwt_authn does.
+	anyKID []any
 	memo sync.Map        // memoKey -> key or []any; see find
 	ids  map[string]bool // kid + key fingerprint, to notice withdrawn keys
 	n    int
@@ -353,6 +376,7 @@ type keySet struct {
 func newKeySet(jwks []jwkset.JWK, log *slog.Logger, source string) (*keySet, error) {
 	store := jwkset.NewMemoryStorage()
 	ids := map[string]bool{}
+	var anyKID []any
 	for _, j := range jwks {
 		m := j.Marshal()
 		if m.USE != "" && m.USE != jwkset.UseSig {
@@ -368,6 +392,9 @@ func newKeySet(jwks []jwkset.JWK, log *slog.Logger, source string) (*keySet, err
 			return nil, fmt.Errorf("store key: %w", err)
 		}
 		ids[m.KID+"|"+id] = true
+		if m.KID == "" {
+			anyKID = append(anyKID, j.Key())
+		}
 	}
 	if len(ids) == 0 {
 		return nil, errNoUsableKey
@@ -376,7 +403,7 @@ func newKeySet(jwks []jwkset.JWK, log *slog.Logger, source string) (*keySet, err
 	if err != nil {
 		return nil, fmt.Errorf("keyfunc: %w", err)
 	}
-	return &keySet{kf: kf, ids: ids, n: len(ids)}, nil
+	return &keySet{kf: kf, anyKID: anyKID, ids: ids, n: len(ids)}, nil
 }
 
 var errNoUsableKey = errors.New("no usable signing key in the set")

@@ -321,3 +321,33 @@ func TestReadKeyFiles(t *testing.T) {
 		t.Error("a private key was accepted as a public key file")
 	}
 }
+
+// TestKeyWithoutKIDVerifiesAnyKID: a kid is only a hint (RFC 7515 §4.1.4).
+// A key published without one (a PEM file, an HMAC secret) is tried for a
+// token whose kid no keyed entry has, so a PUBLIC_KEY_FILES user is not
+// refused unknown_key because the issuer names its keys; the signature
+// still decides, and a flood of random kids leaves no trace behind.
+func TestKeyWithoutKIDVerifiesAnyKID(t *testing.T) {
+	k, other := newSigner(t, "ES256", "issuer-named-kid"), newSigner(t, "ES256", "k2")
+	pem, err := verifier.NewStaticSource("pem", []string{issA}, []verifier.StaticKey{{Key: k.Key.Public()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := mustKeys(t, verifier.KeyOptions{}, nil, pem)
+	load(t, keys)
+	v := mustVerifier(t, verifier.Options{Keys: keys})
+	if _, err := v.Verify(t.Context(), bearer(k.Sign(t, claims(issA)))); err != nil {
+		t.Errorf("token with a kid, PEM key without one: %v", err)
+	}
+	if _, err := v.Verify(t.Context(), bearer(k.WithKID("").Sign(t, claims(issA)))); err != nil {
+		t.Errorf("token without a kid: %v", err)
+	}
+	if _, err := v.Verify(t.Context(), bearer(other.Sign(t, claims(issA)))); reasonOf(err) != verifier.BadSignature {
+		t.Errorf("another key's token: reason %q, want bad_signature", reasonOf(err))
+	}
+	// An RS256 token finds no kid-less key of its type: unknown_key.
+	rsa := newSigner(t, "RS256", "r1")
+	if _, err := v.Verify(t.Context(), bearer(rsa.Sign(t, claims(issA)))); reasonOf(err) != verifier.UnknownKey {
+		t.Errorf("RS256 token, only an EC key: reason %q, want unknown_key", reasonOf(err))
+	}
+}
