@@ -360,15 +360,15 @@ func curveFor(alg string) elliptic.Curve {
 
 // keySet is one immutable snapshot of a source's keys.
 type keySet struct {
-	kf   keyfunc.Keyfunc
+	kf keyfunc.Keyfunc
 	// anyKID are the keys published without a kid (a PEM file, an HMAC
 	// secret, a JWKS entry without one): a kid is only a hint (RFC 7515
 	// §4.1.4), so they are tried for a token whose kid no keyed entry has,
 	// as Envoy's jwt_authn does.
 	anyKID []any
-	memo sync.Map        // memoKey -> key or []any; see find
-	ids  map[string]bool // kid + key fingerprint, to notice withdrawn keys
-	n    int
+	memo   sync.Map        // memoKey -> key or []any; see find
+	ids    map[string]bool // kid + key fingerprint, to notice withdrawn keys
+	n      int
 }
 
 // newKeySet builds a snapshot from JWKs, dropping any that cannot verify
