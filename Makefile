@@ -6,7 +6,7 @@ FUZZTIME  ?= 20s
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 # Fuzz targets: package and target, one pair per line of the loop below.
-FUZZ := ./verifier:FuzzVerify ./verifier:FuzzIntrospectionAnswer ./verifier:FuzzGlobMatch ./proxy:FuzzClaimHeaders
+FUZZ := ./verifier:FuzzVerify ./verifier:FuzzIntrospectionAnswer ./verifier:FuzzGlobMatch ./proxy:FuzzClaimHeaders ./cmd/jwt-issuer:FuzzClientEndpoints
 
 .PHONY: all build demo compare test check fmt vet staticcheck fuzz bench bench-go bench-load ci clean
 
