@@ -291,6 +291,23 @@ func keySources(cfg *Config) ([]*verifier.Source, error) {
 // (in introspection mode at once); on SIGTERM in-flight requests drain for
 // at most SHUTDOWN_TIMEOUT (Kubernetes pod termination).
 func (a *app) serve(ctx context.Context) error {
+	if a.policy == nil {
+		// Go's default for SIGHUP is to exit: an operator used to
+		// "kill -HUP" reloading nginx would take the sidecar down.
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		go func() {
+			for {
+				select {
+				case <-hup:
+					a.log.Warn("SIGHUP ignored: the environment is read once, at start; only CONFIG_FILE is reloaded")
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	}
 	if a.policy != nil {
 		ready, background, sources := a.policy.serving()
 		a.auth = &auth{

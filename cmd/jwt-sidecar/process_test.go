@@ -282,3 +282,29 @@ func TestMetricsEndpoint(t *testing.T) {
 		t.Logf("/metrics:\n%s", body)
 	}
 }
+
+// TestSIGHUPWithoutConfigFile: without CONFIG_FILE there is nothing to
+// reload, and SIGHUP (Go's default: exit) must not take the sidecar down.
+func TestSIGHUPWithoutConfigFile(t *testing.T) {
+	k := jwttest.NewSigner(t, "ES256", "k1")
+	is := newIssuer(t, k, true)
+	up, seen := recordingUpstream(t)
+	s := startSidecar(t, map[string]string{"UPSTREAM_URL": up.URL, "JWKS_URLS": is.URL})
+	s.waitFor(t, "/readyz", http.StatusOK)
+	if err := s.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(s.Logs(), "SIGHUP ignored") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no log line about the SIGHUP; logs:\n%s", s.Logs())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if resp := s.get(t, "/", token(t, k)); resp.StatusCode != http.StatusOK {
+		t.Fatalf("after SIGHUP: status %d, want 200", resp.StatusCode)
+	}
+	if seen.Load() != 1 {
+		t.Errorf("upstream saw %d requests, want 1", seen.Load())
+	}
+}
