@@ -226,9 +226,22 @@ func (k *Keys) key(ctx context.Context, iss, kid, alg string, token *jwt.Token) 
 		}
 	}
 	if refetched {
-		if key, err = lookupIn(ctx, sources, kid, alg, token); err == nil {
-			return key, nil
+		if key, err = lookupIn(ctx, sources, kid, alg, token); err == nil || !errors.Is(err, errKeyNotFound) {
+			return key, err
 		}
+	}
+	// A kid is only a hint (RFC 7515 §4.1.4): keys published without one
+	// (a PEM file, an HMAC secret, a JWKS entry without a kid) are tried
+	// last, after the refetch, so a key the issuer has just published
+	// still wins. Not memoized: kids are the client's to choose.
+	var fit []jwt.VerificationKey
+	for _, s := range sources {
+		if set := s.set.Load(); set != nil {
+			fit = append(fit, set.fitting(alg)...)
+		}
+	}
+	if len(fit) > 0 {
+		return jwt.VerificationKeySet{Keys: fit}, nil
 	}
 	return nil, err
 }
@@ -281,13 +294,6 @@ func (set *keySet) find(ctx context.Context, kid, alg string, token *jwt.Token) 
 	got, err := set.kf.KeyfuncCtx(ctx)(token)
 	switch {
 	case errors.Is(err, jwkset.ErrKeyNotFound):
-		// Not memoized: kids are the client's to choose, and a flood of
-		// random ones must not grow the memo.
-		if kid != "" {
-			if fit := set.fitting(alg); len(fit) > 0 {
-				return fit, nil
-			}
-		}
 		return nil, err
 	case err != nil:
 		// keyfunc found the kid but its alg or use does not fit.
@@ -363,8 +369,8 @@ type keySet struct {
 	kf keyfunc.Keyfunc
 	// anyKID are the keys published without a kid (a PEM file, an HMAC
 	// secret, a JWKS entry without one): a kid is only a hint (RFC 7515
-	// §4.1.4), so they are tried for a token whose kid no keyed entry has,
-	// as Envoy's jwt_authn does.
+	// §4.1.4), so Keys.key tries them for a token whose kid no keyed entry
+	// has, as Envoy's jwt_authn does.
 	anyKID []any
 	memo   sync.Map        // memoKey -> key or []any; see find
 	ids    map[string]bool // kid + key fingerprint, to notice withdrawn keys

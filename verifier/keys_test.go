@@ -351,3 +351,22 @@ func TestKeyWithoutKIDVerifiesAnyKID(t *testing.T) {
 		t.Errorf("RS256 token, only an EC key: reason %q, want unknown_key", reasonOf(err))
 	}
 }
+
+// TestNewKIDBeatsKeyWithoutKID: kid-less keys are tried only after the
+// unknown-kid refetch, so an issuer that publishes a named key beside an
+// old kid-less one still gets its new key used, not a bad_signature.
+func TestNewKIDBeatsKeyWithoutKID(t *testing.T) {
+	old, next := newSigner(t, "ES256", ""), newSigner(t, "ES256", "k2")
+	v, js, _ := remoteFixture(t, verifier.KeyOptions{RefetchCooldown: time.Hour}, old)
+	js.serve(http.StatusOK, jwksJSON(t, old, next))
+	before := js.fetches.Load()
+	if _, err := v.Verify(t.Context(), bearer(next.Sign(t, claims(issA)))); err != nil {
+		t.Fatalf("token with the newly published kid: %v", err)
+	}
+	if got := js.fetches.Load() - before; got != 1 {
+		t.Errorf("fetches = %d, want 1 (the unknown-kid refetch)", got)
+	}
+	if _, err := v.Verify(t.Context(), bearer(old.WithKID("anything").Sign(t, claims(issA)))); err != nil {
+		t.Errorf("the kid-less key, token naming another kid: %v", err)
+	}
+}
