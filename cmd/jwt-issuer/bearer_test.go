@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -251,7 +252,7 @@ func TestJWTBearerRefusals(t *testing.T) {
 		{name: "no assertion", assertion: "", wantStatus: 400, wantError: "invalid_request"},
 		{name: "bad scope", assertion: f.demo.Sign(t, f.claims("demo")), extra: url.Values{"scope": {`"x"`}}, wantStatus: 400, wantError: "invalid_scope"},
 	}
-	f.s.clients["nokey"] = "n-secret"
+	f.s.clients["nokey"] = sha256.Sum256([]byte("n-secret"))
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			resp, got := f.grant(t, tt.assertion, tt.auth, tt.extra)

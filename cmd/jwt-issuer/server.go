@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,7 +32,7 @@ const (
 type server struct {
 	cfg     config
 	keys    *keyRing
-	clients map[string]string // client id to secret
+	clients map[string][sha256.Size]byte // client id to the SHA-256 of its secret
 	log     *slog.Logger
 	now     func() time.Time // the clock; tests replace it
 
@@ -75,7 +76,7 @@ func newServer(cfg config, log *slog.Logger) (*server, error) {
 	s := &server{
 		cfg:      cfg,
 		keys:     keys,
-		clients:  clients,
+		clients:  hashSecrets(clients),
 		log:      log,
 		now:      time.Now,
 		registry: reg,
