@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -23,6 +22,7 @@ import (
 
 	"github.com/jwt-sidecar/jwt-sidecar/metrics"
 	"github.com/jwt-sidecar/jwt-sidecar/test/jwttest"
+	"github.com/jwt-sidecar/jwt-sidecar/test/proctest"
 	"github.com/jwt-sidecar/jwt-sidecar/verifier"
 )
 
@@ -200,7 +200,7 @@ type harness struct {
 	handler  http.Handler
 	upstream *upstream
 	reg      *prometheus.Registry
-	logs     *syncBuffer
+	logs     *proctest.Buffer
 }
 
 // newHarness builds the proxy with the real verifier. adjust may change the
@@ -210,7 +210,7 @@ func newHarness(t testing.TB, vc verifierConfig, adjust func(*Options)) *harness
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg)
 	up := newUpstream(t)
-	logs := &syncBuffer{}
+	logs := &proctest.Buffer{}
 	o := Options{
 		Upstream:     up.url(t),
 		Verifier:     newVerifier(t, vc, m),
@@ -293,25 +293,11 @@ func matches(m *dto.Metric, labels map[string]string) bool {
 	return true
 }
 
-// syncBuffer collects log output from concurrent handlers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-// lines decodes every JSON log line.
-func (s *syncBuffer) lines(t testing.TB) []map[string]any {
+// logLines decodes every JSON log line written to logs.
+func logLines(t testing.TB, logs *proctest.Buffer) []map[string]any {
 	t.Helper()
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	var out []map[string]any
-	for _, line := range strings.Split(strings.TrimSpace(s.b.String()), "\n") {
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
 		if line == "" {
 			continue
 		}
@@ -322,12 +308,6 @@ func (s *syncBuffer) lines(t testing.TB) []map[string]any {
 		out = append(out, m)
 	}
 	return out
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // b64 is base64url without padding, as in a compact JWS.

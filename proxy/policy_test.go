@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/jwt-sidecar/jwt-sidecar/metrics"
+	"github.com/jwt-sidecar/jwt-sidecar/test/proctest"
 	"github.com/jwt-sidecar/jwt-sidecar/verifier"
 )
 
@@ -94,7 +95,7 @@ func policyHarness(t testing.TB) (*harness, *metrics.Policy) {
 		t.Fatal(err)
 	}
 	up := newUpstream(t)
-	logs := &syncBuffer{}
+	logs := &proctest.Buffer{}
 	p, err := New(Options{
 		Upstream: up.url(t), Policy: pol, Recorder: m,
 		Logger: slog.New(slog.NewJSONHandler(logs, nil)),

@@ -285,7 +285,7 @@ func TestRefusalLog(t *testing.T) {
 	r := bearer("/secret", tok)
 	r.RemoteAddr = "198.51.100.9:4444"
 	h.serve(r)
-	lines := h.logs.lines(t)
+	lines := logLines(t, h.logs)
 	if len(lines) != 1 {
 		t.Fatalf("got %d log lines, want 1: %s", len(lines), h.logs)
 	}
