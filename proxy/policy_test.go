@@ -233,6 +233,9 @@ func TestDeniedResponse(t *testing.T) {
 	if !strings.Contains(h.logs.String(), `"rule":"default"`) || !strings.Contains(h.logs.String(), "no rule matches GET /nowhere") {
 		t.Errorf("the refusal log line lacks the rule and the detail:\n%s", h.logs)
 	}
+	if n := len(h.upstream.requests()); n != 0 {
+		t.Errorf("upstream saw %d requests, want 0", n)
+	}
 }
 
 func TestNewPolicyRefusesHeaderClashes(t *testing.T) {
@@ -313,6 +316,9 @@ func TestExplainAgreesWithTheHandler(t *testing.T) {
 			if !strings.Contains(h.logs.String(), `"reason":"`+string(ex.Reason)+`"`) {
 				t.Errorf("%s: explain's reason %s is not the one logged:\n%s", name, ex.Reason, h.logs)
 			}
+			if n := len(h.upstream.requests()); n != 0 {
+				t.Errorf("%s: refused, but the upstream saw %d requests", name, n)
+			}
 			continue
 		}
 		seen := h.upstream.only(t)
@@ -358,6 +364,7 @@ func TestSetPolicyUnderLoad(t *testing.T) {
 		stop     atomic.Bool
 		failures atomic.Int64
 		sent     atomic.Int64
+		answered atomic.Int64 // 200s: each one the upstream must have seen
 		wg       sync.WaitGroup
 		mu       sync.Mutex
 		problems []string
@@ -381,7 +388,11 @@ func TestSetPolicyUnderLoad(t *testing.T) {
 				resp.Body.Close()
 				// 200 (token, or the public policy) or 401 (no token, the
 				// first policy); anything else is a failure.
-				if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusUnauthorized {
+				switch resp.StatusCode {
+				case http.StatusOK:
+					answered.Add(1)
+				case http.StatusUnauthorized:
+				default:
 					failures.Add(1)
 				}
 			}
@@ -402,6 +413,10 @@ func TestSetPolicyUnderLoad(t *testing.T) {
 	wg.Wait()
 	if n := failures.Load(); n != 0 {
 		t.Errorf("%d of %d requests failed: %v", n, sent.Load(), problems)
+	}
+	// Only the forwarded requests arrived: no 401 leaked through a swap.
+	if got, want := len(h.upstream.requests()), answered.Load(); int64(got) != want {
+		t.Errorf("upstream saw %d requests, want the %d answered 200", got, want)
 	}
 	// A request decided and forwarded by the second policy (X-Auth-Who is
 	// set) was scrubbed by it too: the forged X-Auth-Email never arrives

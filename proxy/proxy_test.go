@@ -305,6 +305,9 @@ func TestRefusalLog(t *testing.T) {
 	if strings.Contains(h.logs.String(), tok) || strings.Contains(h.logs.String(), strings.Split(tok, ".")[2]) {
 		t.Errorf("the log contains the token")
 	}
+	if n := len(h.upstream.requests()); n != 0 {
+		t.Errorf("upstream saw %d requests, want 0", n)
+	}
 }
 
 func TestPublicPaths(t *testing.T) {
@@ -436,6 +439,9 @@ func TestCORSPreflight(t *testing.T) {
 		r.Header.Set("Access-Control-Request-Method", "GET")
 		if rec := h.serve(r); rec.Code != http.StatusUnauthorized {
 			t.Errorf("status = %d, want 401", rec.Code)
+		}
+		if n := len(h.upstream.requests()); n != 0 {
+			t.Errorf("upstream saw %d requests, want 0", n)
 		}
 	})
 }
