@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/jwt-sidecar/jwt-sidecar/test/jwttest"
+	"github.com/jwt-sidecar/jwt-sidecar/test/proctest"
 )
 
 // writeAtomic replaces path's content in one rename, as editors and
@@ -62,7 +63,7 @@ type fileApp struct {
 	*app
 	srv  *httptest.Server
 	path string
-	logs *syncWriter
+	logs *proctest.Buffer
 }
 
 func startFileApp(t *testing.T, dir, policy string, env map[string]string) *fileApp {
@@ -86,7 +87,7 @@ func startFileAppAt(t *testing.T, path string, env map[string]string) *fileApp {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncWriter{}
+	logs := &proctest.Buffer{}
 	a, err := newApp(cfg, slog.New(slog.NewJSONHandler(logs, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -168,23 +169,6 @@ func (f *fileApp) get(t *testing.T, path, user, service string) (int, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
-}
-
-type syncWriter struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (w *syncWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *syncWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
 }
 
 const (
