@@ -204,6 +204,7 @@ func TestAssertionCommand(t *testing.T) {
 		{"-client", "robot"},
 		{"-key", path},
 		{"-key", path, "-client", "robot", "-kid", "x", "-no-kid"},
+		{"-key", path, "-client", "robot", "-kid", ""},
 		{"-key", path, "-client", "robot", "extra"},
 	} {
 		if err := runAssertion(args, io.Discard, io.Discard, t0); err == nil {

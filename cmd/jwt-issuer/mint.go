@@ -14,12 +14,57 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 )
 
+// keyFlags are the signing-key flags that mint and assertion share.
+type keyFlags struct {
+	file  string
+	alg   string
+	kid   string
+	noKID bool
+}
+
+// bind adds -key (described by keyUsage), -alg, -kid and -no-kid to fs.
+func (k *keyFlags) bind(fs *flag.FlagSet, keyUsage string) {
+	fs.StringVar(&k.file, "key", "", keyUsage)
+	fs.StringVar(&k.alg, "alg", "", "signing alg (default from the key: RSA→RS256, P-256→ES256, P-384→ES384, P-521→ES512, Ed25519→EdDSA;\nalso RS384, RS512, PS256, PS384, PS512 for RSA keys)")
+	fs.StringVar(&k.kid, "kid", "", "kid header (default: the key's RFC 7638 thumbprint, as serve and jwks use)")
+	fs.BoolVar(&k.noKID, "no-kid", false, "omit the kid header")
+}
+
+// check refuses a missing -key and kid flags that contradict each other;
+// set names the flags given.
+func (k *keyFlags) check(set map[string]bool) error {
+	switch {
+	case k.file == "":
+		return errors.New("-key is required")
+	case k.noKID && k.kid != "":
+		return errors.New("-no-kid and a non-empty -kid contradict each other")
+	case set["kid"] && k.kid == "" && !k.noKID:
+		return errors.New("-kid is empty; add -no-kid to omit the kid")
+	}
+	return nil
+}
+
+// load reads the key and returns it with the JOSE header the flags ask
+// for: a -kid given overrides the thumbprint.
+func (k *keyFlags) load() (*signingKey, map[string]any, error) {
+	signer, err := readPrivateKey(k.file)
+	if err != nil {
+		return nil, nil, err
+	}
+	key, err := newSigningKey(signer, k.alg)
+	if err != nil {
+		return nil, nil, err
+	}
+	header := map[string]any{}
+	if k.kid != "" {
+		header["kid"] = k.kid
+	}
+	return key, header, nil
+}
+
 // mintOptions are the flags of mint.
 type mintOptions struct {
-	keyFile string
-	alg     string
-	kid     string
-	noKID   bool
+	key     keyFlags
 	iss     string
 	sub     string
 	aud     string
@@ -35,10 +80,7 @@ type mintOptions struct {
 // mintFlags binds the flags of mint to o.
 func mintFlags(o *mintOptions) *flag.FlagSet {
 	fs := flag.NewFlagSet("mint", flag.ContinueOnError)
-	fs.StringVar(&o.keyFile, "key", "", "PEM private key file (required)")
-	fs.StringVar(&o.alg, "alg", "", "signing alg (default from the key: RSA→RS256, P-256→ES256, P-384→ES384, P-521→ES512, Ed25519→EdDSA;\nalso RS384, RS512, PS256, PS384, PS512 for RSA keys)")
-	fs.StringVar(&o.kid, "kid", "", "kid header (default: the key's RFC 7638 thumbprint, as serve and jwks use)")
-	fs.BoolVar(&o.noKID, "no-kid", false, "omit the kid header")
+	o.key.bind(fs, "PEM private key file (required)")
 	fs.StringVar(&o.iss, "iss", "http://127.0.0.1:8080", "iss claim (empty: omitted)")
 	fs.StringVar(&o.sub, "sub", "demo", "sub claim (empty: omitted)")
 	fs.StringVar(&o.aud, "aud", "demo-api", "aud claim, comma-separated: one value is a string, several an array (empty: omitted)")
@@ -62,21 +104,13 @@ func runMint(args []string, stdout, stderr io.Writer, now time.Time) error {
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	switch {
-	case fs.NArg() > 0:
+	if fs.NArg() > 0 {
 		return fmt.Errorf("mint: unexpected argument %q", fs.Arg(0))
-	case o.keyFile == "":
-		return errors.New("mint: -key is required")
-	case o.noKID && o.kid != "":
-		return errors.New("mint: -no-kid and a non-empty -kid contradict each other")
-	case set["kid"] && o.kid == "" && !o.noKID:
-		return errors.New("mint: -kid is empty; add -no-kid to omit the kid")
 	}
-	signer, err := readPrivateKey(o.keyFile)
-	if err != nil {
+	if err := o.key.check(set); err != nil {
 		return fmt.Errorf("mint: %w", err)
 	}
-	key, err := newSigningKey(signer, o.alg)
+	key, header, err := o.key.load()
 	if err != nil {
 		return fmt.Errorf("mint: %w", err)
 	}
@@ -85,14 +119,10 @@ func runMint(args []string, stdout, stderr io.Writer, now time.Time) error {
 	for _, p := range o.claims {
 		claims[p.name] = p.value
 	}
-	header := map[string]any{}
-	if set["kid"] && !o.noKID {
-		header["kid"] = o.kid
-	}
 	for _, p := range o.headers {
 		header[p.name] = p.value
 	}
-	tok, err := key.sign(claims, header, !o.noKID)
+	tok, err := key.sign(claims, header, !o.key.noKID)
 	if err != nil {
 		return fmt.Errorf("mint: %w", err)
 	}
@@ -203,26 +233,20 @@ func parseValue(raw string) any {
 
 // assertionOptions are the flags of assertion.
 type assertionOptions struct {
-	keyFile string
-	alg     string
-	kid     string
-	noKID   bool
-	client  string
-	aud     string
-	jti     string
-	ttl     time.Duration
+	key    keyFlags
+	client string
+	aud    string
+	jti    string
+	ttl    time.Duration
 }
 
 // assertionFlags binds the flags of assertion to o.
 func assertionFlags(o *assertionOptions) *flag.FlagSet {
 	fs := flag.NewFlagSet("assertion", flag.ContinueOnError)
-	fs.StringVar(&o.keyFile, "key", "", "the client's PEM private key file (required); CLIENT_KEYS holds its public key")
+	o.key.bind(fs, "the client's PEM private key file (required); CLIENT_KEYS holds its public key")
 	fs.StringVar(&o.client, "client", "", "client_id: the iss and sub of the assertion (required)")
 	fs.StringVar(&o.aud, "aud", "http://127.0.0.1:8080/token", "aud: the issuer's ISSUER_URL or its token endpoint; comma-separated for an array")
 	fs.DurationVar(&o.ttl, "ttl", 5*time.Minute, "exp = now + ttl (serve refuses more than 1h)")
-	fs.StringVar(&o.alg, "alg", "", "signing alg (default from the key, as mint)")
-	fs.StringVar(&o.kid, "kid", "", "kid header (default: the key's RFC 7638 thumbprint)")
-	fs.BoolVar(&o.noKID, "no-kid", false, "omit the kid header")
 	fs.StringVar(&o.jti, "jti", "", "jti claim (default: a fresh random value; each assertion is single-use)")
 	return fs
 }
@@ -238,21 +262,16 @@ func runAssertion(args []string, stdout, stderr io.Writer, now time.Time) error 
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	switch {
-	case fs.NArg() > 0:
+	if fs.NArg() > 0 {
 		return fmt.Errorf("assertion: unexpected argument %q", fs.Arg(0))
-	case o.keyFile == "":
-		return errors.New("assertion: -key is required")
-	case o.client == "":
-		return errors.New("assertion: -client is required")
-	case o.noKID && o.kid != "":
-		return errors.New("assertion: -no-kid and a non-empty -kid contradict each other")
 	}
-	signer, err := readPrivateKey(o.keyFile)
-	if err != nil {
+	if err := o.key.check(set); err != nil {
 		return fmt.Errorf("assertion: %w", err)
 	}
-	key, err := newSigningKey(signer, o.alg)
+	if o.client == "" {
+		return errors.New("assertion: -client is required")
+	}
+	key, header, err := o.key.load()
 	if err != nil {
 		return fmt.Errorf("assertion: %w", err)
 	}
@@ -265,11 +284,7 @@ func runAssertion(args []string, stdout, stderr io.Writer, now time.Time) error 
 	}
 	setAudience(claims, o.aud)
 	setJTI(claims, o.jti, set["jti"])
-	header := map[string]any{}
-	if o.kid != "" {
-		header["kid"] = o.kid
-	}
-	tok, err := key.sign(claims, header, !o.noKID)
+	tok, err := key.sign(claims, header, !o.key.noKID)
 	if err != nil {
 		return fmt.Errorf("assertion: %w", err)
 	}
