@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/jwt-sidecar/jwt-sidecar/test/compare/comparison"
 )
@@ -17,17 +16,13 @@ const (
 	compareConcurrency = 16
 )
 
-var comparePhases = struct{ warmup, steady, outage, recovery time.Duration }{
-	time.Second, 3 * time.Second, 3 * time.Second, 2 * time.Second,
-}
-
 // stepCompare is (g): the same requests through a stateless sidecar and an
 // introspecting one, on a separate stack, while the issuer is killed and
 // restarted.
 func (d *demo) stepCompare(ctx context.Context) {
 	d.heading("(g) The stateless win, measured: jwt vs introspection through an issuer outage")
 	d.say("A separate stack on free ports: an issuer, the echo app, a sidecar per mode, and jwt-loadgen sending")
-	d.say("%d requests/s through each. After %s steady, the issuer is killed for %s, then restarted.", compareRate, comparePhases.steady, comparePhases.outage)
+	d.say("%d requests/s through each. After %s steady, the issuer is killed for %s, then restarted.", compareRate, comparison.Quick.Steady, comparison.Quick.Outage)
 	bin, err := filepath.Abs(d.opts.bin)
 	if err != nil {
 		d.unexpectedf("%v", err)
@@ -44,8 +39,7 @@ func (d *demo) stepCompare(ctx context.Context) {
 	o := comparison.Options{
 		Bin: bin, Dir: filepath.Join(d.opts.dir, "compare"), Modes: modes,
 		Rate: compareRate, Concurrency: compareConcurrency,
-		Warmup: comparePhases.warmup, Steady: comparePhases.steady, Outage: comparePhases.outage, Recovery: comparePhases.recovery,
-		ReadyTimeout: d.opts.timeout, Progress: d.out,
+		Phases: comparison.Quick, ReadyTimeout: d.opts.timeout, Progress: d.out,
 	}
 	res, err := comparison.Run(ctx, o)
 	if err != nil {

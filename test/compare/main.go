@@ -44,10 +44,6 @@ func main() {
 	os.Exit(code)
 }
 
-// quick are the phases of -quick: enough to see the difference, not to
-// quote numbers.
-var quick = map[string]time.Duration{"warmup": time.Second, "steady": 3 * time.Second, "outage": 3 * time.Second, "recovery": 2 * time.Second}
-
 // config is the flags.
 type config struct {
 	opts     comparison.Options
@@ -71,7 +67,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&o.Recovery, "recovery", 5*time.Second, "the phase after the issuer is back")
 	fs.DurationVar(&o.ReadyTimeout, "timeout", 30*time.Second, "how long each process may take to become ready")
 	short := fs.Bool("quick", false, fmt.Sprintf("short phases (warm-up %s, steady %s, outage %s, recovery %s) unless given explicitly",
-		quick["warmup"], quick["steady"], quick["outage"], quick["recovery"]))
+		comparison.Quick.Warmup, comparison.Quick.Steady, comparison.Quick.Outage, comparison.Quick.Recovery))
 	fs.StringVar(&c.jsonPath, "json", "", "also write the results as JSON to this file")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: go run ./test/compare [flags]\n\nStateless JWT verification vs token introspection on 127.0.0.1, with an issuer outage.\n\n")
@@ -86,9 +82,12 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if *short {
 		set := map[string]bool{}
 		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-		for name, d := range map[string]*time.Duration{"warmup": &o.Warmup, "steady": &o.Steady, "outage": &o.Outage, "recovery": &o.Recovery} {
+		q := comparison.Quick
+		for name, d := range map[string]struct{ to, quick *time.Duration }{
+			"warmup": {&o.Warmup, &q.Warmup}, "steady": {&o.Steady, &q.Steady}, "outage": {&o.Outage, &q.Outage}, "recovery": {&o.Recovery, &q.Recovery},
+		} {
 			if !set[name] {
-				*d = quick[name]
+				*d.to = *d.quick
 			}
 		}
 	}

@@ -57,11 +57,19 @@ type Options struct {
 	// (INTROSPECTION_CACHE_TTL 60s). Off, every request is verified in full.
 	Caches bool
 
-	Warmup, Steady, Outage, Recovery time.Duration
-	ReadyTimeout                     time.Duration // per process
+	Phases
+	ReadyTimeout time.Duration // per process
 
 	Progress io.Writer // one line per step; nil for none
 }
+
+// Phases are how long each phase of a run lasts.
+type Phases struct{ Warmup, Steady, Outage, Recovery time.Duration }
+
+// Quick are the phases of a short run, `go run ./test/compare -quick` and
+// the demo's last step: enough to see the difference, far too short to
+// quote.
+var Quick = Phases{Warmup: time.Second, Steady: 3 * time.Second, Outage: 3 * time.Second, Recovery: 2 * time.Second}
 
 // Validate reports every bad option at once.
 func (o Options) Validate() error {

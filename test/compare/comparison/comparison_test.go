@@ -402,7 +402,7 @@ func TestRecordedJWTRun(t *testing.T) {
 	}
 	target := "http://127.0.0.1:36765/compare"
 	r := compute(snaps, []modeSpec{{mode: ModeJWT, job: sidecarJob(ModeJWT), target: target}},
-		Options{Rate: 200, Concurrency: 32, Warmup: time.Second})
+		Options{Rate: 200, Concurrency: 32, Phases: Phases{Warmup: time.Second}})
 	if len(r.Failures) > 0 {
 		t.Errorf("failures: %q", r.Failures)
 	}
