@@ -64,6 +64,8 @@ type fileApp struct {
 	srv  *httptest.Server
 	path string
 	logs *proctest.Buffer
+	// seen counts the requests the upstream received.
+	seen *atomic.Int64
 }
 
 func startFileApp(t *testing.T, dir, policy string, env map[string]string) *fileApp {
@@ -75,7 +77,9 @@ func startFileApp(t *testing.T, dir, policy string, env map[string]string) *file
 
 func startFileAppAt(t *testing.T, path string, env map[string]string) *fileApp {
 	t.Helper()
+	seen := new(atomic.Int64)
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen.Add(1)
 		fmt.Fprintf(w, "sub=%s svc=%s", r.Header.Get("X-Auth-Subject"), r.Header.Get("X-Service-Account"))
 	}))
 	t.Cleanup(up.Close)
@@ -108,7 +112,7 @@ func startFileAppAt(t *testing.T, path string, env map[string]string) *fileApp {
 	srv := httptest.NewServer(a.proxy.Handler())
 	t.Cleanup(srv.Close)
 	t.Cleanup(a.proxy.CloseIdleConnections)
-	return &fileApp{app: a, srv: srv, path: path, logs: logs}
+	return &fileApp{app: a, srv: srv, path: path, logs: logs, seen: seen}
 }
 
 // reloads reads jwt_sidecar_config_reloads_total{result}.
@@ -171,6 +175,19 @@ func (f *fileApp) get(t *testing.T, path, user, service string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
+// refused gets path, expects the refusal want, and proves the upstream
+// never saw the request.
+func (f *fileApp) refused(t *testing.T, path, user, service string, want int) {
+	t.Helper()
+	before := f.seen.Load()
+	if code, _ := f.get(t, path, user, service); code != want {
+		t.Errorf("%s answers %d, want %d", path, code, want)
+	}
+	if n := f.seen.Load() - before; n != 0 {
+		t.Errorf("%s was refused, but the upstream saw %d requests", path, n)
+	}
+}
+
 const (
 	idpIssuer = "https://idp.test"
 	k8sIssuer = "https://kubernetes.default.svc.cluster.local"
@@ -206,6 +223,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	var (
 		stop              atomic.Bool
 		sent, flipDenied  atomic.Int64
+		forwarded         atomic.Int64 // 200s: each one the upstream must have seen
 		mu                sync.Mutex
 		problems          []string
 		wg                sync.WaitGroup
@@ -233,6 +251,9 @@ func TestReloadUnderLoad(t *testing.T) {
 				io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
 				ok := resp.StatusCode == http.StatusOK
+				if ok {
+					forwarded.Add(1)
+				}
 				if path == "/flip/b" {
 					ok = allowedFlipStatus[resp.StatusCode]
 					if resp.StatusCode == http.StatusForbidden {
@@ -249,8 +270,12 @@ func TestReloadUnderLoad(t *testing.T) {
 	}
 	expectFlip := func(want int) {
 		t.Helper()
-		if got, _ := f.get(t, "/flip/b", user, ""); got != want {
+		got, _ := f.get(t, "/flip/b", user, "")
+		if got != want {
 			t.Errorf("/flip now answers %d, want %d", got, want)
+		}
+		if got == http.StatusOK {
+			forwarded.Add(1)
 		}
 	}
 	steps := []struct {
@@ -284,6 +309,10 @@ func TestReloadUnderLoad(t *testing.T) {
 	}
 	if flipDenied.Load() == 0 {
 		t.Error("no request saw the deny version of /flip")
+	}
+	// Only the forwarded requests arrived: no 403 leaked through a reload.
+	if got, want := f.seen.Load(), forwarded.Load(); got != want {
+		t.Errorf("upstream saw %d requests, want the %d answered 200", got, want)
 	}
 	if got := fetches.Load(); got != initialFetches {
 		t.Errorf("the unchanged JWKS source was fetched %d more times across reloads, want 0", got-initialFetches)
@@ -349,9 +378,8 @@ rules:`, 1) + "  - {name: internal, match: {prefix: /internal}, require: k8s}\n"
 	if n := gaugeCount(t, f.reg, "jwt_sidecar_keys"); n != 1 {
 		t.Errorf("jwt_sidecar_keys has %d series after the removal, want 1", n)
 	}
-	if code, _ := f.get(t, "/internal/x", "", svc); code != http.StatusForbidden {
-		t.Errorf("after removing k8s: /internal answers %d, want 403 (no rule)", code)
-	}
+	// After removing k8s, /internal has no rule: 403.
+	f.refused(t, "/internal/x", "", svc, http.StatusForbidden)
 }
 
 // TestConfigMapSymlinkSwap updates the file the way the kubelet updates a
@@ -396,9 +424,7 @@ func TestConfigMapSymlinkSwap(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond) // the poll interval
 	}
-	if code, _ := f.get(t, "/flip", user, ""); code != http.StatusForbidden {
-		t.Errorf("/flip = %d after the swap, want 403", code)
-	}
+	f.refused(t, "/flip", user, "", http.StatusForbidden)
 }
 
 func TestConfigFileRefusesPolicyVariables(t *testing.T) {
