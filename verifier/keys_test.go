@@ -370,3 +370,24 @@ func TestNewKIDBeatsKeyWithoutKID(t *testing.T) {
 		t.Errorf("the kid-less key, token naming another kid: %v", err)
 	}
 }
+
+// TestEmptyKIDIsNoKID: an explicit "kid":"" names no key, so it is looked
+// up as a token without a kid. One such token must not narrow what later
+// tokens without a kid are verified with: with two PEM keys (a rotation),
+// a token signed by the second still verifies.
+func TestEmptyKIDIsNoKID(t *testing.T) {
+	k1, k2 := newSigner(t, "ES256", ""), newSigner(t, "ES256", "")
+	pem, err := verifier.NewStaticSource("pem", []string{issA}, []verifier.StaticKey{{Key: k1.Key.Public()}, {Key: k2.Key.Public()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := mustKeys(t, verifier.KeyOptions{}, nil, pem)
+	load(t, keys)
+	v := mustVerifier(t, verifier.Options{Keys: keys})
+	empty := map[string]any{"kid": ""}
+	for _, tok := range []string{k1.SignWith(t, claims(issA), empty), k2.SignWith(t, claims(issA), empty), k2.Sign(t, claims(issA)), k1.Sign(t, claims(issA))} {
+		if _, err := v.Verify(t.Context(), bearer(tok)); err != nil {
+			t.Errorf("%v", err)
+		}
+	}
+}

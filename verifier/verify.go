@@ -201,6 +201,13 @@ func (v *Verifier) verify(ctx context.Context, token string) (*Claims, error) {
 			if kid, ok = k.(string); !ok {
 				return nil, fail(Malformed, "kid is not a string")
 			}
+			if kid == "" {
+				// An empty kid names no key. keyfunc would look it up as
+				// the first key without a kid, where an absent kid gets
+				// them all; the key memo, keyed by kid, cannot tell the
+				// two apart, so both must ask for the same thing.
+				delete(t.Header, "kid")
+			}
 		}
 		mc, _ := t.Claims.(jwt.MapClaims)
 		s, ok := mc["iss"].(string)
