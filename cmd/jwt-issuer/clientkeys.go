@@ -7,9 +7,7 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rsa"
-	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
@@ -17,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/MicahParks/jwkset"
+	"github.com/jwt-sidecar/jwt-sidecar/verifier"
 )
 
 // minRSABits is the smallest RSA modulus a client key may have (RFC 7518
@@ -68,56 +67,34 @@ func loadClientKeys(entries []string) (map[string][]clientKey, error) {
 	return keys, nil
 }
 
-// readClientKeys reads a PEM public key, or a JWKS when the file is JSON.
+// readClientKeys reads a JWKS when the file is JSON, else the PEM public
+// keys (PKIX, PKCS #1 or a certificate) with the sidecar's own
+// PUBLIC_KEY_FILES reader, which refuses private keys.
 func readClientKeys(path string) ([]clientKey, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	var keys []clientKey
 	if bytes.HasPrefix(bytes.TrimSpace(b), []byte("{")) {
-		keys, err = parseClientJWKS(b)
-	} else {
-		var k clientKey
-		k, err = parseClientPEM(b)
-		keys = []clientKey{k}
+		keys, err := parseClientJWKS(b)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		return keys, nil
 	}
+	static, err := verifier.ReadPublicKeys(path) // its errors name path
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, err
+	}
+	keys := make([]clientKey, len(static))
+	for i, k := range static {
+		algs, err := publicAlgs(k.Key)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		keys[i] = clientKey{algs: algs, public: k.Key}
 	}
 	return keys, nil
-}
-
-// parseClientPEM decodes a PKIX ("PUBLIC KEY") or PKCS #1 ("RSA PUBLIC
-// KEY") public key. A private key is refused: the issuer never needs one of
-// a client.
-func parseClientPEM(b []byte) (clientKey, error) {
-	block, _ := pem.Decode(b)
-	if block == nil {
-		return clientKey{}, errors.New("neither a PEM public key nor a JWKS")
-	}
-	var (
-		pub any
-		err error
-	)
-	switch block.Type {
-	case "PUBLIC KEY":
-		pub, err = x509.ParsePKIXPublicKey(block.Bytes)
-	case "RSA PUBLIC KEY":
-		pub, err = x509.ParsePKCS1PublicKey(block.Bytes)
-	case "PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY":
-		return clientKey{}, fmt.Errorf("PEM block %q is a private key; register its public key (jwt-issuer pubkey -key FILE)", block.Type)
-	default:
-		return clientKey{}, fmt.Errorf("PEM block %q is not a public key", block.Type)
-	}
-	if err != nil {
-		return clientKey{}, fmt.Errorf("parse %s: %w", block.Type, err)
-	}
-	algs, err := publicAlgs(pub)
-	if err != nil {
-		return clientKey{}, err
-	}
-	return clientKey{algs: algs, public: pub}, nil
 }
 
 // parseClientJWKS decodes the signing keys of a JWK Set. Keys for another

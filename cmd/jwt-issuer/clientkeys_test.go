@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"io"
+	"math/big"
 	"net/http"
 	"net/url"
 	"os"
@@ -41,6 +42,11 @@ func TestLoadClientKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	der, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{SerialNumber: big.NewInt(1)}, &x509.Certificate{SerialNumber: big.NewInt(1)}, ecSigner.Key.Public(), ecSigner.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 	jwk := func(s jwttest.Signer, edit func(map[string]any)) []byte {
 		var m map[string]any
 		if err := json.Unmarshal(s.JWK(t), &m); err != nil {
@@ -68,8 +74,9 @@ func TestLoadClientKeys(t *testing.T) {
 		{name: "JWKS with alg", file: jwk(rsaSigner, nil), wantKID: "r1", wantAlgs: []string{"RS256"}},
 		{name: "JWKS without alg", file: jwk(rsaSigner, func(m map[string]any) { delete(m, "alg") }), wantKID: "r1", wantAlgs: rsaAlgs()},
 		{name: "JWKS with leading space", file: append([]byte("\n  "), jwk(ecSigner, nil)...), wantKID: "e1", wantAlgs: []string{"ES384"}},
-		{name: "private PEM", file: private, wantErr: "private key"},
-		{name: "not PEM", file: []byte("hello"), wantErr: "neither"},
+		{name: "certificate", file: cert, wantAlgs: []string{"ES384"}},
+		{name: "private PEM", file: private, wantErr: `"PRIVATE KEY" is not a public key`},
+		{name: "not PEM", file: []byte("hello"), wantErr: "no PEM public key"},
 		{name: "certificate request PEM", file: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: []byte{1}}), wantErr: "not a public key"},
 		{name: "small RSA", file: func() []byte {
 			k, err := rsa.GenerateKey(rand.Reader, 1024)
