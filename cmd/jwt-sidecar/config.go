@@ -274,22 +274,8 @@ func (c *Config) checkKeys(bad func(name, format string, args ...any)) {
 		// OIDC issuer, mixing its keys with others'. Say so instead.
 		bad("ISSUERS", "required when other key sources are combined with OIDC_ISSUER_URL: they verify tokens from ISSUERS")
 	}
-	if len(c.Algorithms) == 0 {
-		bad("ALGORITHMS", "must not be empty")
-	}
-	for _, a := range c.Algorithms {
-		switch {
-		case strings.EqualFold(a, "none"):
-			bad("ALGORITHMS", "none is never allowed")
-		case slices.Contains(verifier.HMACAlgorithms, a):
-			if c.HMACSecretFile == "" {
-				bad("ALGORITHMS", "%s needs HMAC_SECRET_FILE", a)
-			}
-		case c.HMACSecretFile != "":
-			bad("ALGORITHMS", "%s cannot be used with HMAC_SECRET_FILE, which allows only HS256, HS384 and HS512", a)
-		case !slices.Contains(verifier.DefaultAlgorithms, a):
-			bad("ALGORITHMS", "%q is not a supported algorithm (%s)", a, strings.Join(append(slices.Clone(verifier.DefaultAlgorithms), verifier.HMACAlgorithms...), ", "))
-		}
+	for _, msg := range algorithmProblems(c.Algorithms, "HMAC_SECRET_FILE", c.HMACSecretFile != "") {
+		bad("ALGORITHMS", "%s", msg)
 	}
 	if c.HMACSecretFile != "" {
 		// An HMAC secret beside public keys invites key confusion; one
@@ -298,6 +284,31 @@ func (c *Config) checkKeys(bad func(name, format string, args ...any)) {
 			bad("HMAC_SECRET_FILE", "cannot be combined with public-key sources")
 		}
 	}
+}
+
+// algorithmProblems checks an allow-list of algorithms: ALGORITHMS, and a
+// CONFIG_FILE provider's algorithms. hmacField names the setting of the
+// HMAC secret, which hmac says is set: it allows HS* and nothing else.
+func algorithmProblems(algs []string, hmacField string, hmac bool) []string {
+	if len(algs) == 0 {
+		return []string{"must not be empty"}
+	}
+	var out []string
+	for _, a := range algs {
+		switch {
+		case strings.EqualFold(a, "none"):
+			out = append(out, "none is never allowed")
+		case slices.Contains(verifier.HMACAlgorithms, a):
+			if !hmac {
+				out = append(out, a+" needs "+hmacField)
+			}
+		case hmac:
+			out = append(out, a+" cannot be used with "+hmacField+", which allows only HS256, HS384 and HS512")
+		case !slices.Contains(verifier.DefaultAlgorithms, a):
+			out = append(out, fmt.Sprintf("%q is not a supported algorithm (%s)", a, strings.Join(append(slices.Clone(verifier.DefaultAlgorithms), verifier.HMACAlgorithms...), ", ")))
+		}
+	}
+	return out
 }
 
 // checkIntrospection is introspection mode's part of Validate. ISSUERS is

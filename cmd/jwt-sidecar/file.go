@@ -415,13 +415,8 @@ func (d *decoder) provider(o *object, path string) fileProvider {
 	}
 	if n, fp := field("algorithms"); n != nil {
 		p.Algorithms = d.strings(n, fp)
-		if len(p.Algorithms) == 0 {
-			d.errorf(n, fp, "must not be empty")
-		}
-		for _, a := range p.Algorithms {
-			if msg := algorithmProblem(a, p.HMACSecretFile != ""); msg != "" {
-				d.errorf(n, fp, "%s", msg)
-			}
+		for _, msg := range algorithmProblems(p.Algorithms, "hmac_secret_file", p.HMACSecretFile != "") {
+			d.errorf(n, fp, "%s", msg)
 		}
 	} else if p.HMACSecretFile != "" {
 		p.Algorithms = slices.Clone(verifier.HMACAlgorithms)
@@ -473,23 +468,6 @@ func (d *decoder) provider(o *object, path string) fileProvider {
 		p.ForwardToken = d.boolean(n, fp)
 	}
 	return p
-}
-
-// algorithmProblem is Config.Validate's rule for one ALGORITHMS entry.
-func algorithmProblem(a string, hmac bool) string {
-	switch {
-	case strings.EqualFold(a, "none"):
-		return "none is never allowed"
-	case slices.Contains(verifier.HMACAlgorithms, a):
-		if !hmac {
-			return a + " needs hmac_secret_file"
-		}
-	case hmac:
-		return a + " cannot be used with hmac_secret_file, which allows only HS256, HS384 and HS512"
-	case !slices.Contains(verifier.DefaultAlgorithms, a):
-		return fmt.Sprintf("%q is not a supported algorithm (%s)", a, strings.Join(append(slices.Clone(verifier.DefaultAlgorithms), verifier.HMACAlgorithms...), ", "))
-	}
-	return ""
 }
 
 // claimHeaders reads claims_to_headers: a mapping of claim paths to
