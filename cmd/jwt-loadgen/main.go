@@ -21,7 +21,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/jwt-sidecar/jwt-sidecar/cmd/internal/cli"
@@ -138,21 +137,13 @@ func (a *app) serve(ctx context.Context) error {
 	return err
 }
 
-// adminHandler serves /metrics from the command's own registry, /healthz
-// while the process runs, and /readyz once the first token is in hand and
-// load is going.
+// adminHandler is cli.AdminHandler, ready once the first token is in hand
+// and load is going.
 func (a *app) adminHandler(sending *atomic.Bool) http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelError)}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		io.WriteString(w, "ok\n")
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+	return cli.AdminHandler(a.reg, a.log, func() error {
 		if !sending.Load() {
-			http.Error(w, "no token yet", http.StatusServiceUnavailable)
-			return
+			return errors.New("no token yet")
 		}
-		io.WriteString(w, "ok\n")
+		return nil
 	})
-	return mux
 }

@@ -97,20 +97,27 @@ func (s Service) Run(ctx context.Context) error {
 	return nil
 }
 
-// adminHandler serves /metrics from the command's own registry, /healthz
-// while the process runs, and /readyz: 503 while draining or not Ready.
+// adminHandler is AdminHandler, not ready while draining or not Ready.
 func (s Service) adminHandler(draining *atomic.Bool) http.Handler {
+	return AdminHandler(s.Metrics, s.Log, func() error {
+		if draining.Load() {
+			return errors.New("shutting down")
+		}
+		return s.Ready()
+	})
+}
+
+// AdminHandler serves /metrics from the command's own registry, /healthz
+// while the process runs, and /readyz: 503 with ready's error as the body,
+// else 200.
+func AdminHandler(metrics prometheus.Gatherer, log *slog.Logger, ready func() error) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Metrics, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(s.Log.Handler(), slog.LevelError)}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelError)}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		io.WriteString(w, "ok\n")
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if draining.Load() {
-			http.Error(w, "shutting down", http.StatusServiceUnavailable)
-			return
-		}
-		if err := s.Ready(); err != nil {
+		if err := ready(); err != nil {
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
 		}
