@@ -3,7 +3,6 @@ package verifier
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -100,7 +99,7 @@ type Introspector struct {
 	timeout    time.Duration
 	maxBytes   int64
 	ttl        time.Duration
-	cache      *introspectionCache
+	cache      *tokenCache[answer]
 	lookups    []Lookup
 	maxSize    int
 	issuers    []string
@@ -173,7 +172,7 @@ func NewIntrospector(o IntrospectionOptions) (*Introspector, error) {
 		now: o.Now,
 	}
 	if o.CacheTTL > 0 {
-		in.cache = newIntrospectionCache(o.CacheSize)
+		in.cache = newTokenCache[answer](o.CacheSize)
 	}
 	return in, nil
 }
@@ -232,15 +231,33 @@ func (in *Introspector) Verify(ctx context.Context, r *http.Request) (Claims, er
 	return c, err
 }
 
+// answer is a token cache entry of introspection mode: an active answer,
+// held until its own deadline, min(INTROSPECTION_CACHE_TTL, exp). Unlike
+// jwt mode's entries, which live until the key set changes, every entry
+// expires on its own, which is the whole point: a revoked token passes for
+// at most the TTL.
+type answer struct {
+	claims *Claims
+	until  time.Time
+}
+
+// expiredAt is the staleness rule of answers at now.
+func expiredAt(now time.Time) func(answer) bool {
+	return func(a answer) bool { return !now.Before(a.until) }
+}
+
 // IntrospectToken is Verify without the request.
 func (in *Introspector) IntrospectToken(ctx context.Context, token string) (Claims, error) {
-	sum := sha256.Sum256([]byte(token))
+	sum := hashToken(token)
 	if in.cache != nil {
 		now := in.now()
-		if c, ok := in.cache.get(&sum, now); ok {
-			in.rec.TokenCache(true)
-			in.checks.accepted(c, now)
-			return *c, nil
+		if a, ok := in.cache.get(&sum); ok {
+			if now.Before(a.until) {
+				in.rec.TokenCache(true)
+				in.checks.accepted(a.claims, now)
+				return *a.claims, nil
+			}
+			in.cache.drop(&sum, expiredAt(now))
 		}
 		in.rec.TokenCache(false)
 	}
@@ -261,7 +278,7 @@ func (in *Introspector) IntrospectToken(ctx context.Context, token string) (Clai
 			until = c.Expiry
 		}
 		if until.After(now) {
-			in.cache.put(&sum, c, until, now)
+			in.cache.put(&sum, answer{claims: c, until: until}, expiredAt(now))
 		}
 	}
 	in.checks.accepted(c, now)
@@ -413,10 +430,10 @@ func (in *Introspector) check(c *Claims, values map[string]any, now time.Time) *
 	if c.Expiry.IsZero() && in.requireExp {
 		return fail(Malformed, "the active token has no exp, and exp is required")
 	}
-	if err := in.checks.checkTimes(c, now); err != nil {
-		if r, _ := ReasonOf(err); r == Expired {
-			return fail(Expired, "exp %s has passed, beyond the clock skew of %s", c.Expiry.Format(time.RFC3339), in.checks.skew)
-		}
+	switch in.checks.checkTimes(c, now) {
+	case Expired:
+		return fail(Expired, "exp %s has passed, beyond the clock skew of %s", c.Expiry.Format(time.RFC3339), in.checks.skew)
+	case NotYetValid:
 		return fail(NotYetValid, "nbf %s is in the future, beyond the clock skew of %s", c.NotBefore.Format(time.RFC3339), in.checks.skew)
 	}
 	if !c.IssuedAt.IsZero() && c.IssuedAt.After(now.Add(in.checks.skew)) {

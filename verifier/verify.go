@@ -5,7 +5,6 @@ package verifier
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -15,7 +14,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unsafe"
 
 	"github.com/golang-jwt/jwt/v5"
 )
@@ -65,7 +63,7 @@ type Verifier struct {
 	skew      time.Duration
 	scopes    []string
 	maxSize   int
-	cache     *tokenCache
+	cache     *tokenCache[verified]
 	rec       Recorder
 	now       func() time.Time
 	parser    *jwt.Parser
@@ -121,7 +119,7 @@ func New(o Options) (*Verifier, error) {
 		skew:      o.ClockSkew,
 		scopes:    o.RequiredScopes,
 		maxSize:   o.MaxTokenSize,
-		cache:     newTokenCache(o.CacheSize),
+		cache:     newTokenCache[verified](o.CacheSize),
 		rec:       o.Recorder,
 		now:       o.Now,
 		parser:    jwt.NewParser(opts...),
@@ -153,23 +151,23 @@ func (v *Verifier) VerifyToken(ctx context.Context, token string) (Claims, error
 	if len(token) > v.maxSize {
 		return Claims{}, fail(Malformed, "token of %d bytes exceeds the limit of %d", len(token), v.maxSize)
 	}
-	// Hash the string's bytes in place: a copy would be the only
-	// allocation on the cache-hit path, and Sum256 does not keep them.
-	sum := sha256.Sum256(unsafe.Slice(unsafe.StringData(token), len(token)))
+	sum := hashToken(token)
 	now := v.now()
+	// Read before the token is verified: keys withdrawn from here on
+	// invalidate what this verification caches.
+	epoch := v.keys.epoch()
+	stale := func(e verified) bool { return e.epoch != epoch || v.checkTimes(e.claims, now) != "" }
 	if v.cache != nil {
-		if c, ok := v.cache.get(&sum, v.keys.epoch()); ok {
-			if err := v.checkTimes(c, now); err != nil {
-				v.cache.drop(&sum)
-			} else {
+		if e, ok := v.cache.get(&sum); ok && e.epoch == epoch {
+			if v.checkTimes(e.claims, now) == "" {
 				v.rec.TokenCache(true)
-				v.accepted(c, now)
-				return *c, nil
+				v.accepted(e.claims, now)
+				return *e.claims, nil
 			}
+			v.cache.drop(&sum, stale)
 		}
 		v.rec.TokenCache(false)
 	}
-	epoch := v.keys.epoch()
 	c, err := v.verify(ctx, token)
 	if err != nil {
 		var e *Error
@@ -179,7 +177,7 @@ func (v *Verifier) VerifyToken(ctx context.Context, token string) (Claims, error
 		return Claims{}, err
 	}
 	if v.cache != nil {
-		v.cache.put(&sum, c, epoch)
+		v.cache.put(&sum, verified{claims: c, epoch: epoch}, stale)
 	}
 	v.accepted(c, now)
 	return *c, nil
@@ -369,15 +367,23 @@ func HasScope(values map[string]any, want string) bool {
 	return false
 }
 
-// checkTimes re-checks exp and nbf for a cached token.
-func (v *Verifier) checkTimes(c *Claims, now time.Time) error {
+// verified is a token cache entry of jwt mode: the claims hold until exp
+// (checked on every hit) or until a key is withdrawn (the epoch changes).
+type verified struct {
+	claims *Claims
+	epoch  uint64
+}
+
+// checkTimes re-checks exp and nbf, with the skew, for claims already
+// verified: Expired, NotYetValid, or "" when they hold now.
+func (v *Verifier) checkTimes(c *Claims, now time.Time) Reason {
 	if !c.Expiry.IsZero() && !now.Before(c.Expiry.Add(v.skew)) {
-		return &Error{Reason: Expired}
+		return Expired
 	}
 	if !c.NotBefore.IsZero() && now.Before(c.NotBefore.Add(-v.skew)) {
-		return &Error{Reason: NotYetValid}
+		return NotYetValid
 	}
-	return nil
+	return ""
 }
 
 // accepted records clock-skew telemetry for an accepted token.
