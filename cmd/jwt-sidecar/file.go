@@ -473,39 +473,39 @@ func (d *decoder) provider(o *object, path string) fileProvider {
 // claimHeaders reads claims_to_headers: a mapping of claim paths to
 // header names, in the file's order.
 func (d *decoder) claimHeaders(n *yaml.Node, path string) []proxy.ClaimHeader {
-	if n.Kind != yaml.MappingNode {
-		d.errorf(n, path, "want a mapping of claim: Header, e.g. {sub: X-Auth-Subject}, not %s", describe(n))
-		return nil
-	}
 	var out []proxy.ClaimHeader
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], resolve(n.Content[i+1])
-		claim, ok := d.str(k, path)
-		if !ok {
-			continue
-		}
-		fp := path + "." + claim
+	d.claimMap(n, path, "a mapping of claim: Header, e.g. {sub: X-Auth-Subject}", func(claim, fp string, v *yaml.Node) {
 		header, ok := d.str(v, fp)
 		if !ok {
-			continue
+			return
 		}
 		parsed, err := proxy.ParseClaimHeaders(claim + "=" + header)
 		if err != nil || len(parsed) != 1 || strings.ContainsAny(claim, ",=") {
 			d.errorf(v, fp, "%s: %v", header, headerError(err))
-			continue
+			return
 		}
-		dup := false
-		for _, seen := range out {
-			if sameHeader(seen.Header, parsed[0].Header) {
-				d.errorf(v, fp, "header %s is mapped twice", header)
-				dup = true
-			}
+		if slices.ContainsFunc(out, func(seen proxy.ClaimHeader) bool { return sameHeader(seen.Header, parsed[0].Header) }) {
+			d.errorf(v, fp, "header %s is mapped twice", header)
+			return
 		}
-		if !dup {
-			out = append(out, parsed[0])
+		out = append(out, parsed[0])
+	})
+	return out
+}
+
+// claimMap reads a mapping keyed by claim paths, in the file's order,
+// calling f with each claim, its field path and its value. want says what
+// the mapping holds, for the error when n is no mapping.
+func (d *decoder) claimMap(n *yaml.Node, path, want string, f func(claim, fp string, v *yaml.Node)) {
+	if n.Kind != yaml.MappingNode {
+		d.errorf(n, path, "want %s, not %s", want, describe(n))
+		return
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if claim, ok := d.str(n.Content[i], path); ok {
+			f(claim, path+"."+claim, resolve(n.Content[i+1]))
 		}
 	}
-	return out
 }
 
 func headerError(err error) error {
@@ -702,18 +702,8 @@ func known(providers map[string]bool) string {
 // claims reads required claim values: claim: value, or claim: [values]
 // (any one suffices).
 func (d *decoder) claims(n *yaml.Node, path string) []verifier.ClaimRequirement {
-	if n.Kind != yaml.MappingNode {
-		d.errorf(n, path, "want a mapping of claim: value or claim: [values], not %s", describe(n))
-		return nil
-	}
 	var out []verifier.ClaimRequirement
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], resolve(n.Content[i+1])
-		claim, ok := d.str(k, path)
-		if !ok {
-			continue
-		}
-		fp := path + "." + claim
+	d.claimMap(n, path, "a mapping of claim: value or claim: [values]", func(claim, fp string, v *yaml.Node) {
 		cr := verifier.ClaimRequirement{Claim: claim}
 		items := []*yaml.Node{v}
 		if v.Kind == yaml.SequenceNode {
@@ -728,7 +718,7 @@ func (d *decoder) claims(n *yaml.Node, path string) []verifier.ClaimRequirement 
 			}
 		}
 		out = append(out, cr)
-	}
+	})
 	return out
 }
 
