@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -13,10 +12,10 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/jwt-sidecar/jwt-sidecar/test/proctest"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
@@ -47,16 +46,16 @@ func TestDashboardMetricsLive(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	issuerAddr := freeLoopbackAddr(t)
+	issuerAddr := proctest.FreeAddr(t)
 	issuerURL := "http://" + issuerAddr
 	issuer := startLive(t, bin, "jwt-issuer", "serve",
 		"LISTEN_ADDR="+issuerAddr, "ISSUER_URL="+issuerURL,
 		"CLIENTS=test:test-secret,loadgen:loadgen-secret,sidecar:sidecar-secret")
-	issuer.waitStatus(t, issuerURL+"/healthz", http.StatusOK)
+	issuer.waitReady(t, issuerURL+"/healthz")
 
-	upstreamAddr := freeLoopbackAddr(t)
+	upstreamAddr := proctest.FreeAddr(t)
 	upstream := startLive(t, bin, "echo-upstream", "", "LISTEN_ADDR="+upstreamAddr)
-	upstream.waitStatus(t, "http://"+upstreamAddr+"/healthz", http.StatusOK)
+	upstream.waitReady(t, "http://"+upstreamAddr+"/healthz")
 
 	common := []string{"UPSTREAM_URL=http://" + upstreamAddr, "ISSUERS=" + issuerURL, "AUDIENCES=demo-api"}
 	jwtMode := startSidecar(t, bin, slices.Concat(common, []string{
@@ -79,12 +78,12 @@ func TestDashboardMetricsLive(t *testing.T) {
 		}
 	}
 
-	loadgenAdmin := freeLoopbackAddr(t)
+	loadgenAdmin := proctest.FreeAddr(t)
 	loadgen := startLive(t, bin, "jwt-loadgen", "",
 		"TOKEN_URL="+issuerURL+"/token", "CLIENT_ID=loadgen", "CLIENT_SECRET=loadgen-secret",
 		"TARGETS=http://"+jwtMode.listen+"/load,http://"+introMode.listen+"/load",
 		"RATE=20", "CONCURRENCY=2", "DURATION=2m", "ADMIN_ADDR="+loadgenAdmin)
-	loadgen.waitStatus(t, "http://"+loadgenAdmin+"/healthz", http.StatusOK)
+	loadgen.waitReady(t, "http://"+loadgenAdmin+"/healthz")
 	loadgen.waitForLoad(t, "http://"+loadgenAdmin+"/metrics", 2)
 
 	scraped := map[string][]byte{
@@ -238,27 +237,12 @@ func labelValues(ss []exposedSeries, name string) map[string]bool {
 	return values
 }
 
-// freeLoopbackAddr returns a 127.0.0.1 address that was free a moment ago.
-func freeLoopbackAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // liveProc is one of the project's binaries running for a test.
-type liveProc struct {
-	name   string
-	output *lockedBuffer
-	exited chan struct{}
-}
+type liveProc struct{ *proctest.Child }
 
 // startLive runs bin/name with exactly env (and one argument unless arg is
-// empty). The process is killed when the test ends; its output is logged if
-// the test failed.
+// empty), its output in a log file of the test. The process is killed when
+// the test ends; the end of its log is shown if the test failed.
 func startLive(t *testing.T, bin, name, arg string, env ...string) *liveProc {
 	t.Helper()
 	var args []string
@@ -267,42 +251,28 @@ func startLive(t *testing.T, bin, name, arg string, env ...string) *liveProc {
 	}
 	cmd := exec.Command(filepath.Join(bin, name), args...)
 	cmd.Env = env
-	p := &liveProc{name: name, output: &lockedBuffer{}, exited: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = p.output, p.output
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
+	c, err := proctest.StartChild(name, filepath.Join(t.TempDir(), name+".log"), cmd)
+	if err != nil {
+		t.Fatal(err)
 	}
-	go func() {
-		cmd.Wait()
-		close(p.exited)
-	}()
 	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-p.exited
+		c.Kill()
 		if t.Failed() {
-			t.Logf("%s output:\n%s", name, p.output)
+			t.Logf("%s output:\n%s", name, c.Tail(200))
 		}
 	})
-	return p
+	return &liveProc{c}
 }
 
 var liveClient = &http.Client{Timeout: 5 * time.Second}
 
-// waitStatus polls url until it answers want. It fails after
+// waitReady polls url until it answers 200. It fails after
 // liveStartTimeout, or at once if the process exits.
-func (p *liveProc) waitStatus(t *testing.T, url string, want int) {
+func (p *liveProc) waitReady(t *testing.T, url string) {
 	t.Helper()
-	var last string
-	p.poll(t, func() bool {
-		resp, err := liveClient.Get(url)
-		if err != nil {
-			last = err.Error()
-			return false
-		}
-		resp.Body.Close()
-		last = resp.Status
-		return resp.StatusCode == want
-	}, func() string { return fmt.Sprintf("%s did not answer %d (last: %s)", url, want, last) })
+	if err := p.WaitReady(t.Context(), url, liveStartTimeout); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // waitForLoad polls the load generator's metrics until it has sent requests
@@ -337,10 +307,8 @@ func (p *liveProc) poll(t *testing.T, ready func() bool, failure func() string) 
 	t.Helper()
 	deadline := time.Now().Add(liveStartTimeout)
 	for !ready() {
-		select {
-		case <-p.exited:
-			t.Fatalf("%s exited: %s", p.name, failure())
-		default:
+		if p.Exited() {
+			t.Fatalf("%s: %v", failure(), p.Died())
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("%s, within %s", failure(), liveStartTimeout)
@@ -360,13 +328,13 @@ type sidecarProc struct {
 // /readyz answers 200.
 func startSidecar(t *testing.T, bin string, env []string) *sidecarProc {
 	t.Helper()
-	s := &sidecarProc{job: jobSidecarJWT, listen: freeLoopbackAddr(t), admin: freeLoopbackAddr(t)}
+	s := &sidecarProc{job: jobSidecarJWT, listen: proctest.FreeAddr(t), admin: proctest.FreeAddr(t)}
 	if slices.Contains(env, "AUTH_MODE=introspection") {
 		s.job = jobSidecarIntro
 	}
 	s.liveProc = startLive(t, bin, "jwt-sidecar", "", slices.Concat(env,
 		[]string{"LISTEN_ADDR=" + s.listen, "ADMIN_ADDR=" + s.admin, "LOG_LEVEL=warn"})...)
-	s.waitStatus(t, "http://"+s.admin+"/readyz", http.StatusOK)
+	s.waitReady(t, "http://"+s.admin+"/readyz")
 	return s
 }
 
@@ -450,22 +418,4 @@ func lintExposition(t *testing.T, promtool, job string, body []byte) {
 	if err != nil || len(bytes.TrimSpace(out)) > 0 {
 		t.Errorf("promtool check metrics on the %s exposition: %v\n%s", job, err, out)
 	}
-}
-
-// lockedBuffer collects a process's output from two pipes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
