@@ -224,13 +224,8 @@ func (c *Config) problems() []error {
 		bad("CLAIMS_TO_HEADERS", "%v", err)
 	}
 	if c.PayloadHeader != "" {
-		if _, err := proxy.ParseClaimHeaders("payload=" + c.PayloadHeader); err != nil {
-			bad("PAYLOAD_HEADER", "%v", err)
-		}
-		for _, ch := range claimHeaders {
-			if sameHeader(ch.Header, c.PayloadHeader) {
-				bad("PAYLOAD_HEADER", "%s is also named in CLAIMS_TO_HEADERS", c.PayloadHeader)
-			}
+		for _, msg := range payloadHeaderProblems(c.PayloadHeader, claimHeaders, "named in CLAIMS_TO_HEADERS") {
+			bad("PAYLOAD_HEADER", "%s", msg)
 		}
 	}
 	// Claim headers are scrubbed before authentication: one that is also
@@ -332,6 +327,22 @@ func (c *Config) checkIntrospection(bad func(name, format string, args ...any)) 
 	if c.IntrospectionCacheTTL > 0 && c.TokenCacheSize == 0 {
 		bad("INTROSPECTION_CACHE_TTL", "needs TOKEN_CACHE_SIZE above 0, which bounds the cache")
 	}
+}
+
+// payloadHeaderProblems checks a payload header: PAYLOAD_HEADER, and a
+// CONFIG_FILE provider's payload_header. It must be a header the proxy may
+// set, and none of claims; clash says where claims come from.
+func payloadHeaderProblems(payload string, claims []proxy.ClaimHeader, clash string) []string {
+	var out []string
+	if _, err := proxy.ParseClaimHeaders("payload=" + payload); err != nil {
+		out = append(out, err.Error())
+	}
+	for _, ch := range claims {
+		if sameHeader(ch.Header, payload) {
+			out = append(out, payload+" is also "+clash)
+		}
+	}
+	return out
 }
 
 // sameHeader compares header names as the proxy scrubs them: ignoring case,

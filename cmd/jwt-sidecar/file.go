@@ -453,13 +453,8 @@ func (d *decoder) provider(o *object, path string) fileProvider {
 	}
 	if n, fp := field("payload_header"); n != nil {
 		if s, ok := d.str(n, fp); ok {
-			if _, err := proxy.ParseClaimHeaders("payload=" + s); err != nil {
-				d.errorf(n, fp, "%v", err)
-			}
-			for _, ch := range p.ClaimsToHeaders {
-				if sameHeader(ch.Header, s) {
-					d.errorf(n, fp, "%s is also in claims_to_headers", s)
-				}
+			for _, msg := range payloadHeaderProblems(s, p.ClaimsToHeaders, "in claims_to_headers") {
+				d.errorf(n, fp, "%s", msg)
 			}
 			p.PayloadHeader = s
 		}
