@@ -479,18 +479,12 @@ func checkB64Token(token string) error {
 	return nil
 }
 
-// ReadClientSecret reads INTROSPECTION_CLIENT_SECRET_FILE: the whole file
-// but one trailing newline (as editors and `echo` leave it), never empty.
+// ReadClientSecret reads INTROSPECTION_CLIENT_SECRET_FILE (see
+// readSecret); the secret must not be empty.
 func ReadClientSecret(path string) (string, error) {
-	raw, err := readLimited(path, 1<<16)
+	raw, err := readSecret(path)
 	if err != nil {
 		return "", err
-	}
-	if n := len(raw); n > 0 && raw[n-1] == '\n' {
-		raw = raw[:n-1]
-		if n := len(raw); n > 0 && raw[n-1] == '\r' {
-			raw = raw[:n-1]
-		}
 	}
 	if len(raw) == 0 {
 		return "", fmt.Errorf("%s: the secret is empty", path)

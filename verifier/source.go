@@ -518,9 +518,22 @@ func ReadPublicKeys(path string) ([]StaticKey, error) {
 	return out, nil
 }
 
-// ReadHMACSecret reads HMAC_SECRET_FILE. One trailing newline is dropped
-// (editors add one); the secret must be at least 32 bytes (RFC 7518 §3.2).
+// ReadHMACSecret reads HMAC_SECRET_FILE (see readSecret); the secret must
+// be at least 32 bytes (RFC 7518 §3.2).
 func ReadHMACSecret(path string) ([]byte, error) {
+	raw, err := readSecret(path)
+	if err != nil {
+		return nil, err
+	}
+	if len(raw) < 32 {
+		return nil, fmt.Errorf("%s: the secret has %d bytes; at least 32 are required", path, len(raw))
+	}
+	return raw, nil
+}
+
+// readSecret reads a secret file: the whole file, at most 64 KiB, but one
+// trailing newline (LF or CRLF), as editors and `echo` leave it.
+func readSecret(path string) ([]byte, error) {
 	raw, err := readLimited(path, 1<<16)
 	if err != nil {
 		return nil, err
@@ -530,9 +543,6 @@ func ReadHMACSecret(path string) ([]byte, error) {
 		if n := len(raw); n > 0 && raw[n-1] == '\r' {
 			raw = raw[:n-1]
 		}
-	}
-	if len(raw) < 32 {
-		return nil, fmt.Errorf("%s: the secret has %d bytes; at least 32 are required", path, len(raw))
 	}
 	return raw, nil
 }
