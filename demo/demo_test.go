@@ -91,6 +91,9 @@ func TestDemo(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			if tt.skip {
+				if os.Getenv("CI") == "true" {
+					t.Fatalf("curl is required under CI=true: %v", curlErr)
+				}
 				t.Skip("curl is not installed; the no-curl case still runs")
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
