@@ -110,6 +110,19 @@ type keyEnv struct {
 	log  *slog.Logger
 }
 
+// newKeyEnv fills in the defaults: no recorder records nothing, no logger
+// logs nothing.
+func newKeyEnv(opts KeyOptions, rec KeyRecorder, log *slog.Logger) *keyEnv {
+	opts.defaults()
+	if rec == nil {
+		rec = nopKeyRecorder{}
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &keyEnv{opts: opts, rec: rec, log: log}
+}
+
 // epoch changes whenever a key disappears from one of k's sources, so that
 // tokens cached under a withdrawn key are verified again. It is a sum over
 // the sources (usually one or two) because a source may serve several Keys:
@@ -126,17 +139,10 @@ func (k *Keys) epoch() uint64 {
 // be held by several Keys (see SourceSet); it keeps the options, recorder
 // and logger of the first.
 func NewKeys(opts KeyOptions, rec KeyRecorder, log *slog.Logger, sources ...*Source) (*Keys, error) {
-	opts.defaults()
-	if rec == nil {
-		rec = nopKeyRecorder{}
-	}
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
 	if len(sources) == 0 {
 		return nil, errors.New("no key source configured")
 	}
-	k := &Keys{sources: sources, byIssuer: map[string][]*Source{}, env: &keyEnv{opts: opts, rec: rec, log: log}}
+	k := &Keys{sources: sources, byIssuer: map[string][]*Source{}, env: newKeyEnv(opts, rec, log)}
 	names := map[string]bool{}
 	for _, s := range sources {
 		if names[s.name] {

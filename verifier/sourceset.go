@@ -29,14 +29,7 @@ type setEntry struct {
 // NewSourceSet returns an empty set whose sources share the key policy,
 // telemetry and logger given (those of every Keys built over them).
 func NewSourceSet(opts KeyOptions, rec KeyRecorder, log *slog.Logger) *SourceSet {
-	opts.defaults()
-	if rec == nil {
-		rec = nopKeyRecorder{}
-	}
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	return &SourceSet{env: &keyEnv{opts: opts, rec: rec, log: log}, entries: map[string]*setEntry{}, wake: make(chan struct{}, 1)}
+	return &SourceSet{env: newKeyEnv(opts, rec, log), entries: map[string]*setEntry{}, wake: make(chan struct{}, 1)}
 }
 
 // Plan returns, for each wanted source, the instance to use: the one in the
