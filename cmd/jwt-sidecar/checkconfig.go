@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"log/slog"
 	"net/url"
 	"reflect"
 	"slices"
@@ -40,11 +39,7 @@ func checkConfig(args []string, env map[string]string, stdout, stderr io.Writer)
 			return cli.ExitConfig
 		}
 	}
-	cfg, err := loadConfig(env)
-	if err != nil {
-		return cli.ConfigError(stderr, "jwt-sidecar", err)
-	}
-	a, err := newApp(cfg, slog.New(slog.DiscardHandler))
+	cfg, a, err := quietApp(env)
 	if err != nil {
 		return cli.ConfigError(stderr, "jwt-sidecar", err)
 	}

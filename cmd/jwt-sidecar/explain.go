@@ -8,7 +8,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"math"
 	"net/http"
 	"slices"
@@ -79,11 +78,7 @@ func explain(ctx context.Context, args []string, env map[string]string, stdin io
 		return cli.ExitConfig
 	}
 
-	cfg, err := loadConfig(env)
-	if err != nil {
-		return cli.ConfigError(stderr, "jwt-sidecar", err)
-	}
-	a, err := newApp(cfg, slog.New(slog.DiscardHandler))
+	cfg, a, err := quietApp(env)
 	if err != nil {
 		return cli.ConfigError(stderr, "jwt-sidecar", err)
 	}

@@ -76,6 +76,18 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 	return cli.ExitOK
 }
 
+// quietApp loads and wires the sidecar exactly as run does, logging
+// nothing and starting nothing: for check-config and explain, which look at
+// it instead of serving.
+func quietApp(env map[string]string) (*Config, *app, error) {
+	cfg, err := loadConfig(env)
+	if err != nil {
+		return nil, nil, err
+	}
+	a, err := newApp(cfg, slog.New(slog.DiscardHandler))
+	return cfg, a, err
+}
+
 // app is the wired sidecar: the only place that knows every package.
 type app struct {
 	cfg   *Config
