@@ -177,8 +177,9 @@ func TestIntrospectionRefusals(t *testing.T) {
 	}
 }
 
-// checkRefusal checks the response of a refusal: the SPEC's JSON body, the
-// challenge of a 401 or 403, Retry-After and no challenge for a 503.
+// checkRefusal checks the response of a refusal: the SPEC's JSON body, whose
+// error_description names the reason (each has its own), the challenge of a
+// 401 or 403, Retry-After and no challenge for a 503.
 func checkRefusal(t *testing.T, r response, reason verifier.Reason) {
 	t.Helper()
 	var body struct {
@@ -188,10 +189,13 @@ func checkRefusal(t *testing.T, r response, reason verifier.Reason) {
 	if err := json.Unmarshal(r.body, &body); err != nil || r.header.Get("Content-Type") != "application/json" {
 		t.Fatalf("body %q (%v), Content-Type %q: want a JSON error", r.body, err, r.header.Get("Content-Type"))
 	}
+	if body.Description != reason.Description() {
+		t.Errorf("error_description = %q, want %q (%s)", body.Description, reason.Description(), reason)
+	}
 	challenge := r.header.Get("WWW-Authenticate")
 	switch {
 	case reason == verifier.Unavailable:
-		if body.Error != "temporarily_unavailable" || body.Description != reason.Description() {
+		if body.Error != "temporarily_unavailable" {
 			t.Errorf("body = %+v, want temporarily_unavailable", body)
 		}
 		if got := r.header.Get("Retry-After"); got != "1" {
@@ -331,6 +335,8 @@ func TestIntrospectionCache(t *testing.T) {
 		f.advance(time.Second)
 		if r := f.get(t, opaque); r.status != http.StatusUnauthorized {
 			t.Errorf("revoked, TTL over: status %d, want 401", r.status)
+		} else {
+			checkRefusal(t, r, verifier.Inactive)
 		}
 		if got := f.ts.calls.Load(); got != 2 {
 			t.Errorf("token service calls = %d, want 2", got)

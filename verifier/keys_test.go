@@ -2,7 +2,9 @@ package verifier_test
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -181,13 +183,7 @@ func TestCacheDirServesAfterRestartWhileIssuerDown(t *testing.T) {
 	done := make(chan error)
 	go func() { done <- second.Run(ctx) }()
 	defer func() { cancel(); <-done }()
-	deadline := time.Now().Add(10 * time.Second)
-	for !second.Ready() {
-		if time.Now().After(deadline) {
-			t.Fatal("not ready from the cache dir within 10s")
-		}
-		time.Sleep(5 * time.Millisecond) // polling for a state change, not waiting for readiness blindly
-	}
+	waitUntil(t, "ready from the cache dir", second.Ready)
 	v := mustVerifier(t, verifier.Options{Keys: second})
 	if _, err := v.Verify(t.Context(), bearer(k.Sign(t, claims(issA)))); err != nil {
 		t.Errorf("after a restart with the issuer down: %v", err)
@@ -314,6 +310,14 @@ func TestReadKeyFiles(t *testing.T) {
 	if err != nil || len(secret) != 32 {
 		t.Errorf("secret = %d bytes, %v; want 32 bytes (newline dropped)", len(secret), err)
 	}
+	der, err := x509.MarshalPKIXPublicKey(newSigner(t, "ES256", "").Key.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A real public key reads, so the refusals below are about their files.
+	if got, err := verifier.ReadPublicKeys(write("pub.pem", string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})))); err != nil || len(got) != 1 {
+		t.Errorf("a PEM public key: %d keys, %v; want 1", len(got), err)
+	}
 	if _, err := verifier.ReadPublicKeys(write("none.pem", "not pem")); err == nil {
 		t.Error("a file without PEM was accepted")
 	}
@@ -329,11 +333,11 @@ func TestReadKeyFiles(t *testing.T) {
 // still decides, and a flood of random kids leaves no trace behind.
 func TestKeyWithoutKIDVerifiesAnyKID(t *testing.T) {
 	k, other := newSigner(t, "ES256", "issuer-named-kid"), newSigner(t, "ES256", "k2")
-	pem, err := verifier.NewStaticSource("pem", []string{issA}, []verifier.StaticKey{{Key: k.Key.Public()}})
+	src, err := verifier.NewStaticSource("pem", []string{issA}, []verifier.StaticKey{{Key: k.Key.Public()}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys := mustKeys(t, verifier.KeyOptions{}, nil, pem)
+	keys := mustKeys(t, verifier.KeyOptions{}, nil, src)
 	load(t, keys)
 	v := mustVerifier(t, verifier.Options{Keys: keys})
 	if _, err := v.Verify(t.Context(), bearer(k.Sign(t, claims(issA)))); err != nil {
@@ -377,11 +381,11 @@ func TestNewKIDBeatsKeyWithoutKID(t *testing.T) {
 // a token signed by the second still verifies.
 func TestEmptyKIDIsNoKID(t *testing.T) {
 	k1, k2 := newSigner(t, "ES256", ""), newSigner(t, "ES256", "")
-	pem, err := verifier.NewStaticSource("pem", []string{issA}, []verifier.StaticKey{{Key: k1.Key.Public()}, {Key: k2.Key.Public()}})
+	src, err := verifier.NewStaticSource("pem", []string{issA}, []verifier.StaticKey{{Key: k1.Key.Public()}, {Key: k2.Key.Public()}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys := mustKeys(t, verifier.KeyOptions{}, nil, pem)
+	keys := mustKeys(t, verifier.KeyOptions{}, nil, src)
 	load(t, keys)
 	v := mustVerifier(t, verifier.Options{Keys: keys})
 	empty := map[string]any{"kid": ""}

@@ -309,8 +309,9 @@ func TestHMAC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := mustKeys(t, verifier.KeyOptions{}, nil, short).LoadOnce(t.Context()); err == nil {
-		t.Error("a 5-byte HMAC secret loaded; want it refused (RFC 7518 §3.2)")
+	ev := &keyEvents{}
+	if err := mustKeys(t, verifier.KeyOptions{}, ev, short).LoadOnce(t.Context()); err == nil || ev.count("start/empty") != 1 {
+		t.Errorf("a 5-byte HMAC secret: load error %v, start/empty loads %d; want it dropped as unusable, leaving no key (RFC 7518 §3.2)", err, ev.count("start/empty"))
 	}
 }
 
@@ -320,13 +321,20 @@ func TestNewRefusesUnsafeOptions(t *testing.T) {
 		t.Fatal(err)
 	}
 	keys := mustKeys(t, verifier.KeyOptions{}, nil, src)
-	for _, algs := range [][]string{{"none"}, {"RS256", "None"}, {"XS256"}} {
-		if _, err := verifier.New(verifier.Options{Keys: keys, Algorithms: algs}); err == nil {
-			t.Errorf("New with algorithms %v: no error", algs)
+	// The same keys with safe options: what is refused below is the option.
+	if _, err := verifier.New(verifier.Options{Keys: keys, Algorithms: []string{"RS256"}, ClockSkew: time.Second}); err != nil {
+		t.Fatalf("New with safe options: %v", err)
+	}
+	for _, tt := range []struct {
+		algs []string
+		bad  string
+	}{{algs: []string{"none"}, bad: `"none"`}, {algs: []string{"RS256", "None"}, bad: `"None"`}, {algs: []string{"XS256"}, bad: `"XS256"`}} {
+		if _, err := verifier.New(verifier.Options{Keys: keys, Algorithms: tt.algs}); err == nil || !strings.Contains(err.Error(), tt.bad) {
+			t.Errorf("New with algorithms %v: error %v, want one naming %s", tt.algs, err, tt.bad)
 		}
 	}
-	if _, err := verifier.New(verifier.Options{Keys: keys, ClockSkew: -time.Second}); err == nil {
-		t.Error("New with a negative clock skew: no error")
+	if _, err := verifier.New(verifier.Options{Keys: keys, ClockSkew: -time.Second}); err == nil || !strings.Contains(err.Error(), "clock skew") {
+		t.Errorf("New with a negative clock skew: error %v, want one naming the clock skew", err)
 	}
 }
 
