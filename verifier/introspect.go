@@ -104,12 +104,9 @@ type Introspector struct {
 	maxSize    int
 	issuers    []string
 	requireExp bool
-	// checks is a Verifier without keys, used only for what jwt mode does
-	// after the signature: exp and nbf with the skew, aud, scopes, and
-	// the accepted-token telemetry. Both modes thus apply one policy.
-	checks *Verifier
-	rec    IntrospectionRecorder
-	now    func() time.Time
+	checks     claimChecks
+	rec        IntrospectionRecorder
+	now        func() time.Time
 }
 
 // NewIntrospector builds an Introspector. It checks the options but
@@ -162,14 +159,9 @@ func NewIntrospector(o IntrospectionOptions) (*Introspector, error) {
 		maxSize:    o.MaxTokenSize,
 		issuers:    o.Issuers,
 		requireExp: o.RequireExp,
-		checks: &Verifier{
-			audiences: o.Audiences,
-			skew:      o.ClockSkew,
-			scopes:    o.RequiredScopes,
-			rec:       o.Recorder,
-		},
-		rec: o.Recorder,
-		now: o.Now,
+		checks:     claimChecks{audiences: o.Audiences, skew: o.ClockSkew, scopes: o.RequiredScopes, rec: o.Recorder},
+		rec:        o.Recorder,
+		now:        o.Now,
 	}
 	if o.CacheTTL > 0 {
 		in.cache = newTokenCache[answer](o.CacheSize)

@@ -56,17 +56,25 @@ type Options struct {
 
 // Verifier authenticates requests. It is safe for concurrent use.
 type Verifier struct {
-	keys      *Keys
-	lookups   []Lookup
+	claimChecks
+	keys    *Keys
+	lookups []Lookup
+	algs    map[string]bool
+	maxSize int
+	cache   *tokenCache[verified]
+	now     func() time.Time
+	parser  *jwt.Parser
+}
+
+// claimChecks are what both modes check once a token is known to be
+// genuine, by its signature (jwt mode) or by the token service
+// (introspection mode): exp and nbf with the skew, aud and scopes; and the
+// accepted-token telemetry. Both modes thus apply one policy.
+type claimChecks struct {
 	audiences []string
-	algs      map[string]bool
 	skew      time.Duration
 	scopes    []string
-	maxSize   int
-	cache     *tokenCache[verified]
 	rec       Recorder
-	now       func() time.Time
-	parser    *jwt.Parser
 }
 
 // New builds a Verifier. It rejects options that would make it unsafe: alg
@@ -112,17 +120,14 @@ func New(o Options) (*Verifier, error) {
 		opts = append(opts, jwt.WithExpirationRequired())
 	}
 	return &Verifier{
-		keys:      o.Keys,
-		lookups:   o.Lookups,
-		audiences: o.Audiences,
-		algs:      algs,
-		skew:      o.ClockSkew,
-		scopes:    o.RequiredScopes,
-		maxSize:   o.MaxTokenSize,
-		cache:     newTokenCache[verified](o.CacheSize),
-		rec:       o.Recorder,
-		now:       o.Now,
-		parser:    jwt.NewParser(opts...),
+		claimChecks: claimChecks{audiences: o.Audiences, skew: o.ClockSkew, scopes: o.RequiredScopes, rec: o.Recorder},
+		keys:        o.Keys,
+		lookups:     o.Lookups,
+		algs:        algs,
+		maxSize:     o.MaxTokenSize,
+		cache:       newTokenCache[verified](o.CacheSize),
+		now:         o.Now,
+		parser:      jwt.NewParser(opts...),
 	}, nil
 }
 
@@ -309,7 +314,7 @@ func classify(err error) *Error {
 
 // policy checks what the signature does not: audience and scopes. It runs
 // only after the signature and the registered claims have passed.
-func (v *Verifier) policy(mc jwt.MapClaims) *Error {
+func (v *claimChecks) policy(mc jwt.MapClaims) *Error {
 	if len(v.audiences) > 0 {
 		if err := v.checkAudience(mc["aud"]); err != nil {
 			return err
@@ -325,7 +330,7 @@ func (v *Verifier) policy(mc jwt.MapClaims) *Error {
 
 // checkAudience passes when aud, a string or an array of strings, names one
 // of the accepted audiences. It allocates nothing when it passes.
-func (v *Verifier) checkAudience(aud any) *Error {
+func (v *claimChecks) checkAudience(aud any) *Error {
 	switch a := aud.(type) {
 	case string:
 		if slices.Contains(v.audiences, a) {
@@ -376,7 +381,7 @@ type verified struct {
 
 // checkTimes re-checks exp and nbf, with the skew, for claims already
 // verified: Expired, NotYetValid, or "" when they hold now.
-func (v *Verifier) checkTimes(c *Claims, now time.Time) Reason {
+func (v *claimChecks) checkTimes(c *Claims, now time.Time) Reason {
 	if !c.Expiry.IsZero() && !now.Before(c.Expiry.Add(v.skew)) {
 		return Expired
 	}
@@ -387,7 +392,7 @@ func (v *Verifier) checkTimes(c *Claims, now time.Time) Reason {
 }
 
 // accepted records clock-skew telemetry for an accepted token.
-func (v *Verifier) accepted(c *Claims, now time.Time) {
+func (v *claimChecks) accepted(c *Claims, now time.Time) {
 	if !c.IssuedAt.IsZero() {
 		v.rec.TokenAge(now.Sub(c.IssuedAt))
 		if c.IssuedAt.After(now) {
