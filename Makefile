@@ -21,13 +21,13 @@ build:
 
 ## demo: build and run issuer, a demo upstream and the sidecar on 127.0.0.1
 demo: build
-	$(GO) run ./demo -bin bin
+	$(GO) run ./tools/demo -bin bin
 
 ## compare: stateless JWT vs token introspection on 127.0.0.1, through an issuer
 ## outage; prints the table and writes .bench/compare.json. COMPARE_FLAGS=-quick
 ## for short phases.
 compare: build
-	$(GO) run ./test/compare -bin bin -json .bench/compare.json $(COMPARE_FLAGS)
+	$(GO) run ./tools/compare -bin bin -json .bench/compare.json $(COMPARE_FLAGS)
 
 ## test: every test: the module's with the race detector, then the chart's and
 ## the deployment files' (separate modules, so Helm, kubeconform, compose-go and
@@ -70,7 +70,7 @@ bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./verifier/ ./proxy/
 
 bench-load: build
-	$(GO) run ./test/load -bin bin -json .bench/load.json
+	$(GO) run ./tools/load -bin bin -json .bench/load.json
 
 ## ci: what .ci/run runs after installing the tools
 ci: check test fuzz

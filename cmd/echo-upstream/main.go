@@ -27,7 +27,7 @@ import (
 
 	"github.com/caarlos0/env/v11"
 
-	"github.com/jwt-sidecar/jwt-sidecar/cmd/internal/cli"
+	"github.com/jwt-sidecar/jwt-sidecar/internal/cli"
 )
 
 // config is the environment of echo-upstream.

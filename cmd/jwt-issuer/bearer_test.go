@@ -14,8 +14,9 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
-	"github.com/jwt-sidecar/jwt-sidecar/test/jwttest"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/jwt-sidecar/jwt-sidecar/test/jwttest"
 )
 
 // bearerFixture is a server with CLIENT_KEYS: demo has an ES256 PEM public

@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/MicahParks/jwkset"
+
 	"github.com/jwt-sidecar/jwt-sidecar/verifier"
 )
 

@@ -10,7 +10,8 @@ import (
 	"time"
 
 	"github.com/caarlos0/env/v11"
-	"github.com/jwt-sidecar/jwt-sidecar/cmd/internal/cli"
+
+	"github.com/jwt-sidecar/jwt-sidecar/internal/cli"
 )
 
 // config is the environment of serve. The --help text walks these tags, so

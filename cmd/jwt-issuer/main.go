@@ -33,7 +33,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/jwt-sidecar/jwt-sidecar/cmd/internal/cli"
+	"github.com/jwt-sidecar/jwt-sidecar/internal/cli"
 )
 
 func main() {

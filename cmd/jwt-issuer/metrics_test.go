@@ -8,11 +8,12 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/jwt-sidecar/jwt-sidecar/cmd/internal/cli"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/jwt-sidecar/jwt-sidecar/internal/cli"
 )
 
 // scrape fetches /metrics over HTTP and parses the text exposition.

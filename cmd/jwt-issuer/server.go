@@ -13,10 +13,11 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
-	"github.com/jwt-sidecar/jwt-sidecar/cmd/internal/cli"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/jwt-sidecar/jwt-sidecar/internal/cli"
 )
 
 const (

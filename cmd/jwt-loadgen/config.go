@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jwt-sidecar/jwt-sidecar/cmd/internal/cli"
+	"github.com/jwt-sidecar/jwt-sidecar/internal/cli"
 )
 
 // maxRate bounds RATE: past it the scheduler's 1 ms tick sends bursts, and

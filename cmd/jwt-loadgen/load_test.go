@@ -12,7 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/jwt-sidecar/jwt-sidecar/cmd/internal/cli"
+	"github.com/jwt-sidecar/jwt-sidecar/internal/cli"
 	"github.com/jwt-sidecar/jwt-sidecar/test/jwttest"
 	"github.com/jwt-sidecar/jwt-sidecar/test/proctest"
 )

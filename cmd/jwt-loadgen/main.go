@@ -23,7 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/jwt-sidecar/jwt-sidecar/cmd/internal/cli"
+	"github.com/jwt-sidecar/jwt-sidecar/internal/cli"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".

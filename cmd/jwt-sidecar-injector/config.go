@@ -13,8 +13,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 
-	"github.com/jwt-sidecar/jwt-sidecar/cmd/internal/cli"
 	"github.com/jwt-sidecar/jwt-sidecar/injector"
+	"github.com/jwt-sidecar/jwt-sidecar/internal/cli"
 )
 
 // Config is the whole contract of the environment: --help, parsing and

@@ -11,8 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/jwt-sidecar/jwt-sidecar/cmd/internal/cli/clitest"
 	"github.com/jwt-sidecar/jwt-sidecar/injector"
+	"github.com/jwt-sidecar/jwt-sidecar/internal/cli/clitest"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")

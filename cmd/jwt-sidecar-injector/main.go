@@ -17,8 +17,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/jwt-sidecar/jwt-sidecar/cmd/internal/cli"
 	"github.com/jwt-sidecar/jwt-sidecar/injector"
+	"github.com/jwt-sidecar/jwt-sidecar/internal/cli"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".

@@ -24,8 +24,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jwt-sidecar/jwt-sidecar/test/proctest"
 	admissionv1 "k8s.io/api/admission/v1"
+
+	"github.com/jwt-sidecar/jwt-sidecar/test/proctest"
 )
 
 // These tests run the real binary as a process: real listeners, real

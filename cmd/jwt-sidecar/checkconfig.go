@@ -11,7 +11,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/jwt-sidecar/jwt-sidecar/cmd/internal/cli"
+	"github.com/jwt-sidecar/jwt-sidecar/internal/cli"
 	"github.com/jwt-sidecar/jwt-sidecar/proxy"
 	"github.com/jwt-sidecar/jwt-sidecar/verifier"
 )

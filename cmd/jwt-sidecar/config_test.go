@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/jwt-sidecar/jwt-sidecar/cmd/internal/cli/clitest"
+	"github.com/jwt-sidecar/jwt-sidecar/internal/cli/clitest"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")

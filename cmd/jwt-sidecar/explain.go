@@ -14,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jwt-sidecar/jwt-sidecar/cmd/internal/cli"
+	"github.com/jwt-sidecar/jwt-sidecar/internal/cli"
 	"github.com/jwt-sidecar/jwt-sidecar/proxy"
 	"github.com/jwt-sidecar/jwt-sidecar/verifier"
 )

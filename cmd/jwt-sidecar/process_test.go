@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
 	"github.com/jwt-sidecar/jwt-sidecar/test/jwttest"
 	"github.com/jwt-sidecar/jwt-sidecar/test/proctest"
 )

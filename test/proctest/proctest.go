@@ -17,6 +17,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jwt-sidecar/jwt-sidecar/tools/proc"
 )
 
 // Build compiles the package in dir (e.g. ".") into a temporary folder and
@@ -37,7 +39,7 @@ func Build(dir, name string) (binary string, cleanup func(), err error) {
 // FreeAddr returns a 127.0.0.1 address that was free a moment ago.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	addr, err := PickAddr()
+	addr, err := proc.PickAddr()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package stack
 
 import (
+	"github.com/jwt-sidecar/jwt-sidecar/tools/proc"
 	"bytes"
 	"context"
 	"fmt"
@@ -238,7 +239,7 @@ func labelValues(ss []exposedSeries, name string) map[string]bool {
 }
 
 // liveProc is one of the project's binaries running for a test.
-type liveProc struct{ *proctest.Child }
+type liveProc struct{ *proc.Child }
 
 // startLive runs bin/name with exactly env (and one argument unless arg is
 // empty), its output in a log file of the test. The process is killed when
@@ -251,7 +252,7 @@ func startLive(t *testing.T, bin, name, arg string, env ...string) *liveProc {
 	}
 	cmd := exec.Command(filepath.Join(bin, name), args...)
 	cmd.Env = env
-	c, err := proctest.StartChild(name, filepath.Join(t.TempDir(), name+".log"), cmd)
+	c, err := proc.StartChild(name, filepath.Join(t.TempDir(), name+".log"), cmd)
 	if err != nil {
 		t.Fatal(err)
 	}

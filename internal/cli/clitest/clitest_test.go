@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jwt-sidecar/jwt-sidecar/cmd/internal/cli"
-	"github.com/jwt-sidecar/jwt-sidecar/cmd/internal/cli/clitest"
+	"github.com/jwt-sidecar/jwt-sidecar/internal/cli"
+	"github.com/jwt-sidecar/jwt-sidecar/internal/cli/clitest"
 )
 
 type config struct {

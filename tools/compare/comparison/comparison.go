@@ -22,7 +22,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jwt-sidecar/jwt-sidecar/test/proctest"
+	"github.com/jwt-sidecar/jwt-sidecar/tools/proc"
 )
 
 // The modes, as jwt-sidecar's AUTH_MODE and metric label mode.
@@ -109,7 +109,7 @@ func (o Options) Validate() error {
 // offers, from its --help: jwt always, introspection when it documents
 // INTROSPECTION_URL. The demo uses it to compare what the build can.
 func SidecarModes(ctx context.Context, bin string) ([]string, error) {
-	out, err := runCommand(ctx, proctest.BinPath(bin, "jwt-sidecar"), "--help")
+	out, err := runCommand(ctx, proc.BinPath(bin, "jwt-sidecar"), "--help")
 	if err != nil {
 		return nil, fmt.Errorf("jwt-sidecar --help: %w: %s", err, out)
 	}
@@ -124,8 +124,8 @@ func SidecarModes(ctx context.Context, bin string) ([]string, error) {
 type stack struct {
 	o      Options
 	dir    string // absolute
-	procs  []*proc
-	byJob  map[string]*proc
+	procs  []*process
+	byJob  map[string]*process
 	urls   map[string]string // job: base URL of its /metrics, /readyz
 	target map[string]string // mode: the URL the load generator sends to
 	snaps  int               // snapshots taken, for the scrape file names
@@ -157,7 +157,7 @@ func Run(ctx context.Context, o Options) (*Results, error) {
 	}
 	s.stopAll()
 	res := compute(snaps, s.modes(), o)
-	res.Machine = describeMachine(proctest.BinPath(s.o.Bin, "jwt-sidecar"))
+	res.Machine = describeMachine(proc.BinPath(s.o.Bin, "jwt-sidecar"))
 	return res, nil
 }
 
@@ -179,8 +179,8 @@ func start(ctx context.Context, o Options) (*stack, error) {
 	}
 	o.Bin = bin
 	for _, name := range []string{"jwt-issuer", "echo-upstream", "jwt-sidecar", "jwt-loadgen"} {
-		if _, err := os.Stat(proctest.BinPath(bin, name)); err != nil {
-			return nil, fmt.Errorf("%s not found; build the binaries first (go build -o %s/ ./cmd/...)", proctest.BinPath(bin, name), o.Bin)
+		if _, err := os.Stat(proc.BinPath(bin, name)); err != nil {
+			return nil, fmt.Errorf("%s not found; build the binaries first (go build -o %s/ ./cmd/...)", proc.BinPath(bin, name), o.Bin)
 		}
 	}
 	if err := os.MkdirAll(filepath.Join(o.Dir, "scrapes"), 0o700); err != nil {
@@ -190,12 +190,12 @@ func start(ctx context.Context, o Options) (*stack, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &stack{o: o, dir: dir, byJob: map[string]*proc{}, urls: map[string]string{}, target: map[string]string{}}
+	s := &stack{o: o, dir: dir, byJob: map[string]*process{}, urls: map[string]string{}, target: map[string]string{}}
 
 	// A key on disk: the restarted issuer signs and verifies with the same
 	// key, as a real token service would after a restart.
 	key := filepath.Join(dir, "issuer.key")
-	if out, err := runCommand(ctx, proctest.BinPath(bin, "jwt-issuer"), "genkey", "-alg", "RS256", "-out", key, "-force"); err != nil {
+	if out, err := runCommand(ctx, proc.BinPath(bin, "jwt-issuer"), "genkey", "-alg", "RS256", "-out", key, "-force"); err != nil {
 		return nil, fmt.Errorf("jwt-issuer genkey: %w: %s", err, out)
 	}
 	loadgenSecret, sidecarSecret := rand.Text(), rand.Text()
@@ -218,7 +218,7 @@ func start(ctx context.Context, o Options) (*stack, error) {
 
 	addrs := map[string]string{}
 	for _, name := range []string{"issuer", "upstream", "jwt", "jwt-admin", "introspection", "introspection-admin", "loadgen-admin"} {
-		if addrs[name], err = proctest.PickAddr(); err != nil {
+		if addrs[name], err = proc.PickAddr(); err != nil {
 			return nil, err
 		}
 	}
@@ -268,7 +268,7 @@ func start(ctx context.Context, o Options) (*stack, error) {
 
 	s.progress("Starting on 127.0.0.1 (logs in %s):", o.Dir)
 	for _, sp := range specs {
-		p := &proc{job: sp.job, bin: proctest.BinPath(bin, sp.bin), env: sp.env, logPath: filepath.Join(dir, sp.job+".log")}
+		p := &process{job: sp.job, bin: proc.BinPath(bin, sp.bin), env: sp.env, logPath: filepath.Join(dir, sp.job+".log")}
 		_ = os.Remove(p.logPath) // a fresh log per run; the issuer's restart appends
 		if err := p.start(); err != nil {
 			return s, err
@@ -406,7 +406,7 @@ func (s *stack) snapshot(ctx context.Context, label string) (snapshot, error) {
 		}
 	}
 	for _, m := range s.o.Modes {
-		status, err := proctest.Status(ctx, s.urls[sidecarJob(m)]+"/readyz")
+		status, err := proc.Status(ctx, s.urls[sidecarJob(m)]+"/readyz")
 		if err != nil {
 			return snap, fmt.Errorf("%s /readyz: %w", sidecarJob(m), err)
 		}

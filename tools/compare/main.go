@@ -27,8 +27,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/jwt-sidecar/jwt-sidecar/test/compare/comparison"
-	"github.com/jwt-sidecar/jwt-sidecar/test/report"
+	"github.com/jwt-sidecar/jwt-sidecar/tools/compare/comparison"
+	"github.com/jwt-sidecar/jwt-sidecar/tools/report"
 )
 
 const (

@@ -14,12 +14,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jwt-sidecar/jwt-sidecar/tools/proc"
+
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"github.com/jwt-sidecar/jwt-sidecar/test/compare/comparison"
-	"github.com/jwt-sidecar/jwt-sidecar/test/proctest"
+	"github.com/jwt-sidecar/jwt-sidecar/tools/compare/comparison"
 )
 
 // buildAll builds the binaries and the demo into a temporary folder. The
@@ -100,7 +101,7 @@ func TestDemo(t *testing.T) {
 			defer cancel()
 			work := filepath.Join(t.TempDir(), ".demo")
 			args := append([]string{"-bin", bin, "-dir", work, "-once", "-compare=" + strconv.FormatBool(tt.compare)}, portArgs(freePorts(t, 4))...)
-			cmd := exec.CommandContext(ctx, proctest.BinPath(bin, "demo"), args...)
+			cmd := exec.CommandContext(ctx, proc.BinPath(bin, "demo"), args...)
 			cmd.Env = append(os.Environ(), "PATH="+tt.path)
 			var stdout, stderr bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -163,11 +164,11 @@ func TestDemo(t *testing.T) {
 func testNotReady(t *testing.T, built string) {
 	bin := t.TempDir()
 	for name, from := range map[string]string{"jwt-issuer": "jwt-issuer", "echo-upstream": "echo-upstream", "jwt-sidecar": "echo-upstream"} {
-		b, err := os.ReadFile(proctest.BinPath(built, from))
+		b, err := os.ReadFile(proc.BinPath(built, from))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(proctest.BinPath(bin, name), b, 0o755); err != nil {
+		if err := os.WriteFile(proc.BinPath(bin, name), b, 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -193,7 +194,7 @@ func testNotReady(t *testing.T, built string) {
 func TestPortInUse(t *testing.T) {
 	bin := t.TempDir()
 	for _, name := range []string{"jwt-issuer", "echo-upstream", "jwt-sidecar"} {
-		if err := os.WriteFile(proctest.BinPath(bin, name), nil, 0o755); err != nil {
+		if err := os.WriteFile(proc.BinPath(bin, name), nil, 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -27,7 +27,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/jwt-sidecar/jwt-sidecar/test/report"
+	"github.com/jwt-sidecar/jwt-sidecar/tools/report"
 )
 
 // Subject names, as printed in the table and accepted by -subjects.

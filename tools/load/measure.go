@@ -16,7 +16,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jwt-sidecar/jwt-sidecar/test/report"
+	"github.com/jwt-sidecar/jwt-sidecar/tools/report"
 )
 
 // runResult is one measured run of one subject.

@@ -1,4 +1,4 @@
-package proctest_test
+package proc_test
 
 import (
 	"context"
@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jwt-sidecar/jwt-sidecar/tools/proc"
 
 	"github.com/jwt-sidecar/jwt-sidecar/test/proctest"
 )
@@ -61,13 +63,13 @@ func actAsChild(mode, addr string) int {
 }
 
 // startChild runs the test binary as a child in mode, logging to log.
-func startChild(t *testing.T, mode, log string) (*proctest.Child, string) {
+func startChild(t *testing.T, mode, log string) (*proc.Child, string) {
 	t.Helper()
 	addr := proctest.FreeAddr(t)
 	cmd := exec.Command(os.Args[0])
 	// GORACE: a race-enabled child otherwise sleeps a second at exit.
-	cmd.Env = proctest.ChildEnv(childMode+"="+mode, "PROCTEST_CHILD_ADDR="+addr, "GORACE=atexit_sleep_ms=0")
-	c, err := proctest.StartChild("child-"+mode, log, cmd)
+	cmd.Env = proc.ChildEnv(childMode+"="+mode, "PROCTEST_CHILD_ADDR="+addr, "GORACE=atexit_sleep_ms=0")
+	c, err := proc.StartChild("child-"+mode, log, cmd)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +169,7 @@ func TestChildWaitReadyCancelled(t *testing.T) {
 func TestChildEnv(t *testing.T) {
 	t.Setenv("JWT_SIDECAR_FROM_THE_SHELL", "1")
 	t.Setenv("PATH", "/a:/b")
-	got := proctest.ChildEnv("UPSTREAM_URL=http://127.0.0.1:1", "PATH=/c")
+	got := proc.ChildEnv("UPSTREAM_URL=http://127.0.0.1:1", "PATH=/c")
 	if slices.ContainsFunc(got, func(kv string) bool { return strings.HasPrefix(kv, "JWT_SIDECAR_FROM_THE_SHELL=") }) {
 		t.Errorf("ChildEnv = %q: a variable of the shell leaked", got)
 	}

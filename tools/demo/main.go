@@ -28,7 +28,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/jwt-sidecar/jwt-sidecar/test/proctest"
+	"github.com/jwt-sidecar/jwt-sidecar/tools/proc"
 )
 
 // options are the demo's flags.
@@ -109,7 +109,7 @@ type demo struct {
 	opts       options
 	out        io.Writer
 	run        *runner
-	children   []*proctest.Child
+	children   []*proc.Child
 	token      string // from step (a)
 	unexpected int
 }
@@ -127,8 +127,8 @@ func (d *demo) start(ctx context.Context) error {
 		return err
 	}
 	for _, name := range []string{"jwt-issuer", "echo-upstream", "jwt-sidecar"} {
-		if _, err := os.Stat(proctest.BinPath(bin, name)); err != nil {
-			return fmt.Errorf("%s not found; build the binaries first (go build -o %s/ ./cmd/...) and pass their folder with -bin", proctest.BinPath(d.opts.bin, name), d.opts.bin)
+		if _, err := os.Stat(proc.BinPath(bin, name)); err != nil {
+			return fmt.Errorf("%s not found; build the binaries first (go build -o %s/ ./cmd/...) and pass their folder with -bin", proc.BinPath(d.opts.bin, name), d.opts.bin)
 		}
 	}
 	ports := []struct {
@@ -155,7 +155,7 @@ func (d *demo) start(ctx context.Context) error {
 	key := filepath.Join(dir, "issuer.key")
 	fmt.Fprintf(d.out, "Work folder: %s\n", d.opts.dir)
 	fmt.Fprintf(d.out, "$ %s genkey -alg RS256 -out %s -force\n", filepath.Join(d.opts.bin, "jwt-issuer"), filepath.Join(d.opts.dir, "issuer.key"))
-	if out, err := runCommand(ctx, proctest.BinPath(bin, "jwt-issuer"), "genkey", "-alg", "RS256", "-out", key, "-force"); err != nil {
+	if out, err := runCommand(ctx, proc.BinPath(bin, "jwt-issuer"), "genkey", "-alg", "RS256", "-out", key, "-force"); err != nil {
 		return fmt.Errorf("jwt-issuer genkey: %w: %s", err, out)
 	}
 
@@ -186,11 +186,11 @@ func (d *demo) start(ctx context.Context) error {
 	for _, p := range procs {
 		logPath := filepath.Join(dir, p.name+".log")
 		_ = os.Remove(logPath) // a fresh log per run
-		cmd := exec.Command(proctest.BinPath(bin, p.name))
+		cmd := exec.Command(proc.BinPath(bin, p.name))
 		// Only ChildEnv: a jwt-sidecar variable set in the user's shell
 		// cannot change the demo.
-		cmd.Env = proctest.ChildEnv(p.vars...)
-		c, err := proctest.StartChild(p.name, logPath, cmd)
+		cmd.Env = proc.ChildEnv(p.vars...)
+		c, err := proc.StartChild(p.name, logPath, cmd)
 		if err != nil {
 			return err
 		}
@@ -221,7 +221,7 @@ Press Ctrl-C to stop.
 
 // wait blocks until ctx ends (Ctrl-C) or a process dies.
 func (d *demo) wait(ctx context.Context) error {
-	exited := make(chan *proctest.Child, len(d.children))
+	exited := make(chan *proc.Child, len(d.children))
 	for _, c := range d.children {
 		go func() {
 			select {

@@ -7,28 +7,28 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jwt-sidecar/jwt-sidecar/test/proctest"
+	"github.com/jwt-sidecar/jwt-sidecar/tools/proc"
 )
 
-// proc is one process of the comparison. It can be started again after it
+// process is one process of the comparison. It can be started again after it
 // exited (the issuer's restart), with the same environment and the log
 // appended to.
-type proc struct {
+type process struct {
 	job     string // issuer, sidecar-jwt, ...
 	bin     string
 	env     []string
 	logPath string
 
-	*proctest.Child // the current run, set by start
+	*proc.Child // the current run, set by start
 }
 
 // start runs the process, its output appended to its log file. Only
 // ChildEnv is inherited, so a variable set in the user's shell cannot
 // change what is measured.
-func (p *proc) start() error {
+func (p *process) start() error {
 	cmd := exec.Command(p.bin)
-	cmd.Env = proctest.ChildEnv(p.env...)
-	c, err := proctest.StartChild(p.job, p.logPath, cmd)
+	cmd.Env = proc.ChildEnv(p.env...)
+	c, err := proc.StartChild(p.job, p.logPath, cmd)
 	if err != nil {
 		return err
 	}

@@ -4,7 +4,7 @@ import (
 	"debug/buildinfo"
 	"runtime"
 
-	"github.com/jwt-sidecar/jwt-sidecar/test/report"
+	"github.com/jwt-sidecar/jwt-sidecar/tools/report"
 )
 
 // Machine describes where the numbers were taken.

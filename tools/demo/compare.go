@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/jwt-sidecar/jwt-sidecar/test/compare/comparison"
+	"github.com/jwt-sidecar/jwt-sidecar/tools/compare/comparison"
 )
 
 // The short comparison of step (g): long enough to see the difference, far

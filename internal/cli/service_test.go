@@ -12,8 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jwt-sidecar/jwt-sidecar/test/proctest"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/jwt-sidecar/jwt-sidecar/test/proctest"
 )
 
 // get polls url until it answers want with a body containing body.

@@ -14,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jwt-sidecar/jwt-sidecar/test/proctest"
+	"github.com/jwt-sidecar/jwt-sidecar/tools/proc"
 )
 
 // startTimeout bounds how long any process may take to become ready.
@@ -24,7 +24,7 @@ const startTimeout = 30 * time.Second
 type subject struct {
 	name string
 	url  string // what the load generator requests
-	proc *proctest.Child
+	proc *proc.Child
 	// pids are the processes whose CPU and memory count for the subject.
 	pids func() ([]int, error)
 	// adminURL is jwt-sidecar's admin listener, for /metrics after the run.
@@ -35,7 +35,7 @@ func (s *subject) onePID() ([]int, error) { return []int{s.proc.PID()}, nil }
 
 // upstream is the server behind every subject.
 type upstream struct {
-	proc     *proctest.Child
+	proc     *proc.Child
 	url      string
 	statsURL string
 }
@@ -183,7 +183,7 @@ func startNginx(ctx context.Context, e env) (*subject, error) {
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return nil, err
 	}
-	addr, err := proctest.PickAddr()
+	addr, err := proc.PickAddr()
 	if err != nil {
 		return nil, err
 	}
@@ -227,11 +227,11 @@ func startSidecar(ctx context.Context, e env) (*subject, error) {
 	if err := checkSidecarBinary(e.sidecar); err != nil {
 		return nil, err
 	}
-	addr, err := proctest.PickAddr()
+	addr, err := proc.PickAddr()
 	if err != nil {
 		return nil, err
 	}
-	admin, err := proctest.PickAddr()
+	admin, err := proc.PickAddr()
 	if err != nil {
 		return nil, err
 	}

@@ -13,14 +13,14 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/jwt-sidecar/jwt-sidecar/test/proctest"
+	"github.com/jwt-sidecar/jwt-sidecar/tools/proc"
 )
 
 // startProcess starts cmd with its output in logPath. The child gets SIGKILL
 // if the load run dies first, so nothing outlives it.
-func startProcess(name, logPath string, cmd *exec.Cmd) (*proctest.Child, error) {
+func startProcess(name, logPath string, cmd *exec.Cmd) (*proc.Child, error) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	return proctest.StartChild(name, logPath, cmd)
+	return proc.StartChild(name, logPath, cmd)
 }
 
 // boundListener binds 127.0.0.1 on a free port and returns it as a file to

@@ -16,7 +16,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"github.com/jwt-sidecar/jwt-sidecar/test/compare/comparison"
+	"github.com/jwt-sidecar/jwt-sidecar/tools/compare/comparison"
 )
 
 const (
