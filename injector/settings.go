@@ -8,8 +8,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/jwt-sidecar/jwt-sidecar/proxy"
-	"github.com/jwt-sidecar/jwt-sidecar/verifier"
+	"github.com/jwt-sidecar/jwt-sidecar/config"
 )
 
 // Prefix starts every annotation the injector reads or writes.
@@ -107,21 +106,21 @@ func (s *settings) set(name, value string) error {
 	case Audiences:
 		s.audiences, err = parseList(value)
 	case ClaimsToHeaders:
-		var hs []proxy.ClaimHeader
-		if hs, err = proxy.ParseClaimHeaders(value); err == nil && len(hs) == 0 {
+		var hs []config.ClaimHeader
+		if hs, err = config.ParseClaimHeaders(value); err == nil && len(hs) == 0 {
 			err = errors.New("empty list")
 		}
 		s.claimsToHeaders = value
 	case PublicPaths:
 		var ps []string
-		if ps, err = proxy.ParsePublicPaths(value); err == nil && len(ps) == 0 {
+		if ps, err = config.ParsePublicPaths(value); err == nil && len(ps) == 0 {
 			err = errors.New("empty list")
 		}
 		s.publicPaths = value
 	case RequiredScopes:
 		s.requiredScopes, err = parseList(value)
 	case TokenLookup:
-		_, err = verifier.ParseLookups(value)
+		_, err = config.ParseLookups(value)
 		s.tokenLookup = value
 	case Native:
 		switch value {
@@ -225,17 +224,19 @@ func (s *settings) check() (Reason, error) {
 	// Claim headers are scrubbed from incoming requests before the token
 	// is read: one that is also where the token travels would delete it,
 	// and the sidecar refuses to start with that.
-	claims, _ := proxy.ParseClaimHeaders(s.claimsToHeaders) // checked by set
-	lookups, _ := verifier.ParseLookups(s.effectiveLookup())
-	for _, l := range lookups {
-		if l.Kind != verifier.InHeader {
-			continue
-		}
-		for _, c := range claims {
-			if strings.EqualFold(strings.ReplaceAll(c.Header, "_", "-"), strings.ReplaceAll(l.Name, "_", "-")) {
-				return Conflict, fmt.Errorf("%s%s: %s is also a %s%s header", Prefix, ClaimsToHeaders, c.Header, Prefix, TokenLookup)
-			}
-		}
+	lookups, _ := config.ParseLookups(s.effectiveLookup()) // checked by set
+	claims, _ := config.ParseClaimHeaders(s.claimsToHeaders)
+	for _, p := range config.LookupHeaderProblems(lookups, claims, "") {
+		return Conflict, fmt.Errorf("%s%s: %s", Prefix, ClaimsToHeaders, strings.Replace(p.Text, "TOKEN_LOOKUP", Prefix+TokenLookup, 1))
+	}
+	// Last, the sidecar's own validation of the very environment the patch
+	// gives it: what the injector accepts, the sidecar accepts.
+	environ := map[string]string{}
+	for _, v := range s.env("info") {
+		environ[v.name] = v.value
+	}
+	if _, err := config.Load(environ); err != nil {
+		return Conflict, fmt.Errorf("the sidecar would refuse this configuration: %s", strings.ReplaceAll(err.Error(), "\n", "; "))
 	}
 	return "", nil
 }

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/jwt-sidecar/jwt-sidecar/config"
 	"github.com/jwt-sidecar/jwt-sidecar/verifier"
 )
 
@@ -34,7 +35,7 @@ func scrubConnection(values, names []string) []string {
 		var kept []string
 		for _, opt := range strings.Split(v, ",") {
 			opt = strings.TrimSpace(opt)
-			if opt == "" || slices.ContainsFunc(names, func(n string) bool { return len(n) == len(opt) && sameHeader(n, opt) }) {
+			if opt == "" || slices.ContainsFunc(names, func(n string) bool { return len(n) == len(opt) && config.SameHeader(n, opt) }) {
 				continue
 			}
 			kept = append(kept, opt)
@@ -53,43 +54,12 @@ func scrubConnection(values, names []string) []string {
 func scrubHeaders(h http.Header, names []string) {
 	for k := range h {
 		for _, n := range names {
-			if len(k) == len(n) && sameHeader(k, n) {
+			if len(k) == len(n) && config.SameHeader(k, n) {
 				delete(h, k)
 				break
 			}
 		}
 	}
-}
-
-// sameHeader compares two header names of equal length, ASCII
-// case-insensitively, with '_' equal to '-'.
-func sameHeader(a, b string) bool {
-	for i := 0; i < len(a); i++ {
-		x, y := foldHeaderByte(a[i]), foldHeaderByte(b[i])
-		if x != y {
-			return false
-		}
-	}
-	return true
-}
-
-func foldHeaderByte(c byte) byte {
-	switch {
-	case c >= 'A' && c <= 'Z':
-		return c + 'a' - 'A'
-	case c == '_':
-		return '-'
-	}
-	return c
-}
-
-// headerKey is the form under which sameHeader considers names equal.
-func headerKey(name string) string {
-	b := []byte(name)
-	for i, c := range b {
-		b[i] = foldHeaderByte(c)
-	}
-	return string(b)
 }
 
 // authenticate scrubs the claim headers, applies the policy and answers

@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/jwt-sidecar/jwt-sidecar/config"
 	"github.com/jwt-sidecar/jwt-sidecar/metrics"
 )
 
@@ -65,7 +66,7 @@ func sidecar(b *testing.B) (http.Handler, string) {
 		Verifier:     newVerifier(b, verifierConfig{cacheSize: 1024}, m),
 		Recorder:     m,
 		Logger:       discardLogger(),
-		ClaimHeaders: []ClaimHeader{{Claim: "sub", Header: "X-Auth-Subject"}, {Claim: "realm_access.roles", Header: "X-Auth-Roles"}},
+		ClaimHeaders: []config.ClaimHeader{{Claim: "sub", Header: "X-Auth-Subject"}, {Claim: "realm_access.roles", Header: "X-Auth-Roles"}},
 		PublicPaths:  []string{"/public/*", "/healthz"},
 		Transport:    inProcess{},
 	})
@@ -281,7 +282,7 @@ func BenchmarkLoopbackHandler(b *testing.B) {
 			Verifier:     v,
 			Recorder:     m,
 			Logger:       discardLogger(),
-			ClaimHeaders: []ClaimHeader{{Claim: "sub", Header: "X-Auth-Subject"}, {Claim: "realm_access.roles", Header: "X-Auth-Roles"}},
+			ClaimHeaders: []config.ClaimHeader{{Claim: "sub", Header: "X-Auth-Subject"}, {Claim: "realm_access.roles", Header: "X-Auth-Roles"}},
 		})
 		if err != nil {
 			b.Fatal(err)

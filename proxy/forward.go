@@ -12,7 +12,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jwt-sidecar/jwt-sidecar/verifier"
+	"github.com/jwt-sidecar/jwt-sidecar/config"
 )
 
 // rewrite builds the outbound request. ReverseProxy has already removed
@@ -36,13 +36,13 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 // stripToken removes the token from where the Verifier found it, and only
 // the token: other cookies and query parameters stay. It runs on the inbound
 // request, before ReverseProxy clones it and SetURL adds the upstream's query.
-func stripToken(out *http.Request, from verifier.Lookup) {
+func stripToken(out *http.Request, from config.Lookup) {
 	switch from.Kind {
-	case verifier.InHeader:
+	case config.InHeader:
 		out.Header.Del(from.Name)
-	case verifier.InCookie:
+	case config.InCookie:
 		removeCookie(out.Header, from.Name)
-	case verifier.InQuery:
+	case config.InQuery:
 		out.URL.RawQuery = removeQueryParam(out.URL.RawQuery, from.Name)
 	default:
 		// A Verifier that does not say where the token was: drop the

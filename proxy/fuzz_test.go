@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/jwt-sidecar/jwt-sidecar/config"
 	"github.com/jwt-sidecar/jwt-sidecar/verifier"
 )
 
@@ -32,7 +33,7 @@ func FuzzClaimHeaders(f *testing.F) {
 		}
 		hm := &headerMap{payload: "X-Payload"}
 		for i, path := range paths {
-			hm.claims = append(hm.claims, ClaimHeader{Claim: path, Header: "X-Claim-" + strconv.Itoa(i)})
+			hm.claims = append(hm.claims, config.ClaimHeader{Claim: path, Header: "X-Claim-" + strconv.Itoa(i)})
 		}
 		c := verifier.NewClaims(values)
 		c.Payload = string(payload) // arbitrary bytes: must be sanitized too

@@ -3,12 +3,9 @@ package proxy
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"log/slog"
 	"math"
 	"net/http"
-	"net/textproto"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,86 +17,6 @@ import (
 // sent at all (and the drop is logged): a truncated list of roles could
 // grant or deny more than the token says.
 const MaxHeaderValue = 8 << 10
-
-// ClaimHeader maps one claim to one upstream header (CLAIMS_TO_HEADERS).
-type ClaimHeader struct {
-	// Claim is a dotted path, e.g. "realm_access.roles" (Claims.Lookup).
-	Claim string
-	// Header is the upstream header name, canonical.
-	Header string
-}
-
-// reservedHeaders may never carry a claim: hop-by-hop headers (RFC 9110
-// §7.6.1), headers that frame or route the message, and the credentials and
-// forwarding headers the proxy itself manages.
-var reservedHeaders = []string{
-	"Authorization", "Connection", "Content-Encoding", "Content-Length", "Content-Type",
-	"Cookie", "Expect", "Forwarded", "Host", "Keep-Alive", "Proxy-Authenticate",
-	"Proxy-Authorization", "Proxy-Connection", "Te", "Trailer", "Transfer-Encoding",
-	"Upgrade", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto",
-}
-
-// ParseClaimHeaders parses CLAIMS_TO_HEADERS: comma-separated CLAIM=HEADER
-// entries, e.g. "sub=X-Auth-Subject,realm_access.roles=X-Auth-Roles". It
-// refuses an entry without '=', an empty claim, an invalid or reserved header
-// name, and a header named twice (ignoring case, and '_' against '-').
-func ParseClaimHeaders(spec string) ([]ClaimHeader, error) {
-	var out []ClaimHeader
-	seen := map[string]bool{}
-	for _, item := range strings.Split(spec, ",") {
-		item = strings.TrimSpace(item)
-		if item == "" {
-			continue
-		}
-		claim, header, ok := strings.Cut(item, "=")
-		if !ok {
-			return nil, fmt.Errorf("%q: want CLAIM=HEADER", item)
-		}
-		claim = strings.TrimSpace(claim)
-		if claim == "" {
-			return nil, fmt.Errorf("%q: empty claim", item)
-		}
-		h, err := checkHeaderName(strings.TrimSpace(header))
-		if err != nil {
-			return nil, fmt.Errorf("%q: %w", item, err)
-		}
-		if seen[headerKey(h)] {
-			return nil, fmt.Errorf("%q: header %s is mapped twice", item, h)
-		}
-		seen[headerKey(h)] = true
-		out = append(out, ClaimHeader{Claim: claim, Header: h})
-	}
-	return out, nil
-}
-
-// checkHeaderName validates a header the proxy will set and returns its
-// canonical form.
-func checkHeaderName(name string) (string, error) {
-	if name == "" {
-		return "", errors.New("empty header name")
-	}
-	for i := 0; i < len(name); i++ {
-		if !tchar(name[i]) {
-			return "", fmt.Errorf("%q is not a valid header name", name)
-		}
-	}
-	c := textproto.CanonicalMIMEHeaderKey(name)
-	for _, r := range reservedHeaders {
-		if len(r) == len(c) && sameHeader(r, c) {
-			return "", fmt.Errorf("header %s is reserved", c)
-		}
-	}
-	return c, nil
-}
-
-// tchar reports whether c may appear in a header name (RFC 9110 §5.6.2).
-func tchar(c byte) bool {
-	switch {
-	case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		return true
-	}
-	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
-}
 
 // set puts the claim headers and the payload header of a verified token on
 // h. One allocation holds every value slice.

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jwt-sidecar/jwt-sidecar/config"
 	"github.com/jwt-sidecar/jwt-sidecar/verifier"
 )
 
@@ -14,17 +15,17 @@ func TestParseClaimHeaders(t *testing.T) {
 	tests := []struct {
 		name    string
 		spec    string
-		want    []ClaimHeader
+		want    []config.ClaimHeader
 		wantErr bool
 	}{
 		{name: "empty", spec: "", want: nil},
 		{
 			name: "spec example",
 			spec: "sub=X-Auth-Subject,email=X-Auth-Email,realm_access.roles=X-Auth-Roles",
-			want: []ClaimHeader{{Claim: "sub", Header: "X-Auth-Subject"}, {Claim: "email", Header: "X-Auth-Email"}, {Claim: "realm_access.roles", Header: "X-Auth-Roles"}},
+			want: []config.ClaimHeader{{Claim: "sub", Header: "X-Auth-Subject"}, {Claim: "email", Header: "X-Auth-Email"}, {Claim: "realm_access.roles", Header: "X-Auth-Roles"}},
 		},
-		{name: "spaces and case", spec: " sub = x-auth-subject , ", want: []ClaimHeader{{Claim: "sub", Header: "X-Auth-Subject"}}},
-		{name: "claim with dots and slashes", spec: "https://example.com/roles=X-Roles", want: []ClaimHeader{{Claim: "https://example.com/roles", Header: "X-Roles"}}},
+		{name: "spaces and case", spec: " sub = x-auth-subject , ", want: []config.ClaimHeader{{Claim: "sub", Header: "X-Auth-Subject"}}},
+		{name: "claim with dots and slashes", spec: "https://example.com/roles=X-Roles", want: []config.ClaimHeader{{Claim: "https://example.com/roles", Header: "X-Roles"}}},
 		{name: "no =", spec: "sub", wantErr: true},
 		{name: "empty claim", spec: "=X-A", wantErr: true},
 		{name: "empty header", spec: "sub=", wantErr: true},
@@ -45,7 +46,7 @@ func TestParseClaimHeaders(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := ParseClaimHeaders(tt.spec)
+			got, err := config.ParseClaimHeaders(tt.spec)
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("err = %v, want error %v", err, tt.wantErr)
 			}
@@ -77,7 +78,7 @@ func TestParsePublicPaths(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := ParsePublicPaths(tt.spec)
+			got, err := config.ParsePublicPaths(tt.spec)
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("err = %v, want error %v", err, tt.wantErr)
 			}
@@ -208,7 +209,7 @@ func TestHeaderValueDoesNotAllocate(t *testing.T) {
 
 func TestSetClaimHeaders(t *testing.T) {
 	hm := &headerMap{
-		claims: []ClaimHeader{
+		claims: []config.ClaimHeader{
 			{Claim: "sub", Header: "X-Sub"},
 			{Claim: "realm_access.roles", Header: "X-Roles"},
 			{Claim: "missing", Header: "X-Missing"},

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/jwt-sidecar/jwt-sidecar/config"
 	"github.com/jwt-sidecar/jwt-sidecar/metrics"
 	"github.com/jwt-sidecar/jwt-sidecar/test/jwttest"
 	"github.com/jwt-sidecar/jwt-sidecar/test/proctest"
@@ -85,7 +86,7 @@ func with(c jwt.MapClaims, k string, v any) jwt.MapClaims {
 
 // verifierConfig adjusts the real verifier the tests build.
 type verifierConfig struct {
-	lookups   []verifier.Lookup
+	lookups   []config.Lookup
 	cacheSize int
 }
 
@@ -216,7 +217,7 @@ func newHarness(t testing.TB, vc verifierConfig, adjust func(*Options)) *harness
 		Verifier:     newVerifier(t, vc, m),
 		Recorder:     m,
 		Logger:       slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		ClaimHeaders: []ClaimHeader{{Claim: "sub", Header: "X-Auth-Subject"}, {Claim: "realm_access.roles", Header: "X-Auth-Roles"}},
+		ClaimHeaders: []config.ClaimHeader{{Claim: "sub", Header: "X-Auth-Subject"}, {Claim: "realm_access.roles", Header: "X-Auth-Roles"}},
 		PublicPaths:  []string{"/public/*", "/healthz", "/docs/"},
 	}
 	if adjust != nil {

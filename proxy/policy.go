@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/jwt-sidecar/jwt-sidecar/config"
 	"github.com/jwt-sidecar/jwt-sidecar/verifier"
 )
 
@@ -23,7 +24,7 @@ type Provider struct {
 	Issuers []string
 	// ClaimHeaders, PayloadHeader and ForwardToken are CLAIMS_TO_HEADERS,
 	// PAYLOAD_HEADER and FORWARD_TOKEN for this provider's tokens.
-	ClaimHeaders  []ClaimHeader
+	ClaimHeaders  []config.ClaimHeader
 	PayloadHeader string
 	ForwardToken  bool
 }
@@ -64,7 +65,7 @@ type Policy struct {
 
 // headerMap is what one provider's verified tokens put on the request.
 type headerMap struct {
-	claims  []ClaimHeader
+	claims  []config.ClaimHeader
 	payload string // canonical, or ""
 	forward bool
 }
@@ -96,8 +97,8 @@ func NewPolicy(o PolicyOptions) (*Policy, error) {
 		}
 		hm.forward = pr.ForwardToken
 		for _, h := range hm.names() {
-			if !scrubbed[headerKey(h)] {
-				scrubbed[headerKey(h)] = true
+			if !scrubbed[config.HeaderKey(h)] {
+				scrubbed[config.HeaderKey(h)] = true
 				pol.scrub = append(pol.scrub, h)
 			}
 		}
@@ -136,29 +137,29 @@ func NewPolicy(o PolicyOptions) (*Policy, error) {
 }
 
 // compileHeaders checks one provider's claim headers and payload header.
-func compileHeaders(claims []ClaimHeader, payload string) (headerMap, error) {
+func compileHeaders(claims []config.ClaimHeader, payload string) (headerMap, error) {
 	var hm headerMap
 	seen := map[string]bool{}
 	for _, c := range claims {
-		h, err := checkHeaderName(c.Header)
+		h, err := config.CheckHeaderName(c.Header)
 		if err != nil {
 			return hm, fmt.Errorf("claim header for %q: %w", c.Claim, err)
 		}
 		if c.Claim == "" {
 			return hm, fmt.Errorf("claim header %s: empty claim", h)
 		}
-		if seen[headerKey(h)] {
+		if seen[config.HeaderKey(h)] {
 			return hm, fmt.Errorf("header %s is mapped twice", h)
 		}
-		seen[headerKey(h)] = true
-		hm.claims = append(hm.claims, ClaimHeader{Claim: c.Claim, Header: h})
+		seen[config.HeaderKey(h)] = true
+		hm.claims = append(hm.claims, config.ClaimHeader{Claim: c.Claim, Header: h})
 	}
 	if payload != "" {
-		h, err := checkHeaderName(payload)
+		h, err := config.CheckHeaderName(payload)
 		if err != nil {
 			return hm, fmt.Errorf("payload header: %w", err)
 		}
-		if seen[headerKey(h)] {
+		if seen[config.HeaderKey(h)] {
 			return hm, fmt.Errorf("payload header %s is also a claim header", h)
 		}
 		hm.payload = h
@@ -184,10 +185,10 @@ func (pol *Policy) disjoint(r *verifier.Rule) error {
 	for _, name := range r.Require.Providers {
 		i := slices.IndexFunc(pol.v.Providers(), func(p verifier.Provider) bool { return p.Name == name })
 		for _, h := range pol.headers[i].names() {
-			if other, ok := owner[headerKey(h)]; ok {
+			if other, ok := owner[config.HeaderKey(h)]; ok {
 				return fmt.Errorf("providers %s and %s both set header %s; an all-of would set it twice", other, name, h)
 			}
-			owner[headerKey(h)] = name
+			owner[config.HeaderKey(h)] = name
 		}
 	}
 	return nil

@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/jwt-sidecar/jwt-sidecar/config"
 	"github.com/jwt-sidecar/jwt-sidecar/metrics"
 	"github.com/jwt-sidecar/jwt-sidecar/test/proctest"
 	"github.com/jwt-sidecar/jwt-sidecar/verifier"
@@ -26,7 +27,7 @@ const (
 	serviceSubject = "system:serviceaccount:shop:orders"
 )
 
-func providerVerifier(t testing.TB, name, iss string, s signer, lookups []verifier.Lookup, rec verifier.Recorder) *verifier.Verifier {
+func providerVerifier(t testing.TB, name, iss string, s signer, lookups []config.Lookup, rec verifier.Recorder) *verifier.Verifier {
 	t.Helper()
 	src, err := verifier.NewStaticSource(name, []string{iss}, []verifier.StaticKey{{KID: s.KID, Key: s.Key.Public()}})
 	if err != nil {
@@ -55,13 +56,13 @@ func testProviders(t testing.TB, rec verifier.Recorder) []Provider {
 		{
 			Name: "idp", Issuers: []string{issA},
 			Verifier:      providerVerifier(t, "idp", issA, k.ec, nil, rec),
-			ClaimHeaders:  []ClaimHeader{{Claim: "sub", Header: "X-Auth-Subject"}, {Claim: "realm_access.roles", Header: "X-Auth-Roles"}},
+			ClaimHeaders:  []config.ClaimHeader{{Claim: "sub", Header: "X-Auth-Subject"}, {Claim: "realm_access.roles", Header: "X-Auth-Roles"}},
 			PayloadHeader: "X-Auth-Payload",
 		},
 		{
 			Name: "k8s", Issuers: []string{issB},
-			Verifier:     providerVerifier(t, "k8s", issB, k.issuerB, []verifier.Lookup{{Kind: verifier.InHeader, Name: serviceHeader}}, rec),
-			ClaimHeaders: []ClaimHeader{{Claim: "sub", Header: "X-Service-Account"}},
+			Verifier:     providerVerifier(t, "k8s", issB, k.issuerB, []config.Lookup{{Kind: config.InHeader, Name: serviceHeader}}, rec),
+			ClaimHeaders: []config.ClaimHeader{{Claim: "sub", Header: "X-Service-Account"}},
 		},
 	}
 }
@@ -255,7 +256,7 @@ func TestNewPolicyRefusesHeaderClashes(t *testing.T) {
 			cp := make([]Provider, len(ps))
 			for i, p := range ps {
 				cp[i] = p
-				cp[i].ClaimHeaders = append([]ClaimHeader(nil), p.ClaimHeaders...)
+				cp[i].ClaimHeaders = append([]config.ClaimHeader(nil), p.ClaimHeaders...)
 			}
 			tt.adjust(cp)
 			_, err := NewPolicy(PolicyOptions{Providers: cp, Rules: testRules()})
@@ -266,7 +267,7 @@ func TestNewPolicyRefusesHeaderClashes(t *testing.T) {
 	}
 	// Different providers may map the same header when no all-of joins them.
 	cp := append([]Provider(nil), ps...)
-	cp[1].ClaimHeaders = []ClaimHeader{{Claim: "sub", Header: "X-Auth-Subject"}}
+	cp[1].ClaimHeaders = []config.ClaimHeader{{Claim: "sub", Header: "X-Auth-Subject"}}
 	rules := testRules()[:3]
 	if _, err := NewPolicy(PolicyOptions{Providers: cp, Rules: rules}); err != nil {
 		t.Errorf("the same header for two providers of an any-of: %v", err)
@@ -348,7 +349,7 @@ func TestSetPolicyUnderLoad(t *testing.T) {
 	// X-Auth-Email is only ever scrubbed), and lets /admin be reached
 	// without the admin role.
 	ps2 := testProviders(t, nil)
-	ps2[0].ClaimHeaders = append(ps2[0].ClaimHeaders, ClaimHeader{Claim: "email", Header: "X-Auth-Email"}, ClaimHeader{Claim: "sub", Header: "X-Auth-Who"})
+	ps2[0].ClaimHeaders = append(ps2[0].ClaimHeaders, config.ClaimHeader{Claim: "email", Header: "X-Auth-Email"}, config.ClaimHeader{Claim: "sub", Header: "X-Auth-Who"})
 	rules := testRules()
 	rules[1].Require.Claims = nil
 	other, err := NewPolicy(PolicyOptions{Providers: ps2, Rules: rules, Recorder: pm})

@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jwt-sidecar/jwt-sidecar/config"
 	"github.com/jwt-sidecar/jwt-sidecar/verifier"
 )
 
@@ -86,7 +87,7 @@ type Options struct {
 	// Mode labels verification durations (AUTH_MODE); default "jwt".
 	Mode string
 	// ClaimHeaders maps claims to upstream headers (CLAIMS_TO_HEADERS).
-	ClaimHeaders []ClaimHeader
+	ClaimHeaders []config.ClaimHeader
 	// PayloadHeader, when set, carries the verified payload (PAYLOAD_HEADER).
 	PayloadHeader string
 	// ForwardToken keeps the token on the forwarded request (FORWARD_TOKEN).

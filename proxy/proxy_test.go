@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/jwt-sidecar/jwt-sidecar/config"
 	"github.com/jwt-sidecar/jwt-sidecar/metrics"
 	"github.com/jwt-sidecar/jwt-sidecar/verifier"
 )
@@ -536,7 +537,7 @@ func TestTokenStripping(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			lookups, err := verifier.ParseLookups(tt.lookups)
+			lookups, err := config.ParseLookups(tt.lookups)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -694,10 +695,10 @@ func TestNewRefusesBadOptions(t *testing.T) {
 		{name: "relative upstream", o: Options{Upstream: mustURL(t, "/x"), Verifier: v}},
 		{name: "ftp upstream", o: Options{Upstream: mustURL(t, "ftp://h/"), Verifier: v}},
 		{name: "no verifier", o: Options{Upstream: up}},
-		{name: "reserved claim header", o: Options{Upstream: up, Verifier: v, ClaimHeaders: []ClaimHeader{{Claim: "sub", Header: "Host"}}}},
-		{name: "empty claim", o: Options{Upstream: up, Verifier: v, ClaimHeaders: []ClaimHeader{{Header: "X-A"}}}},
-		{name: "duplicate header", o: Options{Upstream: up, Verifier: v, ClaimHeaders: []ClaimHeader{{Claim: "a", Header: "X-A"}, {Claim: "b", Header: "x-a"}}}},
-		{name: "payload header is a claim header", o: Options{Upstream: up, Verifier: v, ClaimHeaders: []ClaimHeader{{Claim: "a", Header: "X-A"}}, PayloadHeader: "X_A"}},
+		{name: "reserved claim header", o: Options{Upstream: up, Verifier: v, ClaimHeaders: []config.ClaimHeader{{Claim: "sub", Header: "Host"}}}},
+		{name: "empty claim", o: Options{Upstream: up, Verifier: v, ClaimHeaders: []config.ClaimHeader{{Header: "X-A"}}}},
+		{name: "duplicate header", o: Options{Upstream: up, Verifier: v, ClaimHeaders: []config.ClaimHeader{{Claim: "a", Header: "X-A"}, {Claim: "b", Header: "x-a"}}}},
+		{name: "payload header is a claim header", o: Options{Upstream: up, Verifier: v, ClaimHeaders: []config.ClaimHeader{{Claim: "a", Header: "X-A"}}, PayloadHeader: "X_A"}},
 		{name: "bad payload header", o: Options{Upstream: up, Verifier: v, PayloadHeader: "X A"}},
 		{name: "unclean public path", o: Options{Upstream: up, Verifier: v, PublicPaths: []string{"/a/../b"}}},
 		{name: "negative timeout", o: Options{Upstream: up, Verifier: v, UpstreamTimeout: -1}},

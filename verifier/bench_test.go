@@ -7,6 +7,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/jwt-sidecar/jwt-sidecar/config"
 	"github.com/jwt-sidecar/jwt-sidecar/verifier"
 )
 
@@ -26,7 +27,7 @@ func benchVerifier(b *testing.B, alg string, cacheSize int) (*verifier.Verifier,
 		pubKey any
 		err    error
 	)
-	algs := verifier.DefaultAlgorithms
+	algs := config.DefaultAlgorithms
 	c := claims(issA)
 	c["exp"] = time.Now().Add(time.Hour).Unix()
 	c["iat"] = time.Now().Unix()
@@ -35,7 +36,7 @@ func benchVerifier(b *testing.B, alg string, cacheSize int) (*verifier.Verifier,
 		secret := []byte("0123456789abcdef0123456789abcdef")
 		src, err = verifier.NewStaticSource("hmac", []string{issA}, []verifier.StaticKey{{Key: secret}})
 		tok, _ = jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(secret)
-		pubKey, algs = secret, verifier.HMACAlgorithms
+		pubKey, algs = secret, config.HMACAlgorithms
 	} else {
 		s := newSigner(b, alg, "k1")
 		src, err = verifier.NewStaticSource("s", []string{issA}, []verifier.StaticKey{{KID: "k1", Key: s.Key.Public()}})
@@ -159,7 +160,7 @@ func BenchmarkPolicyRequest(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		var d verifier.Decision
-		pol.Check(ctx, r, pol.Match(r, verifier.CleanPath(r.URL.Path), nil), &d, nil)
+		pol.Check(ctx, r, pol.Match(r, config.CleanPath(r.URL.Path), nil), &d, nil)
 		if d.Err != nil {
 			b.Fatal(d.Err)
 		}

@@ -3,6 +3,8 @@ package verifier
 import (
 	"strings"
 	"time"
+
+	"github.com/jwt-sidecar/jwt-sidecar/config"
 )
 
 // Claims is what a verified token says. It is immutable once Verify returns
@@ -12,7 +14,7 @@ type Claims struct {
 	// base64url without padding, ready for PAYLOAD_HEADER.
 	Payload string
 	// From says where the token was found, so the proxy can remove it.
-	From Lookup
+	From config.Lookup
 	// Issuer, Subject and KeyID are copied out for logs.
 	Issuer  string
 	Subject string
@@ -63,22 +65,3 @@ func lookup(m map[string]any, path string) (any, bool) {
 		m, path = next, rest
 	}
 }
-
-// Lookup is one place a token may be read from: TOKEN_LOOKUP's
-// `header:NAME`, `cookie:NAME` or `query:NAME`.
-type Lookup struct {
-	Kind LookupKind
-	Name string
-}
-
-// LookupKind is where a token travels.
-type LookupKind string
-
-// The places a token can travel.
-const (
-	InHeader LookupKind = "header"
-	InCookie LookupKind = "cookie"
-	InQuery  LookupKind = "query"
-)
-
-func (l Lookup) String() string { return string(l.Kind) + ":" + l.Name }

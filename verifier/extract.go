@@ -1,60 +1,25 @@
 package verifier
 
 import (
-	"fmt"
 	"net/http"
-	"net/textproto"
 	"strings"
-)
 
-// ParseLookups parses TOKEN_LOOKUP: comma-separated header:NAME, cookie:NAME
-// or query:NAME entries.
-func ParseLookups(spec string) ([]Lookup, error) {
-	var out []Lookup
-	for _, item := range strings.Split(spec, ",") {
-		item = strings.TrimSpace(item)
-		if item == "" {
-			continue
-		}
-		kind, name, ok := strings.Cut(item, ":")
-		name = strings.TrimSpace(name)
-		if !ok || name == "" {
-			return nil, fmt.Errorf("%q: want header:NAME, cookie:NAME or query:NAME", item)
-		}
-		l := Lookup{Kind: LookupKind(strings.TrimSpace(kind)), Name: name}
-		switch l.Kind {
-		case InHeader:
-			l.Name = textproto.CanonicalMIMEHeaderKey(name)
-		case InCookie, InQuery:
-		default:
-			return nil, fmt.Errorf("%q: unknown source %q; want header, cookie or query", item, kind)
-		}
-		for _, seen := range out {
-			if seen == l {
-				return nil, fmt.Errorf("%q is listed twice", item)
-			}
-		}
-		out = append(out, l)
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("no token location given")
-	}
-	return out, nil
-}
+	"github.com/jwt-sidecar/jwt-sidecar/config"
+)
 
 // extract finds the request's one token, a compact JWS. More than one token,
 // across every configured place, is refused (RFC 6750 §2: a client uses one
 // method).
-func extract(r *http.Request, lookups []Lookup, maxSize int) (string, Lookup, error) {
+func extract(r *http.Request, lookups []config.Lookup, maxSize int) (string, config.Lookup, error) {
 	return extractWith(r, lookups, maxSize, checkJWSChars)
 }
 
 // extractWith is extract with the token's character check given: a JWS for
 // jwt mode, any RFC 6750 b64token for introspection mode.
-func extractWith(r *http.Request, lookups []Lookup, maxSize int, check func(string) error) (string, Lookup, error) {
+func extractWith(r *http.Request, lookups []config.Lookup, maxSize int, check func(string) error) (string, config.Lookup, error) {
 	var (
 		token string
-		from  Lookup
+		from  config.Lookup
 		found int
 	)
 	for _, l := range lookups {
@@ -66,7 +31,7 @@ func extractWith(r *http.Request, lookups []Lookup, maxSize int, check func(stri
 	}
 	switch {
 	case found == 0:
-		return "", Lookup{}, &Error{Reason: Missing}
+		return "", config.Lookup{}, &Error{Reason: Missing}
 	case found > 1:
 		return "", from, fail(Malformed, "more than one token in the request")
 	}
@@ -106,26 +71,26 @@ func jwsChar(c byte) bool { return jwsChars[c] }
 
 // tokensAt counts the tokens found at one place and returns the last. It
 // allocates nothing for headers, the hot path.
-func tokensAt(r *http.Request, l Lookup) (int, string) {
+func tokensAt(r *http.Request, l config.Lookup) (int, string) {
 	var (
 		n   int
 		tok string
 	)
 	switch l.Kind {
-	case InHeader:
+	case config.InHeader:
 		for _, v := range r.Header[l.Name] {
 			if t, ok := bearer(v, l.Name == "Authorization"); ok {
 				n, tok = n+1, t
 			}
 		}
-	case InCookie:
+	case config.InCookie:
 		if len(r.Header["Cookie"]) == 0 {
 			return 0, ""
 		}
 		for _, c := range r.CookiesNamed(l.Name) {
 			n, tok = n+1, c.Value
 		}
-	case InQuery:
+	case config.InQuery:
 		if r.URL.RawQuery == "" {
 			return 0, ""
 		}

@@ -17,6 +17,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/jwt-sidecar/jwt-sidecar/config"
 )
 
 // Introspection results, the `result` label values of
@@ -73,10 +75,10 @@ type IntrospectionOptions struct {
 	CacheTTL  time.Duration
 	CacheSize int
 
-	Lookups        []Lookup // where tokens are read; default header:Authorization
-	MaxTokenSize   int      // bytes; default 8 KiB
-	Issuers        []string // when set, the answer's iss must be one of them
-	Audiences      []string // when set, the answer's aud must name one of them
+	Lookups        []config.Lookup // where tokens are read; default header:Authorization
+	MaxTokenSize   int             // bytes; default 8 KiB
+	Issuers        []string        // when set, the answer's iss must be one of them
+	Audiences      []string        // when set, the answer's aud must name one of them
 	ClockSkew      time.Duration
 	RequireExp     bool     // an active answer without exp is refused
 	RequiredScopes []string // all are needed
@@ -100,7 +102,7 @@ type Introspector struct {
 	maxBytes   int64
 	ttl        time.Duration
 	cache      *tokenCache[answer]
-	lookups    []Lookup
+	lookups    []config.Lookup
 	maxSize    int
 	issuers    []string
 	requireExp bool
@@ -134,7 +136,7 @@ func NewIntrospector(o IntrospectionOptions) (*Introspector, error) {
 		o.MaxBytes = DefaultIntrospectionMaxBytes
 	}
 	if len(o.Lookups) == 0 {
-		o.Lookups = []Lookup{{Kind: InHeader, Name: "Authorization"}}
+		o.Lookups = []config.Lookup{{Kind: config.InHeader, Name: "Authorization"}}
 	}
 	if o.MaxTokenSize <= 0 {
 		o.MaxTokenSize = 8 << 10

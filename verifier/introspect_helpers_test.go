@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/jwt-sidecar/jwt-sidecar/config"
 	"github.com/jwt-sidecar/jwt-sidecar/metrics"
 	"github.com/jwt-sidecar/jwt-sidecar/proxy"
 	"github.com/jwt-sidecar/jwt-sidecar/test/proctest"
@@ -251,7 +252,7 @@ func newIntrospection(t testing.TB, mutate func(*verifier.IntrospectionOptions))
 	t.Cleanup(in.CloseIdleConnections)
 	f.in = in
 	upURL, _ := url.Parse(f.up.URL)
-	headers, err := proxy.ParseClaimHeaders("sub=X-Auth-Subject,scope=X-Auth-Scope,client_id=X-Auth-Client,realm_access.roles=X-Auth-Roles")
+	headers, err := config.ParseClaimHeaders("sub=X-Auth-Subject,scope=X-Auth-Scope,client_id=X-Auth-Client,realm_access.roles=X-Auth-Roles")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/jwt-sidecar/jwt-sidecar/config"
 	"github.com/jwt-sidecar/jwt-sidecar/verifier"
 )
 
@@ -22,7 +23,7 @@ type policyFixture struct {
 func newPolicyFixture(t testing.TB) *policyFixture {
 	t.Helper()
 	f := &policyFixture{a: newSigner(t, "ES256", "a-1"), b: newSigner(t, "ES256", "b-1")}
-	mk := func(name, iss string, s signer, lookups []verifier.Lookup) verifier.Provider {
+	mk := func(name, iss string, s signer, lookups []config.Lookup) verifier.Provider {
 		src, err := verifier.NewStaticSource(name, []string{iss}, []verifier.StaticKey{{KID: s.KID, Key: s.Key.Public()}})
 		if err != nil {
 			t.Fatal(err)
@@ -34,7 +35,7 @@ func newPolicyFixture(t testing.TB) *policyFixture {
 	}
 	f.provider = []verifier.Provider{
 		mk("a", issA, f.a, nil),
-		mk("b", issB, f.b, []verifier.Lookup{{Kind: verifier.InHeader, Name: "X-Service-Token"}}),
+		mk("b", issB, f.b, []config.Lookup{{Kind: config.InHeader, Name: "X-Service-Token"}}),
 	}
 	return f
 }
@@ -51,7 +52,7 @@ func (f *policyFixture) policy(t testing.TB, rules ...verifier.Rule) *verifier.P
 
 func decide(p *verifier.Policy, r *http.Request) verifier.Decision {
 	var d verifier.Decision
-	rule := p.Match(r, verifier.CleanPath(r.URL.Path), nil)
+	rule := p.Match(r, config.CleanPath(r.URL.Path), nil)
 	p.Check(context.Background(), r, rule, &d, nil)
 	return d
 }
@@ -374,7 +375,7 @@ func TestCheckDoesNotAllocate(t *testing.T) {
 	ctx := context.Background()
 	if n := testing.AllocsPerRun(200, func() {
 		var d verifier.Decision
-		rule := p.Match(r, verifier.CleanPath(r.URL.Path), nil)
+		rule := p.Match(r, config.CleanPath(r.URL.Path), nil)
 		p.Check(ctx, r, rule, &d, nil)
 		if d.Err != nil {
 			t.Fatal(d.Err)

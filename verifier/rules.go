@@ -4,32 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"path"
 	"slices"
 	"strings"
-)
 
-// CleanPath is the one path a policy matches and the proxy forwards (SPEC):
-// the request path as net/http decoded it (percent-decoding done once, so
-// %2F is already '/'), rooted, without "." or ".." elements or repeated
-// slashes, keeping a trailing slash ("/docs/" stays "/docs/"). It does not
-// allocate for a path already clean.
-func CleanPath(p string) string {
-	if p == "" {
-		return "/"
-	}
-	if p[0] != '/' {
-		p = "/" + p // e.g. "*" in OPTIONS *: never matches a rule's path
-	}
-	c := path.Clean(p)
-	if c == "/" || p[len(p)-1] != '/' {
-		return c
-	}
-	if len(p) == len(c)+1 && p[:len(c)] == c {
-		return p
-	}
-	return c + "/"
-}
+	"github.com/jwt-sidecar/jwt-sidecar/config"
+)
 
 // Match says which requests a rule applies to. Exactly one of Path, Prefix
 // and Glob is set; each is matched against the cleaned path (CleanPath).
@@ -188,7 +167,7 @@ func checkRulePath(p string, glob bool) error {
 	if i := strings.IndexAny(p, "?[]{}\\"); glob && i >= 0 {
 		return fmt.Errorf("%q: a glob knows only * and **, not %q", p, p[i])
 	}
-	if c := CleanPath(p); c != p {
+	if c := config.CleanPath(p); c != p {
 		return fmt.Errorf("%q is not a clean path (did you mean %q?): requests are matched after cleaning, so it could never match", p, c)
 	}
 	return nil

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jwt-sidecar/jwt-sidecar/config"
 	"github.com/jwt-sidecar/jwt-sidecar/verifier"
 )
 
@@ -49,7 +50,7 @@ func FuzzGlobMatch(f *testing.F) {
 		if err != nil {
 			t.Fatalf("valid glob %q refused: %v", glob, err)
 		}
-		clean := verifier.CleanPath(strings.ReplaceAll(p, "\x00", ""))
+		clean := config.CleanPath(strings.ReplaceAll(p, "\x00", ""))
 		r := httptest.NewRequest("GET", "http://x/", nil)
 		got := pol.Match(r, clean, nil).Name == "g"
 		want := refGlob(strings.Split(glob[1:], "/"), strings.Split(clean[1:], "/"))

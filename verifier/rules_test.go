@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jwt-sidecar/jwt-sidecar/config"
 	"github.com/jwt-sidecar/jwt-sidecar/verifier"
 )
 
@@ -82,9 +83,9 @@ func TestRuleMatching(t *testing.T) {
 			if tt.host != "" {
 				r.Host = tt.host
 			}
-			got := p.Match(r, verifier.CleanPath(r.URL.Path), nil)
+			got := p.Match(r, config.CleanPath(r.URL.Path), nil)
 			if got.Name != tt.want {
-				t.Errorf("rule = %s (cleaned path %q), want %s", got.Name, verifier.CleanPath(r.URL.Path), tt.want)
+				t.Errorf("rule = %s (cleaned path %q), want %s", got.Name, config.CleanPath(r.URL.Path), tt.want)
 			}
 		})
 	}
@@ -98,7 +99,7 @@ func TestRuleMatchingDoesNotAllocate(t *testing.T) {
 	)
 	r := httptest.NewRequest(http.MethodGet, "http://x.example.com/api/v1/a/items/7", nil)
 	if n := testing.AllocsPerRun(100, func() {
-		if p.Match(r, verifier.CleanPath(r.URL.Path), nil).Name != "items" {
+		if p.Match(r, config.CleanPath(r.URL.Path), nil).Name != "items" {
 			t.Fatal("no match")
 		}
 	}); n != 0 {
@@ -150,8 +151,8 @@ func TestCleanPath(t *testing.T) {
 		{in: "*", want: "/*"},
 	}
 	for _, tt := range tests {
-		if got := verifier.CleanPath(tt.in); got != tt.want {
-			t.Errorf("CleanPath(%q) = %q, want %q", tt.in, got, tt.want)
+		if got := config.CleanPath(tt.in); got != tt.want {
+			t.Errorf("config.CleanPath(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
 }

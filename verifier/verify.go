@@ -16,14 +16,9 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/jwt-sidecar/jwt-sidecar/config"
 )
-
-// DefaultAlgorithms is the ALGORITHMS default: every asymmetric JWS
-// algorithm golang-jwt implements. HS* only with an HMAC secret; none never.
-var DefaultAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
-
-// HMACAlgorithms are the algorithms an HMAC secret enables.
-var HMACAlgorithms = []string{"HS256", "HS384", "HS512"}
 
 // Recorder receives verification telemetry. *metrics.Metrics satisfies it.
 type Recorder interface {
@@ -42,9 +37,9 @@ func (nopRecorder) SkewAccepted(string)    {}
 // are bound to: a token's iss picks the sources that may verify it.
 type Options struct {
 	Keys           *Keys
-	Lookups        []Lookup // where tokens are read; default header:Authorization
-	Audiences      []string // any one suffices; empty: aud is not checked
-	Algorithms     []string // allowed alg values; default DefaultAlgorithms
+	Lookups        []config.Lookup // where tokens are read; default header:Authorization
+	Audiences      []string        // any one suffices; empty: aud is not checked
+	Algorithms     []string        // allowed alg values; default config.DefaultAlgorithms
 	ClockSkew      time.Duration
 	RequireExp     bool
 	RequiredScopes []string // all are needed
@@ -58,7 +53,7 @@ type Options struct {
 type Verifier struct {
 	claimChecks
 	keys    *Keys
-	lookups []Lookup
+	lookups []config.Lookup
 	algs    map[string]bool
 	maxSize int
 	cache   *tokenCache[verified]
@@ -84,10 +79,10 @@ func New(o Options) (*Verifier, error) {
 		return nil, errors.New("no key store")
 	}
 	if len(o.Lookups) == 0 {
-		o.Lookups = []Lookup{{Kind: InHeader, Name: "Authorization"}}
+		o.Lookups = []config.Lookup{{Kind: config.InHeader, Name: "Authorization"}}
 	}
 	if len(o.Algorithms) == 0 {
-		o.Algorithms = DefaultAlgorithms
+		o.Algorithms = config.DefaultAlgorithms
 	}
 	if o.MaxTokenSize <= 0 {
 		o.MaxTokenSize = 8 << 10

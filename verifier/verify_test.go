@@ -16,6 +16,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/jwt-sidecar/jwt-sidecar/config"
 	"github.com/jwt-sidecar/jwt-sidecar/verifier"
 )
 
@@ -214,7 +215,7 @@ func TestHeaderKeysAreNeverFetched(t *testing.T) {
 
 func TestExtraction(t *testing.T) {
 	f := newFixture(t, func(o *verifier.Options) {
-		l, err := verifier.ParseLookups("header:Authorization,cookie:session,query:access_token")
+		l, err := config.ParseLookups("header:Authorization,cookie:session,query:access_token")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -230,12 +231,12 @@ func TestExtraction(t *testing.T) {
 		name       string
 		req        *http.Request
 		wantReason verifier.Reason
-		wantFrom   verifier.Lookup
+		wantFrom   config.Lookup
 	}{
 		{name: "none", req: req(func(*http.Request) {}), wantReason: verifier.Missing},
 		{name: "basic auth is not a token", req: req(func(r *http.Request) { r.SetBasicAuth("u", "p") }), wantReason: verifier.Missing},
 		{name: "bearer without a token", req: req(func(r *http.Request) { r.Header.Set("Authorization", "Bearer") }), wantReason: verifier.Malformed},
-		{name: "bearer, lower case", req: req(func(r *http.Request) { r.Header.Set("Authorization", "bearer "+tok) }), wantFrom: verifier.Lookup{Kind: verifier.InHeader, Name: "Authorization"}},
+		{name: "bearer, lower case", req: req(func(r *http.Request) { r.Header.Set("Authorization", "bearer "+tok) }), wantFrom: config.Lookup{Kind: config.InHeader, Name: "Authorization"}},
 		{name: "two Authorization headers", req: req(func(r *http.Request) {
 			r.Header.Add("Authorization", "Bearer "+tok)
 			r.Header.Add("Authorization", "Bearer "+tok)
@@ -245,8 +246,8 @@ func TestExtraction(t *testing.T) {
 			r.URL.RawQuery = "access_token=" + tok
 		}), wantReason: verifier.Malformed},
 		{name: "two query tokens", req: req(func(r *http.Request) { r.URL.RawQuery = "access_token=" + tok + "&access_token=" + tok }), wantReason: verifier.Malformed},
-		{name: "cookie", req: req(func(r *http.Request) { r.AddCookie(&http.Cookie{Name: "session", Value: tok}) }), wantFrom: verifier.Lookup{Kind: verifier.InCookie, Name: "session"}},
-		{name: "query", req: req(func(r *http.Request) { r.URL.RawQuery = "a=1&access_token=" + tok }), wantFrom: verifier.Lookup{Kind: verifier.InQuery, Name: "access_token"}},
+		{name: "cookie", req: req(func(r *http.Request) { r.AddCookie(&http.Cookie{Name: "session", Value: tok}) }), wantFrom: config.Lookup{Kind: config.InCookie, Name: "session"}},
+		{name: "query", req: req(func(r *http.Request) { r.URL.RawQuery = "a=1&access_token=" + tok }), wantFrom: config.Lookup{Kind: config.InQuery, Name: "access_token"}},
 		{name: "bad characters", req: req(func(r *http.Request) { r.Header.Set("Authorization", "Bearer a.b.c<script>") }), wantReason: verifier.Malformed},
 	}
 	for _, tt := range tests {
@@ -276,9 +277,9 @@ func TestParseLookups(t *testing.T) {
 		{spec: "header:a,header:A", wantErr: true},
 	}
 	for _, tt := range tests {
-		_, err := verifier.ParseLookups(tt.spec)
+		_, err := config.ParseLookups(tt.spec)
 		if got := err != nil; got != tt.wantErr {
-			t.Errorf("ParseLookups(%q) error = %v, want error %v", tt.spec, err, tt.wantErr)
+			t.Errorf("config.ParseLookups(%q) error = %v, want error %v", tt.spec, err, tt.wantErr)
 		}
 	}
 }
@@ -291,9 +292,9 @@ func TestHMAC(t *testing.T) {
 	}
 	keys := mustKeys(t, verifier.KeyOptions{}, nil, src)
 	load(t, keys)
-	v := mustVerifier(t, verifier.Options{Keys: keys, Algorithms: verifier.HMACAlgorithms, RequireExp: true})
+	v := mustVerifier(t, verifier.Options{Keys: keys, Algorithms: config.HMACAlgorithms, RequireExp: true})
 	rsa := newSigner(t, "RS256", "")
-	for _, alg := range verifier.HMACAlgorithms {
+	for _, alg := range config.HMACAlgorithms {
 		tok, err := jwt.NewWithClaims(jwt.GetSigningMethod(alg), claims(issA)).SignedString(secret)
 		if err != nil {
 			t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/jwt-sidecar/jwt-sidecar/config"
 	"github.com/jwt-sidecar/jwt-sidecar/internal/cli"
 	"github.com/jwt-sidecar/jwt-sidecar/proxy"
 	"github.com/jwt-sidecar/jwt-sidecar/verifier"
@@ -63,7 +64,7 @@ func checkConfig(args []string, env map[string]string, stdout, stderr io.Writer)
 }
 
 // warnings are what the proxy would log as warnings at start.
-func warnings(cfg *Config, a *app) []string {
+func warnings(cfg *config.Config, a *app) []string {
 	var out []string
 	if a.policy == nil {
 		if len(cfg.Audiences) == 0 {
@@ -130,7 +131,7 @@ type effectiveDefault struct {
 	Claims  map[string]any `yaml:"claims,omitempty"`
 }
 
-func effective(cfg *Config, a *app) effectiveConfig {
+func effective(cfg *config.Config, a *app) effectiveConfig {
 	ec := effectiveConfig{Server: serverVars(cfg)}
 	pol := a.proxy.Policy()
 	ec.Policy.Scrubbed = pol.ScrubbedHeaders()
@@ -158,12 +159,12 @@ func effective(cfg *Config, a *app) effectiveConfig {
 
 // serverVars lists every variable that is not about the policy, with its
 // value (defaults included), secrets masked.
-func serverVars(cfg *Config) map[string]string {
+func serverVars(cfg *config.Config) map[string]string {
 	out := map[string]string{}
 	v := reflect.ValueOf(cfg).Elem()
 	for i := range v.NumField() {
 		name, _, _ := strings.Cut(v.Type().Field(i).Tag.Get("env"), ",")
-		if name == "" || slices.Contains(policyVars, name) {
+		if name == "" || slices.Contains(config.PolicyVars, name) {
 			continue
 		}
 		out[name] = masked(name, v.Field(i).Interface())
@@ -231,7 +232,7 @@ func fileProviderView(p fileProvider) effectiveProvider {
 	}
 }
 
-func envProviderView(cfg *Config) effectiveProvider {
+func envProviderView(cfg *config.Config) effectiveProvider {
 	var srcs []string
 	if cfg.OIDCIssuerURL != "" {
 		srcs = append(srcs, "oidc_issuer_url: "+maskURL(cfg.OIDCIssuerURL))
@@ -252,8 +253,7 @@ func envProviderView(cfg *Config) effectiveProvider {
 	if len(issuers) == 0 {
 		issuers = []string{cfg.OIDCIssuerURL}
 	}
-	lookups, _ := verifier.ParseLookups(cfg.TokenLookup) // validated
-	claims, _ := proxy.ParseClaimHeaders(cfg.ClaimsToHeaders)
+	lookups, claims := cfg.TokenLookup, cfg.ClaimsToHeaders
 	return effectiveProvider{
 		Name: proxy.EnvProvider, Issuers: issuers, KeySources: srcs,
 		Audiences: cfg.Audiences, Algorithms: cfg.Algorithms, ClockSkew: cfg.ClockSkew.String(), RequireExp: cfg.RequireExp,
@@ -262,7 +262,7 @@ func envProviderView(cfg *Config) effectiveProvider {
 	}
 }
 
-func lookupsView(ls []verifier.Lookup) []string {
+func lookupsView(ls []config.Lookup) []string {
 	var out []string
 	for _, l := range ls {
 		out = append(out, l.String())
@@ -270,7 +270,7 @@ func lookupsView(ls []verifier.Lookup) []string {
 	return out
 }
 
-func headersView(hs []proxy.ClaimHeader) map[string]string {
+func headersView(hs []config.ClaimHeader) map[string]string {
 	if len(hs) == 0 {
 		return nil
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jwt-sidecar/jwt-sidecar/config"
 	"github.com/jwt-sidecar/jwt-sidecar/internal/cli/clitest"
 )
 
@@ -28,7 +29,7 @@ func TestHelpGolden(t *testing.T) {
 		t.Fatalf("exit code = %d, want 0", code)
 	}
 	// The golden file, and every variable of Config with its default.
-	clitest.Help[Config](t, out.Bytes(), "testdata/help.golden", *update)
+	clitest.Help[config.Config](t, out.Bytes(), "testdata/help.golden", *update)
 	for _, name := range []string{"CLOCK_SKEW  default: 30s", "SHUTDOWN_TIMEOUT  default: 20s"} {
 		if !strings.Contains(out.String(), name) {
 			t.Errorf("--help lacks %q", name)
@@ -90,7 +91,7 @@ func loadAndCheck(t *testing.T, base, set map[string]string, unset, wantErr []st
 		delete(env, k)
 	}
 	var stderr bytes.Buffer
-	_, err := loadConfig(env)
+	_, err := config.Load(env)
 	if len(wantErr) == 0 {
 		if err != nil {
 			t.Fatalf("unexpected error: %v", err)
@@ -199,7 +200,7 @@ func TestHMACSwitchesDefaultAlgorithms(t *testing.T) {
 	env := minimal()
 	delete(env, "JWKS_URLS")
 	env["HMAC_SECRET_FILE"] = "/secret"
-	c, err := loadConfig(env)
+	c, err := config.Load(env)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,7 +212,7 @@ func TestHMACSwitchesDefaultAlgorithms(t *testing.T) {
 func TestListsAreTrimmed(t *testing.T) {
 	env := minimal()
 	env["AUDIENCES"] = " a, b ,,"
-	c, err := loadConfig(env)
+	c, err := config.Load(env)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jwt-sidecar/jwt-sidecar/config"
 	"github.com/jwt-sidecar/jwt-sidecar/internal/cli"
 	"github.com/jwt-sidecar/jwt-sidecar/proxy"
 	"github.com/jwt-sidecar/jwt-sidecar/verifier"
@@ -136,25 +137,21 @@ func (a *app) loadKeys(ctx context.Context) error {
 
 // tokenPlace is where explain puts the token: --lookup, else the first
 // place the first provider of the rule that applies reads.
-func tokenPlace(cfg *Config, a *app, r *http.Request, flagValue string) (verifier.Lookup, error) {
+func tokenPlace(cfg *config.Config, a *app, r *http.Request, flagValue string) (config.Lookup, error) {
 	if flagValue != "" {
-		l, err := verifier.ParseLookups(flagValue)
+		l, err := config.ParseLookups(flagValue)
 		if err != nil {
-			return verifier.Lookup{}, err
+			return config.Lookup{}, err
 		}
 		return l[0], nil
 	}
-	def := verifier.Lookup{Kind: verifier.InHeader, Name: "Authorization"}
-	rule := a.proxy.Policy().Verifier().Match(r, verifier.CleanPath(r.URL.Path), nil)
+	def := config.Lookup{Kind: config.InHeader, Name: "Authorization"}
+	rule := a.proxy.Policy().Verifier().Match(r, config.CleanPath(r.URL.Path), nil)
 	if len(rule.Require.Providers) == 0 {
 		return def, nil
 	}
 	if a.policy == nil {
-		l, err := verifier.ParseLookups(cfg.TokenLookup)
-		if err != nil {
-			return def, nil
-		}
-		return l[0], nil
+		return cfg.TokenLookup[0], nil
 	}
 	for _, p := range a.policy.current.Load().file.Providers {
 		if p.Name == rule.Require.Providers[0] && len(p.TokenLookup) > 0 {
@@ -164,11 +161,11 @@ func tokenPlace(cfg *Config, a *app, r *http.Request, flagValue string) (verifie
 	return def, nil
 }
 
-func putToken(r *http.Request, l verifier.Lookup, token string) {
+func putToken(r *http.Request, l config.Lookup, token string) {
 	switch l.Kind {
-	case verifier.InCookie:
+	case config.InCookie:
 		r.AddCookie(&http.Cookie{Name: l.Name, Value: token})
-	case verifier.InQuery:
+	case config.InQuery:
 		q := r.URL.Query()
 		q.Add(l.Name, token)
 		r.URL.RawQuery = q.Encode()

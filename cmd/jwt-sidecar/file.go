@@ -15,7 +15,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/jwt-sidecar/jwt-sidecar/proxy"
+	"github.com/jwt-sidecar/jwt-sidecar/config"
 	"github.com/jwt-sidecar/jwt-sidecar/verifier"
 )
 
@@ -48,8 +48,8 @@ type fileProvider struct {
 	Algorithms      []string
 	ClockSkew       time.Duration
 	RequireExp      bool
-	TokenLookup     []verifier.Lookup
-	ClaimsToHeaders []proxy.ClaimHeader
+	TokenLookup     []config.Lookup
+	ClaimsToHeaders []config.ClaimHeader
 	PayloadHeader   string
 	ForwardToken    bool
 
@@ -369,14 +369,14 @@ func (d *decoder) provider(o *object, path string) fileProvider {
 		switch name {
 		case "jwks_url":
 			if s, ok := d.str(n, fp); ok {
-				if !absoluteHTTP(s) {
+				if !config.AbsoluteHTTP(s) {
 					d.errorf(n, fp, "%q is not an absolute http(s) URL", s)
 				}
 				p.JWKSURL = s
 			}
 		case "oidc_issuer_url":
 			if s, ok := d.str(n, fp); ok {
-				if !absoluteHTTP(s) {
+				if !config.AbsoluteHTTP(s) {
 					d.errorf(n, fp, "%q is not an absolute http(s) URL", s)
 				}
 				p.OIDCIssuerURL = s
@@ -415,13 +415,13 @@ func (d *decoder) provider(o *object, path string) fileProvider {
 	}
 	if n, fp := field("algorithms"); n != nil {
 		p.Algorithms = d.strings(n, fp)
-		for _, msg := range algorithmProblems(p.Algorithms, "hmac_secret_file", p.HMACSecretFile != "") {
+		for _, msg := range config.AlgorithmProblems(p.Algorithms, "hmac_secret_file", p.HMACSecretFile != "") {
 			d.errorf(n, fp, "%s", msg)
 		}
 	} else if p.HMACSecretFile != "" {
-		p.Algorithms = slices.Clone(verifier.HMACAlgorithms)
+		p.Algorithms = slices.Clone(config.HMACAlgorithms)
 	} else {
-		p.Algorithms = slices.Clone(verifier.DefaultAlgorithms)
+		p.Algorithms = slices.Clone(config.DefaultAlgorithms)
 	}
 	if n, fp := field("clock_skew"); n != nil {
 		p.ClockSkew = d.duration(n, fp)
@@ -432,12 +432,12 @@ func (d *decoder) provider(o *object, path string) fileProvider {
 	if n, fp := field("require_exp"); n != nil {
 		p.RequireExp = d.boolean(n, fp)
 	}
-	p.TokenLookup = []verifier.Lookup{{Kind: verifier.InHeader, Name: "Authorization"}}
+	p.TokenLookup = []config.Lookup{{Kind: config.InHeader, Name: "Authorization"}}
 	if n, fp := field("token_lookup"); n != nil {
 		items := d.strings(n, fp)
 		p.TokenLookup = nil
 		for i, item := range items {
-			l, err := verifier.ParseLookups(item)
+			l, err := config.ParseLookups(item)
 			if err != nil || strings.Contains(item, ",") {
 				d.errorf(resolve(n.Content[i]), fmt.Sprintf("%s[%d]", fp, i), "%q: want header:NAME, cookie:NAME or query:NAME", item)
 				continue
@@ -453,7 +453,7 @@ func (d *decoder) provider(o *object, path string) fileProvider {
 	}
 	if n, fp := field("payload_header"); n != nil {
 		if s, ok := d.str(n, fp); ok {
-			for _, msg := range payloadHeaderProblems(s, p.ClaimsToHeaders, "in claims_to_headers") {
+			for _, msg := range config.PayloadHeaderProblems(s, p.ClaimsToHeaders, "in claims_to_headers") {
 				d.errorf(n, fp, "%s", msg)
 			}
 			p.PayloadHeader = s
@@ -467,19 +467,19 @@ func (d *decoder) provider(o *object, path string) fileProvider {
 
 // claimHeaders reads claims_to_headers: a mapping of claim paths to
 // header names, in the file's order.
-func (d *decoder) claimHeaders(n *yaml.Node, path string) []proxy.ClaimHeader {
-	var out []proxy.ClaimHeader
+func (d *decoder) claimHeaders(n *yaml.Node, path string) []config.ClaimHeader {
+	var out []config.ClaimHeader
 	d.claimMap(n, path, "a mapping of claim: Header, e.g. {sub: X-Auth-Subject}", func(claim, fp string, v *yaml.Node) {
 		header, ok := d.str(v, fp)
 		if !ok {
 			return
 		}
-		parsed, err := proxy.ParseClaimHeaders(claim + "=" + header)
+		parsed, err := config.ParseClaimHeaders(claim + "=" + header)
 		if err != nil || len(parsed) != 1 || strings.ContainsAny(claim, ",=") {
 			d.errorf(v, fp, "%s: %v", header, headerError(err))
 			return
 		}
-		if slices.ContainsFunc(out, func(seen proxy.ClaimHeader) bool { return sameHeader(seen.Header, parsed[0].Header) }) {
+		if slices.ContainsFunc(out, func(seen config.ClaimHeader) bool { return config.SameHeader(seen.Header, parsed[0].Header) }) {
 			d.errorf(v, fp, "header %s is mapped twice", header)
 			return
 		}
@@ -764,7 +764,7 @@ func (d *decoder) crossChecks(pf *policyFile) {
 		for _, h := range headers {
 			for _, q := range pf.Providers {
 				for _, l := range q.TokenLookup {
-					if l.Kind == verifier.InHeader && sameHeader(h, l.Name) {
+					if l.Kind == config.InHeader && config.SameHeader(h, l.Name) {
 						d.errs = append(d.errs, fmt.Errorf("%s: providers[%d].claims_to_headers: header %s is where provider %s reads its token; as a claim header it would be scrubbed from every request", p.at, i, h, q.Name))
 					}
 				}

@@ -13,6 +13,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/jwt-sidecar/jwt-sidecar/config"
 	"github.com/jwt-sidecar/jwt-sidecar/verifier"
 )
 
@@ -27,13 +28,13 @@ func TestDecodeFull(t *testing.T) {
 	idp := pf.Providers[0]
 	if idp.ClockSkew != time.Minute || idp.Issuer != "https://idp.example.com/realms/main" ||
 		len(idp.ClaimsToHeaders) != 3 || idp.ClaimsToHeaders[2].Claim != "realm_access.roles" || idp.ClaimsToHeaders[2].Header != "X-Auth-Roles" ||
-		idp.PayloadHeader != "X-Auth-Payload" || len(idp.TokenLookup) != 2 || idp.TokenLookup[1] != (verifier.Lookup{Kind: verifier.InCookie, Name: "session"}) {
+		idp.PayloadHeader != "X-Auth-Payload" || len(idp.TokenLookup) != 2 || idp.TokenLookup[1] != (config.Lookup{Kind: config.InCookie, Name: "session"}) {
 		t.Errorf("idp = %+v", idp)
 	}
-	if b := pf.Providers[4]; b.ClockSkew != 0 || strings.Join(b.Algorithms, ",") != "HS256" || b.TokenLookup[0].Kind != verifier.InQuery {
+	if b := pf.Providers[4]; b.ClockSkew != 0 || strings.Join(b.Algorithms, ",") != "HS256" || b.TokenLookup[0].Kind != config.InQuery {
 		t.Errorf("batch = %+v", b)
 	}
-	if l := pf.Providers[3]; l.RequireExp || strings.Join(l.Algorithms, ",") != strings.Join(verifier.DefaultAlgorithms, ",") {
+	if l := pf.Providers[3]; l.RequireExp || strings.Join(l.Algorithms, ",") != strings.Join(config.DefaultAlgorithms, ",") {
 		t.Errorf("legacy = %+v", l)
 	}
 	admin := pf.Rules[1].Require

@@ -21,6 +21,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/jwt-sidecar/jwt-sidecar/config"
 	"github.com/jwt-sidecar/jwt-sidecar/internal/cli"
 	"github.com/jwt-sidecar/jwt-sidecar/metrics"
 	"github.com/jwt-sidecar/jwt-sidecar/proxy"
@@ -53,7 +54,7 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 	if code, done := cli.Args(args, "jwt-sidecar", cli.Version(version), printHelp, stdout, stderr); done {
 		return code
 	}
-	cfg, err := loadConfig(env)
+	cfg, err := config.Load(env)
 	if err != nil {
 		return cli.ConfigError(stderr, "jwt-sidecar", err)
 	}
@@ -79,8 +80,8 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 // quietApp loads and wires the sidecar exactly as run does, logging
 // nothing and starting nothing: for check-config and explain, which look at
 // it instead of serving.
-func quietApp(env map[string]string) (*Config, *app, error) {
-	cfg, err := loadConfig(env)
+func quietApp(env map[string]string) (*config.Config, *app, error) {
+	cfg, err := config.Load(env)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -90,7 +91,7 @@ func quietApp(env map[string]string) (*Config, *app, error) {
 
 // app is the wired sidecar: the only place that knows every package.
 type app struct {
-	cfg   *Config
+	cfg   *config.Config
 	log   *slog.Logger
 	reg   *prometheus.Registry
 	auth  *auth // AUTH_MODE's part; nil with CONFIG_FILE
@@ -113,7 +114,7 @@ type auth struct {
 	startAttrs []any
 }
 
-func newApp(cfg *Config, log *slog.Logger) (*app, error) {
+func newApp(cfg *config.Config, log *slog.Logger) (*app, error) {
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg)
 	m.BuildInfo(cli.Version(version))
@@ -129,8 +130,7 @@ func newApp(cfg *Config, log *slog.Logger) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
-	claimHeaders, _ := proxy.ParseClaimHeaders(cfg.ClaimsToHeaders) // validated
-	publicPaths, _ := proxy.ParsePublicPaths(cfg.PublicPaths)       // validated
+	claimHeaders, publicPaths := cfg.ClaimsToHeaders, cfg.PublicPaths
 	p, err := proxy.New(proxy.Options{
 		Upstream:        cfg.UpstreamURL,
 		Verifier:        a.verifier,
@@ -156,7 +156,7 @@ func newApp(cfg *Config, log *slog.Logger) (*app, error) {
 
 // newJWTAuth is AUTH_MODE=jwt: keys from the configured sources, loaded and
 // refreshed in the background; ready once every source has keys.
-func newJWTAuth(cfg *Config, m *metrics.Metrics, log *slog.Logger) (*auth, error) {
+func newJWTAuth(cfg *config.Config, m *metrics.Metrics, log *slog.Logger) (*auth, error) {
 	sources, err := keySources(cfg)
 	if err != nil {
 		return nil, err
@@ -165,7 +165,7 @@ func newJWTAuth(cfg *Config, m *metrics.Metrics, log *slog.Logger) (*auth, error
 	if err != nil {
 		return nil, err
 	}
-	lookups, _ := verifier.ParseLookups(cfg.TokenLookup) // validated
+	lookups := cfg.TokenLookup
 	v, err := verifier.New(verifier.Options{
 		Keys:           keys,
 		Lookups:        lookups,
@@ -204,13 +204,13 @@ func newJWTAuth(cfg *Config, m *metrics.Metrics, log *slog.Logger) (*auth, error
 // token service, one outage would take every pod out of its Service's
 // endpoints at once, and clients would get connection errors instead of a
 // 503 with Retry-After that ends the moment the token service is back.
-func newIntrospectionAuth(cfg *Config, m *metrics.Metrics, log *slog.Logger) (*auth, error) {
+func newIntrospectionAuth(cfg *config.Config, m *metrics.Metrics, log *slog.Logger) (*auth, error) {
 	secret, err := verifier.ReadClientSecret(cfg.IntrospectionClientSecretFile)
 	if err != nil {
 		return nil, fmt.Errorf("INTROSPECTION_CLIENT_SECRET_FILE: %w", err)
 	}
 	m.IntrospectionMode()
-	lookups, _ := verifier.ParseLookups(cfg.TokenLookup) // validated
+	lookups := cfg.TokenLookup
 	in, err := verifier.NewIntrospector(verifier.IntrospectionOptions{
 		URL:            cfg.IntrospectionURL,
 		ClientID:       cfg.IntrospectionClientID,
@@ -255,7 +255,7 @@ func isLoopback(host string) bool {
 // keySources turns the environment into key sources. The OIDC issuer's keys
 // verify only its own tokens; every other source serves ISSUERS (or, with
 // no ISSUERS, the OIDC issuer: Validate allows that only when it is alone).
-func keySources(cfg *Config) ([]*verifier.Source, error) {
+func keySources(cfg *config.Config) ([]*verifier.Source, error) {
 	issuers := cfg.Issuers
 	if len(issuers) == 0 {
 		issuers = []string{cfg.OIDCIssuerURL}
@@ -351,4 +351,18 @@ func (a *app) serve(ctx context.Context) error {
 		StartAttrs: append([]any{"version", cli.Version(version), "upstream", a.cfg.UpstreamURL.Redacted()},
 			a.auth.startAttrs...),
 	}.Run(ctx)
+}
+
+// printHelp writes the usage and every variable with its default and
+// meaning, straight from config.Config's tags.
+func printHelp(w io.Writer) {
+	fmt.Fprint(w, `jwt-sidecar: a reverse proxy that verifies bearer JWTs locally.
+
+Usage: jwt-sidecar [--help | --version | healthcheck URL]
+       jwt-sidecar check-config         validate the configuration, print it, exit 0 or 2
+       jwt-sidecar explain [flags] TOKEN  say whether a request would pass, and why
+Configuration comes from the environment (and CONFIG_FILE):
+
+`)
+	cli.PrintVars[config.Config](w)
 }

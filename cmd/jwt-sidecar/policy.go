@@ -18,42 +18,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/jwt-sidecar/jwt-sidecar/config"
 	"github.com/jwt-sidecar/jwt-sidecar/metrics"
 	"github.com/jwt-sidecar/jwt-sidecar/proxy"
 	"github.com/jwt-sidecar/jwt-sidecar/verifier"
 )
-
-// policyVars are the variables that describe the environment's one
-// provider and its rules. With CONFIG_FILE they must be unset: the file
-// describes the providers and rules, and silently merging two sources of
-// policy would leave nobody sure which applies.
-var policyVars = []string{
-	"JWKS_URLS", "OIDC_ISSUER_URL", "JWKS_FILE", "PUBLIC_KEY_FILES", "HMAC_SECRET_FILE",
-	"ISSUERS", "AUDIENCES", "ALGORITHMS", "CLOCK_SKEW", "REQUIRE_EXP", "REQUIRED_SCOPES",
-	"TOKEN_LOOKUP", "FORWARD_TOKEN", "CLAIMS_TO_HEADERS", "PAYLOAD_HEADER", "PUBLIC_PATHS",
-}
-
-// checkFileEnv refuses CONFIG_FILE together with policy variables, and with
-// an authentication mode other than jwt.
-func checkFileEnv(c *Config, environ map[string]string) error {
-	if c.ConfigFile == "" {
-		return nil
-	}
-	var errs []error
-	var set []string
-	for _, name := range policyVars {
-		if strings.TrimSpace(environ[name]) != "" {
-			set = append(set, name)
-		}
-	}
-	if len(set) > 0 {
-		errs = append(errs, fmt.Errorf("CONFIG_FILE: cannot be combined with %s: the file describes every provider and rule; unset them (the server variables such as LISTEN_ADDR, UPSTREAM_URL, JWKS_* fetch tuning, TOKEN_CACHE_SIZE and MAX_TOKEN_SIZE still apply)", strings.Join(set, ", ")))
-	}
-	if c.AuthMode != "jwt" {
-		errs = append(errs, fmt.Errorf("CONFIG_FILE: AUTH_MODE=%s cannot be combined with a policy file, whose providers verify JWTs locally; unset AUTH_MODE or CONFIG_FILE", c.AuthMode))
-	}
-	return errors.Join(errs...)
-}
 
 // configPoll is how often CONFIG_FILE is checked for changes, as JWKS
 // files are.
@@ -62,7 +31,7 @@ const configPoll = 2 * time.Second
 // policyRuntime is the CONFIG_FILE policy in force and what keeps it so:
 // the running key sources, the reloads, and their metrics.
 type policyRuntime struct {
-	cfg     *Config
+	cfg     *config.Config
 	log     *slog.Logger
 	m       *metrics.Metrics
 	pm      *metrics.Policy
@@ -94,7 +63,7 @@ type builtProvider struct {
 }
 
 // newFileApp wires the sidecar around CONFIG_FILE.
-func newFileApp(cfg *Config, log *slog.Logger, reg *prometheus.Registry, m *metrics.Metrics) (*app, error) {
+func newFileApp(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry, m *metrics.Metrics) (*app, error) {
 	pf, err := readPolicyFile(cfg.ConfigFile)
 	if err != nil {
 		return nil, err
@@ -144,7 +113,7 @@ func newFileApp(cfg *Config, log *slog.Logger, reg *prometheus.Registry, m *metr
 
 // keyOptions are the server-wide JWKS_* settings, which apply to every
 // provider's sources.
-func keyOptions(cfg *Config) verifier.KeyOptions {
+func keyOptions(cfg *config.Config) verifier.KeyOptions {
 	return verifier.KeyOptions{
 		RefreshInterval: cfg.JWKSRefreshInterval,
 		FetchTimeout:    cfg.JWKSFetchTimeout,
@@ -252,7 +221,7 @@ func providerDef(fp fileProvider, sources []*verifier.Source) string {
 		Algorithms []string
 		Skew       time.Duration
 		Exp        bool
-		Lookups    []verifier.Lookup
+		Lookups    []config.Lookup
 		Sources    []string
 	}{fp.Issuer, fp.Audiences, fp.Algorithms, fp.ClockSkew, fp.RequireExp, fp.TokenLookup, defs})
 	return string(raw)

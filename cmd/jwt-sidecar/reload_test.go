@@ -18,6 +18,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/jwt-sidecar/jwt-sidecar/config"
 	"github.com/jwt-sidecar/jwt-sidecar/test/jwttest"
 	"github.com/jwt-sidecar/jwt-sidecar/test/proctest"
 )
@@ -87,7 +88,7 @@ func startFileAppAt(t *testing.T, path string, env map[string]string) *fileApp {
 	for k, v := range env {
 		vars[k] = v
 	}
-	cfg, err := loadConfig(vars)
+	cfg, err := config.Load(vars)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -433,7 +434,7 @@ func TestConfigFileRefusesPolicyVariables(t *testing.T) {
 		"JWKS_URLS": "http://x/jwks", "PUBLIC_PATHS": "/healthz", "CLOCK_SKEW": "10s",
 		"LISTEN_ADDR": ":8000", "TOKEN_CACHE_SIZE": "5",
 	}
-	_, err := loadConfig(env)
+	_, err := config.Load(env)
 	if err == nil || !strings.Contains(err.Error(), "CONFIG_FILE: cannot be combined with JWKS_URLS, CLOCK_SKEW, PUBLIC_PATHS") {
 		t.Errorf("error = %v, want CONFIG_FILE naming JWKS_URLS, CLOCK_SKEW, PUBLIC_PATHS", err)
 	}
@@ -445,11 +446,11 @@ func TestConfigFileRefusesPolicyVariables(t *testing.T) {
 		}
 	}
 	env = map[string]string{"UPSTREAM_URL": "http://127.0.0.1:3000", "CONFIG_FILE": "/etc/policy.yaml", "AUTH_MODE": "introspection"}
-	if _, err := loadConfig(env); err == nil || !strings.Contains(err.Error(), "CONFIG_FILE: AUTH_MODE=introspection cannot be combined") {
+	if _, err := config.Load(env); err == nil || !strings.Contains(err.Error(), "CONFIG_FILE: AUTH_MODE=introspection cannot be combined") {
 		t.Errorf("error = %v, want AUTH_MODE refused with CONFIG_FILE", err)
 	}
 	// Without key-source variables, a file is a complete configuration.
-	if _, err := loadConfig(map[string]string{"UPSTREAM_URL": "http://127.0.0.1:3000", "CONFIG_FILE": "/etc/policy.yaml"}); err != nil {
+	if _, err := config.Load(map[string]string{"UPSTREAM_URL": "http://127.0.0.1:3000", "CONFIG_FILE": "/etc/policy.yaml"}); err != nil {
 		t.Errorf("CONFIG_FILE alone: %v", err)
 	}
 }

@@ -1,9 +1,15 @@
-package main
+// Package config is the configuration contract of jwt-sidecar: the one
+// Config struct whose tags are --help, its validation (every problem at
+// once, each naming its variable), and the typed grammars of the values
+// (token lookups, claim headers, public paths, header names, path
+// cleaning, algorithm lists). It imports nothing of the project but the
+// CLI plumbing, so the injector validates what it writes with the same
+// code the sidecar runs.
+package config
 
 import (
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/url"
 	"slices"
@@ -11,8 +17,6 @@ import (
 	"time"
 
 	"github.com/jwt-sidecar/jwt-sidecar/internal/cli"
-	"github.com/jwt-sidecar/jwt-sidecar/proxy"
-	"github.com/jwt-sidecar/jwt-sidecar/verifier"
 )
 
 // Config is the whole contract of the environment: --help, parsing and
@@ -44,11 +48,11 @@ type Config struct {
 	MaxTokenSize   int           `env:"MAX_TOKEN_SIZE" envDefault:"8192" help:"larger tokens get 401 before any parsing"`
 	TokenCacheSize int           `env:"TOKEN_CACHE_SIZE" envDefault:"10000" help:"verified tokens remembered (exp and nbf re-checked on every hit); 0 turns the cache off"`
 
-	TokenLookup     string        `env:"TOKEN_LOOKUP" envDefault:"header:Authorization" help:"where the token is read, comma-separated: header:NAME, cookie:NAME, query:NAME"`
+	TokenLookup     Lookups       `env:"TOKEN_LOOKUP" envDefault:"header:Authorization" help:"where the token is read, comma-separated: header:NAME, cookie:NAME, query:NAME"`
 	ForwardToken    bool          `env:"FORWARD_TOKEN" envDefault:"false" help:"keep the token on the forwarded request"`
-	ClaimsToHeaders string        `env:"CLAIMS_TO_HEADERS" help:"e.g. sub=X-Auth-Subject,realm_access.roles=X-Auth-Roles (dotted paths; arrays joined with commas)"`
+	ClaimsToHeaders ClaimHeaders  `env:"CLAIMS_TO_HEADERS" help:"e.g. sub=X-Auth-Subject,realm_access.roles=X-Auth-Roles (dotted paths; arrays joined with commas)"`
 	PayloadHeader   string        `env:"PAYLOAD_HEADER" help:"if set, the verified payload, base64url-encoded, in this header"`
-	PublicPaths     string        `env:"PUBLIC_PATHS" help:"paths served without a token: exact, or a prefix ending in *"`
+	PublicPaths     PublicPaths   `env:"PUBLIC_PATHS" help:"paths served without a token: exact, or a prefix ending in *"`
 	CORSPreflight   bool          `env:"CORS_PREFLIGHT_BYPASS" envDefault:"false" help:"forward CORS preflight requests (OPTIONS with Origin and Access-Control-Request-Method) without a token"`
 	UpstreamTimeout time.Duration `env:"UPSTREAM_TIMEOUT" envDefault:"60s" help:"longest wait for the upstream's response headers; then 504"`
 	UpstreamConns   int           `env:"UPSTREAM_MAX_IDLE_CONNS" envDefault:"1024" help:"idle upstream connections kept for reuse"`
@@ -67,9 +71,9 @@ type Config struct {
 	LogFormat                     string        `env:"LOG_FORMAT" envDefault:"json" help:"json or text"`
 }
 
-// loadConfig parses environ into a Config and validates it. The error names
+// Load parses environ into a Config and validates it. The error names
 // every variable that is wrong, not just the first.
-func loadConfig(environ map[string]string) (*Config, error) {
+func Load(environ map[string]string) (*Config, error) {
 	c, err := cli.Parse[Config](environ)
 	if err != nil {
 		return nil, err
@@ -78,7 +82,7 @@ func loadConfig(environ map[string]string) (*Config, error) {
 	// HMAC_SECRET_FILE enables HS256/384/512 and nothing else: without an
 	// explicit ALGORITHMS it switches the default list to those.
 	if c.HMACSecretFile != "" && strings.TrimSpace(environ["ALGORITHMS"]) == "" {
-		c.Algorithms = slices.Clone(verifier.HMACAlgorithms)
+		c.Algorithms = slices.Clone(HMACAlgorithms)
 	}
 	errs := append(c.problems(), c.unused(environ)...)
 	if err := checkFileEnv(c, environ); err != nil {
@@ -168,11 +172,11 @@ func (c *Config) problems() []error {
 		bad("ADMIN_ADDR", "must differ from LISTEN_ADDR")
 	}
 	for _, u := range c.JWKSURLs {
-		if !absoluteHTTP(u) {
+		if !AbsoluteHTTP(u) {
 			bad("JWKS_URLS", "%q is not an absolute http(s) URL", u)
 		}
 	}
-	if c.OIDCIssuerURL != "" && !absoluteHTTP(c.OIDCIssuerURL) {
+	if c.OIDCIssuerURL != "" && !AbsoluteHTTP(c.OIDCIssuerURL) {
 		bad("OIDC_ISSUER_URL", "%q is not an absolute http(s) URL", c.OIDCIssuerURL)
 	}
 	if c.AuthMode == "introspection" {
@@ -215,36 +219,13 @@ func (c *Config) problems() []error {
 	if c.UpstreamConns < 1 {
 		bad("UPSTREAM_MAX_IDLE_CONNS", "must be at least 1")
 	}
-	lookups, err := verifier.ParseLookups(c.TokenLookup)
-	if err != nil {
-		bad("TOKEN_LOOKUP", "%v", err)
-	}
-	claimHeaders, err := proxy.ParseClaimHeaders(c.ClaimsToHeaders)
-	if err != nil {
-		bad("CLAIMS_TO_HEADERS", "%v", err)
-	}
 	if c.PayloadHeader != "" {
-		for _, msg := range payloadHeaderProblems(c.PayloadHeader, claimHeaders, "named in CLAIMS_TO_HEADERS") {
+		for _, msg := range PayloadHeaderProblems(c.PayloadHeader, c.ClaimsToHeaders, "named in CLAIMS_TO_HEADERS") {
 			bad("PAYLOAD_HEADER", "%s", msg)
 		}
 	}
-	// Claim headers are scrubbed before authentication: one that is also
-	// where the token travels would delete every token.
-	for _, l := range lookups {
-		if l.Kind != verifier.InHeader {
-			continue
-		}
-		for _, ch := range claimHeaders {
-			if sameHeader(ch.Header, l.Name) {
-				bad("CLAIMS_TO_HEADERS", "%s is also a TOKEN_LOOKUP header", ch.Header)
-			}
-		}
-		if c.PayloadHeader != "" && sameHeader(c.PayloadHeader, l.Name) {
-			bad("PAYLOAD_HEADER", "%s is also a TOKEN_LOOKUP header", c.PayloadHeader)
-		}
-	}
-	if _, err := proxy.ParsePublicPaths(c.PublicPaths); err != nil {
-		bad("PUBLIC_PATHS", "%v", err)
+	for _, msg := range LookupHeaderProblems(c.TokenLookup, c.ClaimsToHeaders, c.PayloadHeader) {
+		bad(msg.Var, "%s", msg.Text)
 	}
 	switch c.AuthMode {
 	case "jwt", "introspection":
@@ -269,7 +250,7 @@ func (c *Config) checkKeys(bad func(name, format string, args ...any)) {
 		// OIDC issuer, mixing its keys with others'. Say so instead.
 		bad("ISSUERS", "required when other key sources are combined with OIDC_ISSUER_URL: they verify tokens from ISSUERS")
 	}
-	for _, msg := range algorithmProblems(c.Algorithms, "HMAC_SECRET_FILE", c.HMACSecretFile != "") {
+	for _, msg := range AlgorithmProblems(c.Algorithms, "HMAC_SECRET_FILE", c.HMACSecretFile != "") {
 		bad("ALGORITHMS", "%s", msg)
 	}
 	if c.HMACSecretFile != "" {
@@ -281,10 +262,10 @@ func (c *Config) checkKeys(bad func(name, format string, args ...any)) {
 	}
 }
 
-// algorithmProblems checks an allow-list of algorithms: ALGORITHMS, and a
+// AlgorithmProblems checks an allow-list of algorithms: ALGORITHMS, and a
 // CONFIG_FILE provider's algorithms. hmacField names the setting of the
 // HMAC secret, which hmac says is set: it allows HS* and nothing else.
-func algorithmProblems(algs []string, hmacField string, hmac bool) []string {
+func AlgorithmProblems(algs []string, hmacField string, hmac bool) []string {
 	if len(algs) == 0 {
 		return []string{"must not be empty"}
 	}
@@ -293,14 +274,14 @@ func algorithmProblems(algs []string, hmacField string, hmac bool) []string {
 		switch {
 		case strings.EqualFold(a, "none"):
 			out = append(out, "none is never allowed")
-		case slices.Contains(verifier.HMACAlgorithms, a):
+		case slices.Contains(HMACAlgorithms, a):
 			if !hmac {
 				out = append(out, a+" needs "+hmacField)
 			}
 		case hmac:
 			out = append(out, a+" cannot be used with "+hmacField+", which allows only HS256, HS384 and HS512")
-		case !slices.Contains(verifier.DefaultAlgorithms, a):
-			out = append(out, fmt.Sprintf("%q is not a supported algorithm (%s)", a, strings.Join(append(slices.Clone(verifier.DefaultAlgorithms), verifier.HMACAlgorithms...), ", ")))
+		case !slices.Contains(DefaultAlgorithms, a):
+			out = append(out, fmt.Sprintf("%q is not a supported algorithm (%s)", a, strings.Join(append(slices.Clone(DefaultAlgorithms), HMACAlgorithms...), ", ")))
 		}
 	}
 	return out
@@ -329,43 +310,89 @@ func (c *Config) checkIntrospection(bad func(name, format string, args ...any)) 
 	}
 }
 
-// payloadHeaderProblems checks a payload header: PAYLOAD_HEADER, and a
+// PayloadHeaderProblems checks a payload header: PAYLOAD_HEADER, and a
 // CONFIG_FILE provider's payload_header. It must be a header the proxy may
 // set, and none of claims; clash says where claims come from.
-func payloadHeaderProblems(payload string, claims []proxy.ClaimHeader, clash string) []string {
+func PayloadHeaderProblems(payload string, claims []ClaimHeader, clash string) []string {
 	var out []string
-	if _, err := proxy.ParseClaimHeaders("payload=" + payload); err != nil {
+	if _, err := ParseClaimHeaders("payload=" + payload); err != nil {
 		out = append(out, err.Error())
 	}
 	for _, ch := range claims {
-		if sameHeader(ch.Header, payload) {
+		if SameHeader(ch.Header, payload) {
 			out = append(out, payload+" is also "+clash)
 		}
 	}
 	return out
 }
 
-// sameHeader compares header names as the proxy scrubs them: ignoring case,
-// with '_' equal to '-'.
-func sameHeader(a, b string) bool {
-	return strings.EqualFold(strings.ReplaceAll(a, "_", "-"), strings.ReplaceAll(b, "_", "-"))
+// Problem is a problem of one variable.
+type Problem struct{ Var, Text string }
+
+// LookupHeaderProblems refuses a claim or payload header that is also a
+// header a token is read from: claim headers are scrubbed before
+// authentication, so such a header would delete every token. It is the one
+// statement of that rule, for the environment, CONFIG_FILE providers and
+// the injector.
+func LookupHeaderProblems(lookups []Lookup, claims []ClaimHeader, payload string) []Problem {
+	var out []Problem
+	for _, l := range lookups {
+		if l.Kind != InHeader {
+			continue
+		}
+		for _, ch := range claims {
+			if SameHeader(ch.Header, l.Name) {
+				out = append(out, Problem{"CLAIMS_TO_HEADERS", ch.Header + " is also a TOKEN_LOOKUP header"})
+			}
+		}
+		if payload != "" && SameHeader(payload, l.Name) {
+			out = append(out, Problem{"PAYLOAD_HEADER", payload + " is also a TOKEN_LOOKUP header"})
+		}
+	}
+	return out
 }
 
-func absoluteHTTP(raw string) bool {
+// AbsoluteHTTP reports whether raw is an absolute http or https URL.
+func AbsoluteHTTP(raw string) bool {
 	u, err := url.Parse(raw)
 	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
 }
 
-// printHelp writes the usage and every variable with its default and
-// meaning, straight from Config's tags.
-func printHelp(w io.Writer) {
-	fmt.Fprint(w, `jwt-sidecar: a reverse proxy that verifies bearer JWTs locally.
+// DefaultAlgorithms is the ALGORITHMS default: every asymmetric JWS
+// algorithm golang-jwt verifies.
+var DefaultAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
 
-Usage: jwt-sidecar [--help | --version | healthcheck URL]
-       jwt-sidecar check-config         validate the configuration, print it, exit 0 or 2
-       jwt-sidecar explain [flags] TOKEN  say whether a request would pass, and why
-Configuration comes from the environment (and CONFIG_FILE):
+// HMACAlgorithms are the algorithms an HMAC secret enables.
+var HMACAlgorithms = []string{"HS256", "HS384", "HS512"}
 
-`)
-	cli.PrintVars[Config](w)
+// PolicyVars are the variables that describe the environment's one
+// provider and its rules. With CONFIG_FILE they must be unset: the file
+// describes the providers and rules, and silently merging two sources of
+// policy would leave nobody sure which applies.
+var PolicyVars = []string{
+	"JWKS_URLS", "OIDC_ISSUER_URL", "JWKS_FILE", "PUBLIC_KEY_FILES", "HMAC_SECRET_FILE",
+	"ISSUERS", "AUDIENCES", "ALGORITHMS", "CLOCK_SKEW", "REQUIRE_EXP", "REQUIRED_SCOPES",
+	"TOKEN_LOOKUP", "FORWARD_TOKEN", "CLAIMS_TO_HEADERS", "PAYLOAD_HEADER", "PUBLIC_PATHS",
+}
+
+// checkFileEnv refuses CONFIG_FILE together with policy variables, and with
+// an authentication mode other than jwt.
+func checkFileEnv(c *Config, environ map[string]string) error {
+	if c.ConfigFile == "" {
+		return nil
+	}
+	var errs []error
+	var set []string
+	for _, name := range PolicyVars {
+		if strings.TrimSpace(environ[name]) != "" {
+			set = append(set, name)
+		}
+	}
+	if len(set) > 0 {
+		errs = append(errs, fmt.Errorf("CONFIG_FILE: cannot be combined with %s: the file describes every provider and rule; unset them (the server variables such as LISTEN_ADDR, UPSTREAM_URL, JWKS_* fetch tuning, TOKEN_CACHE_SIZE and MAX_TOKEN_SIZE still apply)", strings.Join(set, ", ")))
+	}
+	if c.AuthMode != "jwt" {
+		errs = append(errs, fmt.Errorf("CONFIG_FILE: AUTH_MODE=%s cannot be combined with a policy file, whose providers verify JWTs locally; unset AUTH_MODE or CONFIG_FILE", c.AuthMode))
+	}
+	return errors.Join(errs...)
 }
