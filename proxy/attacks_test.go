@@ -15,6 +15,7 @@ import (
 	"github.com/MicahParks/jwkset"
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/jwt-sidecar/jwt-sidecar/keys"
 	"github.com/jwt-sidecar/jwt-sidecar/verifier"
 )
 
@@ -240,8 +241,8 @@ func TestRemoteJWKS(t *testing.T) {
 		_ = json.NewEncoder(w).Encode(map[string]any{"keys": []any{jwk.Marshal()}})
 	}))
 	t.Cleanup(jwks.Close)
-	keys, err := verifier.NewKeys(verifier.KeyOptions{RefetchCooldown: time.Hour}, nil, nil,
-		verifier.NewRemoteSource(jwks.URL, []string{issA}, jwks.Client()))
+	keys, err := keys.NewKeys(keys.KeyOptions{RefetchCooldown: time.Hour}, nil, nil,
+		keys.NewRemoteSource(jwks.URL, []string{issA}, jwks.Client()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/jwt-sidecar/jwt-sidecar/config"
+	"github.com/jwt-sidecar/jwt-sidecar/keys"
 	"github.com/jwt-sidecar/jwt-sidecar/metrics"
 	"github.com/jwt-sidecar/jwt-sidecar/test/jwttest"
 	"github.com/jwt-sidecar/jwt-sidecar/test/proctest"
@@ -95,7 +96,7 @@ type verifierConfig struct {
 func newVerifier(t testing.TB, vc verifierConfig, rec verifier.Recorder) *verifier.Verifier {
 	t.Helper()
 	k := allKeys(t)
-	srcA, err := verifier.NewStaticSource("static-a", []string{issA}, []verifier.StaticKey{
+	srcA, err := keys.NewStaticSource("static-a", []string{issA}, []keys.StaticKey{
 		{KID: k.rsa.KID, Key: k.rsa.Key.Public()},
 		{KID: k.ec.KID, Key: k.ec.Key.Public()},
 		{KID: k.ed.KID, Key: k.ed.Key.Public()},
@@ -103,13 +104,13 @@ func newVerifier(t testing.TB, vc verifierConfig, rec verifier.Recorder) *verifi
 	if err != nil {
 		t.Fatal(err)
 	}
-	srcB, err := verifier.NewStaticSource("static-b", []string{issB}, []verifier.StaticKey{
+	srcB, err := keys.NewStaticSource("static-b", []string{issB}, []keys.StaticKey{
 		{KID: k.issuerB.KID, Key: k.issuerB.Key.Public()},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys, err := verifier.NewKeys(verifier.KeyOptions{}, nil, nil, srcA, srcB)
+	keys, err := keys.NewKeys(keys.KeyOptions{}, nil, nil, srcA, srcB)
 	if err != nil {
 		t.Fatal(err)
 	}

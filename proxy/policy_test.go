@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/jwt-sidecar/jwt-sidecar/config"
+	"github.com/jwt-sidecar/jwt-sidecar/keys"
 	"github.com/jwt-sidecar/jwt-sidecar/metrics"
 	"github.com/jwt-sidecar/jwt-sidecar/test/proctest"
 	"github.com/jwt-sidecar/jwt-sidecar/verifier"
@@ -29,11 +30,11 @@ const (
 
 func providerVerifier(t testing.TB, name, iss string, s signer, lookups []config.Lookup, rec verifier.Recorder) *verifier.Verifier {
 	t.Helper()
-	src, err := verifier.NewStaticSource(name, []string{iss}, []verifier.StaticKey{{KID: s.KID, Key: s.Key.Public()}})
+	src, err := keys.NewStaticSource(name, []string{iss}, []keys.StaticKey{{KID: s.KID, Key: s.Key.Public()}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys, err := verifier.NewKeys(verifier.KeyOptions{}, nil, nil, src)
+	keys, err := keys.NewKeys(keys.KeyOptions{}, nil, nil, src)
 	if err != nil {
 		t.Fatal(err)
 	}

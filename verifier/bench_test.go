@@ -8,6 +8,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/jwt-sidecar/jwt-sidecar/config"
+	"github.com/jwt-sidecar/jwt-sidecar/keys"
 	"github.com/jwt-sidecar/jwt-sidecar/verifier"
 )
 
@@ -22,7 +23,7 @@ var benchAlgs = []string{"RS256", "PS256", "ES256", "EdDSA", "HS256"}
 func benchVerifier(b *testing.B, alg string, cacheSize int) (*verifier.Verifier, string, any) {
 	b.Helper()
 	var (
-		src    *verifier.Source
+		src    *keys.Source
 		tok    string
 		pubKey any
 		err    error
@@ -34,18 +35,18 @@ func benchVerifier(b *testing.B, alg string, cacheSize int) (*verifier.Verifier,
 	c["nbf"] = time.Now().Unix()
 	if alg == "HS256" {
 		secret := []byte("0123456789abcdef0123456789abcdef")
-		src, err = verifier.NewStaticSource("hmac", []string{issA}, []verifier.StaticKey{{Key: secret}})
+		src, err = keys.NewStaticSource("hmac", []string{issA}, []keys.StaticKey{{Key: secret}})
 		tok, _ = jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(secret)
 		pubKey, algs = secret, config.HMACAlgorithms
 	} else {
 		s := newSigner(b, alg, "k1")
-		src, err = verifier.NewStaticSource("s", []string{issA}, []verifier.StaticKey{{KID: "k1", Key: s.Key.Public()}})
+		src, err = keys.NewStaticSource("s", []string{issA}, []keys.StaticKey{{KID: "k1", Key: s.Key.Public()}})
 		tok, pubKey = s.Sign(b, c), s.Key.Public()
 	}
 	if err != nil {
 		b.Fatal(err)
 	}
-	keys := mustKeys(b, verifier.KeyOptions{}, nil, src)
+	keys := mustKeys(b, keys.KeyOptions{}, nil, src)
 	load(b, keys)
 	v, err := verifier.New(verifier.Options{
 		Keys: keys, Audiences: []string{aud}, Algorithms: algs, ClockSkew: 30 * time.Second,

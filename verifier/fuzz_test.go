@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/jwt-sidecar/jwt-sidecar/keys"
 	"github.com/jwt-sidecar/jwt-sidecar/verifier"
 )
 
@@ -14,11 +15,11 @@ import (
 // nothing may panic. Seeds live in testdata/fuzz/FuzzVerify.
 func FuzzVerify(f *testing.F) {
 	k := newSigner(f, "ES256", "k1")
-	src, err := verifier.NewStaticSource("s", []string{issA}, []verifier.StaticKey{{KID: k.KID, Key: k.Key.Public()}})
+	src, err := keys.NewStaticSource("s", []string{issA}, []keys.StaticKey{{KID: k.KID, Key: k.Key.Public()}})
 	if err != nil {
 		f.Fatal(err)
 	}
-	keys := mustKeys(f, verifier.KeyOptions{}, nil, src)
+	keys := mustKeys(f, keys.KeyOptions{}, nil, src)
 	load(f, keys)
 	v := mustVerifier(f, verifier.Options{Keys: keys, Audiences: []string{aud}, RequireExp: true, CacheSize: 16})
 	f.Add("Bearer " + k.Sign(f, claims(issA)))

@@ -11,6 +11,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/jwt-sidecar/jwt-sidecar/keys"
 	"github.com/jwt-sidecar/jwt-sidecar/test/jwttest"
 	"github.com/jwt-sidecar/jwt-sidecar/verifier"
 )
@@ -102,9 +103,9 @@ func (k *keyEvents) count(key string) int {
 	return k.results[key]
 }
 
-func mustKeys(t testing.TB, opts verifier.KeyOptions, rec verifier.KeyRecorder, sources ...*verifier.Source) *verifier.Keys {
+func mustKeys(t testing.TB, opts keys.KeyOptions, rec keys.KeyRecorder, sources ...*keys.Source) *keys.Keys {
 	t.Helper()
-	k, err := verifier.NewKeys(opts, rec, nil, sources...)
+	k, err := keys.NewKeys(opts, rec, nil, sources...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +124,7 @@ func mustVerifier(t testing.TB, o verifier.Options) *verifier.Verifier {
 	return v
 }
 
-func load(t testing.TB, k *verifier.Keys) {
+func load(t testing.TB, k *keys.Keys) {
 	t.Helper()
 	if err := k.LoadOnce(context.Background()); err != nil {
 		t.Fatal(err)

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/jwt-sidecar/jwt-sidecar/config"
+	"github.com/jwt-sidecar/jwt-sidecar/keys"
 )
 
 // Introspection results, the `result` label values of
@@ -474,9 +475,9 @@ func checkB64Token(token string) error {
 }
 
 // ReadClientSecret reads INTROSPECTION_CLIENT_SECRET_FILE (see
-// readSecret); the secret must not be empty.
+// keys.ReadSecret); the secret must not be empty.
 func ReadClientSecret(path string) (string, error) {
-	raw, err := readSecret(path)
+	raw, err := keys.ReadSecret(path)
 	if err != nil {
 		return "", err
 	}

@@ -15,22 +15,23 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jwt-sidecar/jwt-sidecar/keys"
 	"github.com/jwt-sidecar/jwt-sidecar/verifier"
 )
 
 // remoteFixture is a verifier over one real JWKS endpoint.
-func remoteFixture(t *testing.T, opts verifier.KeyOptions, signers ...signer) (*verifier.Verifier, *jwksServer, *keyEvents) {
+func remoteFixture(t *testing.T, opts keys.KeyOptions, signers ...signer) (*verifier.Verifier, *jwksServer, *keyEvents) {
 	t.Helper()
 	js := newJWKSServer(t, jwksJSON(t, signers...))
 	ev := &keyEvents{}
-	keys := mustKeys(t, opts, ev, verifier.NewRemoteSource(js.URL, []string{issA}, nil))
+	keys := mustKeys(t, opts, ev, keys.NewRemoteSource(js.URL, []string{issA}, nil))
 	load(t, keys)
 	return mustVerifier(t, verifier.Options{Keys: keys, CacheSize: 100}), js, ev
 }
 
 func TestKeyRotation(t *testing.T) {
 	old, next := newSigner(t, "RS256", "k1"), newSigner(t, "RS256", "k2")
-	v, js, ev := remoteFixture(t, verifier.KeyOptions{RefetchCooldown: time.Hour}, old)
+	v, js, ev := remoteFixture(t, keys.KeyOptions{RefetchCooldown: time.Hour}, old)
 	if _, err := v.Verify(t.Context(), bearer(old.Sign(t, claims(issA)))); err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +52,7 @@ func TestKeyRotation(t *testing.T) {
 
 func TestUnknownKIDStormIsBounded(t *testing.T) {
 	k := newSigner(t, "RS256", "k1")
-	v, js, ev := remoteFixture(t, verifier.KeyOptions{RefetchCooldown: time.Hour}, k)
+	v, js, ev := remoteFixture(t, keys.KeyOptions{RefetchCooldown: time.Hour}, k)
 	before := js.fetches.Load()
 	var wg sync.WaitGroup
 	for i := range 500 {
@@ -82,7 +83,7 @@ func TestUnknownKIDStormIsBounded(t *testing.T) {
 
 func TestRequestWaitIsBounded(t *testing.T) {
 	k, next := newSigner(t, "RS256", "k1"), newSigner(t, "RS256", "k2")
-	v, js, _ := remoteFixture(t, verifier.KeyOptions{RefetchCooldown: time.Hour, MaxWait: 50 * time.Millisecond, FetchTimeout: time.Minute}, k)
+	v, js, _ := remoteFixture(t, keys.KeyOptions{RefetchCooldown: time.Hour, MaxWait: 50 * time.Millisecond, FetchTimeout: time.Minute}, k)
 	release := make(chan struct{})
 	js.blockWith(release)
 	defer close(release)
@@ -102,8 +103,8 @@ func TestIssuerDownKeepsCachedKeys(t *testing.T) {
 	k := newSigner(t, "RS256", "k1")
 	js := newJWKSServer(t, jwksJSON(t, k))
 	ev := &keyEvents{}
-	src := verifier.NewRemoteSource(js.URL, []string{issA}, nil)
-	keys := mustKeys(t, verifier.KeyOptions{RefetchCooldown: time.Nanosecond, MaxBytes: 4096}, ev, src)
+	src := keys.NewRemoteSource(js.URL, []string{issA}, nil)
+	keys := mustKeys(t, keys.KeyOptions{RefetchCooldown: time.Nanosecond, MaxBytes: 4096}, ev, src)
 	load(t, keys)
 	v := mustVerifier(t, verifier.Options{Keys: keys}) // no token cache: every call verifies
 	tok := k.Sign(t, claims(issA))
@@ -150,7 +151,7 @@ func TestIssuerDownKeepsCachedKeys(t *testing.T) {
 func TestIssuerDownAtStart(t *testing.T) {
 	js := newJWKSServer(t, nil)
 	js.serve(http.StatusServiceUnavailable, nil)
-	keys := mustKeys(t, verifier.KeyOptions{}, nil, verifier.NewRemoteSource(js.URL, []string{issA}, nil))
+	keys := mustKeys(t, keys.KeyOptions{}, nil, keys.NewRemoteSource(js.URL, []string{issA}, nil))
 	if err := keys.LoadOnce(t.Context()); err == nil {
 		t.Fatal("LoadOnce succeeded against a down issuer")
 	}
@@ -168,8 +169,8 @@ func TestCacheDirServesAfterRestartWhileIssuerDown(t *testing.T) {
 	dir := t.TempDir()
 	k := newSigner(t, "ES256", "k1")
 	js := newJWKSServer(t, jwksJSON(t, k))
-	opts := verifier.KeyOptions{CacheDir: dir}
-	first := mustKeys(t, opts, nil, verifier.NewRemoteSource(js.URL, []string{issA}, nil))
+	opts := keys.KeyOptions{CacheDir: dir}
+	first := mustKeys(t, opts, nil, keys.NewRemoteSource(js.URL, []string{issA}, nil))
 	load(t, first)
 	files, _ := filepath.Glob(filepath.Join(dir, "jwks-*.json"))
 	if len(files) != 1 {
@@ -178,7 +179,7 @@ func TestCacheDirServesAfterRestartWhileIssuerDown(t *testing.T) {
 
 	js.serve(http.StatusBadGateway, nil) // the issuer goes down, the sidecar restarts
 	ev := &keyEvents{}
-	second := mustKeys(t, opts, ev, verifier.NewRemoteSource(js.URL, []string{issA}, nil))
+	second := mustKeys(t, opts, ev, keys.NewRemoteSource(js.URL, []string{issA}, nil))
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error)
 	go func() { done <- second.Run(ctx) }()
@@ -211,8 +212,8 @@ func TestOIDCDiscovery(t *testing.T) {
 	ka, kb := newSigner(t, "RS256", "a1"), newSigner(t, "RS256", "b1")
 	a := oidcServer(t, func(self string) string { return self }, ka)
 	b := oidcServer(t, func(self string) string { return self }, kb)
-	keys := mustKeys(t, verifier.KeyOptions{RefetchCooldown: time.Hour}, nil,
-		verifier.NewOIDCSource(a.URL, nil), verifier.NewOIDCSource(b.URL, nil))
+	keys := mustKeys(t, keys.KeyOptions{RefetchCooldown: time.Hour}, nil,
+		keys.NewOIDCSource(a.URL, nil), keys.NewOIDCSource(b.URL, nil))
 	load(t, keys)
 	v := mustVerifier(t, verifier.Options{Keys: keys})
 	tests := []struct {
@@ -239,7 +240,7 @@ func TestOIDCDiscovery(t *testing.T) {
 func TestOIDCIssuerMustMatchExactly(t *testing.T) {
 	k := newSigner(t, "RS256", "a1")
 	srv := oidcServer(t, func(self string) string { return self + "/" }, k)
-	keys := mustKeys(t, verifier.KeyOptions{}, nil, verifier.NewOIDCSource(srv.URL, nil))
+	keys := mustKeys(t, keys.KeyOptions{}, nil, keys.NewOIDCSource(srv.URL, nil))
 	err := keys.LoadOnce(t.Context())
 	if err == nil || !strings.Contains(err.Error(), "does not equal") {
 		t.Errorf("discovery with issuer %q for %q: err = %v, want a mismatch", srv.URL+"/", srv.URL, err)
@@ -252,8 +253,8 @@ func TestOIDCIssuerMustMatchExactly(t *testing.T) {
 func TestWithdrawnKeyInvalidatesCachedTokens(t *testing.T) {
 	k1, k2 := newSigner(t, "RS256", "k1"), newSigner(t, "RS256", "k2")
 	js := newJWKSServer(t, jwksJSON(t, k1, k2))
-	src := verifier.NewRemoteSource(js.URL, []string{issA}, nil)
-	keys := mustKeys(t, verifier.KeyOptions{RefetchCooldown: time.Hour}, nil, src)
+	src := keys.NewRemoteSource(js.URL, []string{issA}, nil)
+	keys := mustKeys(t, keys.KeyOptions{RefetchCooldown: time.Hour}, nil, src)
 	load(t, keys)
 	v := mustVerifier(t, verifier.Options{Keys: keys, CacheSize: 100})
 	tok := k1.Sign(t, claims(issA))
@@ -277,7 +278,7 @@ func TestFileSourceReloads(t *testing.T) {
 	if err := os.WriteFile(path, jwksJSON(t, k1), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	keys := mustKeys(t, verifier.KeyOptions{RefetchCooldown: time.Nanosecond}, nil, verifier.NewFileSource(path, []string{issA}))
+	keys := mustKeys(t, keys.KeyOptions{RefetchCooldown: time.Nanosecond}, nil, keys.NewFileSource(path, []string{issA}))
 	load(t, keys)
 	v := mustVerifier(t, verifier.Options{Keys: keys})
 	if _, err := v.Verify(t.Context(), bearer(k1.Sign(t, claims(issA)))); err != nil {
@@ -303,10 +304,10 @@ func TestReadKeyFiles(t *testing.T) {
 		}
 		return p
 	}
-	if _, err := verifier.ReadHMACSecret(write("short", "tooshort\n")); err == nil {
+	if _, err := keys.ReadHMACSecret(write("short", "tooshort\n")); err == nil {
 		t.Error("a short HMAC secret was accepted")
 	}
-	secret, err := verifier.ReadHMACSecret(write("ok", strings.Repeat("k", 32)+"\n"))
+	secret, err := keys.ReadHMACSecret(write("ok", strings.Repeat("k", 32)+"\n"))
 	if err != nil || len(secret) != 32 {
 		t.Errorf("secret = %d bytes, %v; want 32 bytes (newline dropped)", len(secret), err)
 	}
@@ -315,13 +316,13 @@ func TestReadKeyFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A real public key reads, so the refusals below are about their files.
-	if got, err := verifier.ReadPublicKeys(write("pub.pem", string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})))); err != nil || len(got) != 1 {
+	if got, err := keys.ReadPublicKeys(write("pub.pem", string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})))); err != nil || len(got) != 1 {
 		t.Errorf("a PEM public key: %d keys, %v; want 1", len(got), err)
 	}
-	if _, err := verifier.ReadPublicKeys(write("none.pem", "not pem")); err == nil {
+	if _, err := keys.ReadPublicKeys(write("none.pem", "not pem")); err == nil {
 		t.Error("a file without PEM was accepted")
 	}
-	if _, err := verifier.ReadPublicKeys(write("priv.pem", "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")); err == nil {
+	if _, err := keys.ReadPublicKeys(write("priv.pem", "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")); err == nil {
 		t.Error("a private key was accepted as a public key file")
 	}
 }
@@ -333,11 +334,11 @@ func TestReadKeyFiles(t *testing.T) {
 // still decides, and a flood of random kids leaves no trace behind.
 func TestKeyWithoutKIDVerifiesAnyKID(t *testing.T) {
 	k, other := newSigner(t, "ES256", "issuer-named-kid"), newSigner(t, "ES256", "k2")
-	src, err := verifier.NewStaticSource("pem", []string{issA}, []verifier.StaticKey{{Key: k.Key.Public()}})
+	src, err := keys.NewStaticSource("pem", []string{issA}, []keys.StaticKey{{Key: k.Key.Public()}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys := mustKeys(t, verifier.KeyOptions{}, nil, src)
+	keys := mustKeys(t, keys.KeyOptions{}, nil, src)
 	load(t, keys)
 	v := mustVerifier(t, verifier.Options{Keys: keys})
 	if _, err := v.Verify(t.Context(), bearer(k.Sign(t, claims(issA)))); err != nil {
@@ -361,7 +362,7 @@ func TestKeyWithoutKIDVerifiesAnyKID(t *testing.T) {
 // old kid-less one still gets its new key used, not a bad_signature.
 func TestNewKIDBeatsKeyWithoutKID(t *testing.T) {
 	old, next := newSigner(t, "ES256", ""), newSigner(t, "ES256", "k2")
-	v, js, _ := remoteFixture(t, verifier.KeyOptions{RefetchCooldown: time.Hour}, old)
+	v, js, _ := remoteFixture(t, keys.KeyOptions{RefetchCooldown: time.Hour}, old)
 	js.serve(http.StatusOK, jwksJSON(t, old, next))
 	before := js.fetches.Load()
 	if _, err := v.Verify(t.Context(), bearer(next.Sign(t, claims(issA)))); err != nil {
@@ -381,11 +382,11 @@ func TestNewKIDBeatsKeyWithoutKID(t *testing.T) {
 // a token signed by the second still verifies.
 func TestEmptyKIDIsNoKID(t *testing.T) {
 	k1, k2 := newSigner(t, "ES256", ""), newSigner(t, "ES256", "")
-	src, err := verifier.NewStaticSource("pem", []string{issA}, []verifier.StaticKey{{Key: k1.Key.Public()}, {Key: k2.Key.Public()}})
+	src, err := keys.NewStaticSource("pem", []string{issA}, []keys.StaticKey{{Key: k1.Key.Public()}, {Key: k2.Key.Public()}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys := mustKeys(t, verifier.KeyOptions{}, nil, src)
+	keys := mustKeys(t, keys.KeyOptions{}, nil, src)
 	load(t, keys)
 	v := mustVerifier(t, verifier.Options{Keys: keys})
 	empty := map[string]any{"kid": ""}

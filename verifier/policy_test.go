@@ -10,6 +10,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/jwt-sidecar/jwt-sidecar/config"
+	"github.com/jwt-sidecar/jwt-sidecar/keys"
 	"github.com/jwt-sidecar/jwt-sidecar/verifier"
 )
 
@@ -24,11 +25,11 @@ func newPolicyFixture(t testing.TB) *policyFixture {
 	t.Helper()
 	f := &policyFixture{a: newSigner(t, "ES256", "a-1"), b: newSigner(t, "ES256", "b-1")}
 	mk := func(name, iss string, s signer, lookups []config.Lookup) verifier.Provider {
-		src, err := verifier.NewStaticSource(name, []string{iss}, []verifier.StaticKey{{KID: s.KID, Key: s.Key.Public()}})
+		src, err := keys.NewStaticSource(name, []string{iss}, []keys.StaticKey{{KID: s.KID, Key: s.Key.Public()}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		keys := mustKeys(t, verifier.KeyOptions{}, nil, src)
+		keys := mustKeys(t, keys.KeyOptions{}, nil, src)
 		load(t, keys)
 		v := mustVerifier(t, verifier.Options{Keys: keys, Lookups: lookups, Audiences: []string{aud}, RequireExp: true, CacheSize: 100})
 		return verifier.Provider{Name: name, Auth: v, Issuers: []string{iss}}
@@ -212,13 +213,13 @@ func TestAnyOfReportsTheTellingReason(t *testing.T) {
 	}
 }
 
-func keysOf(t testing.TB, name, iss string, s signer) *verifier.Keys {
+func keysOf(t testing.TB, name, iss string, s signer) *keys.Keys {
 	t.Helper()
-	src, err := verifier.NewStaticSource(name, []string{iss}, []verifier.StaticKey{{KID: s.KID, Key: s.Key.Public()}})
+	src, err := keys.NewStaticSource(name, []string{iss}, []keys.StaticKey{{KID: s.KID, Key: s.Key.Public()}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	k := mustKeys(t, verifier.KeyOptions{}, nil, src)
+	k := mustKeys(t, keys.KeyOptions{}, nil, src)
 	load(t, k)
 	return k
 }

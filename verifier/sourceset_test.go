@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jwt-sidecar/jwt-sidecar/keys"
 	"github.com/jwt-sidecar/jwt-sidecar/verifier"
 )
 
@@ -25,7 +26,7 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 func TestSourceSetKeepsUnchangedSources(t *testing.T) {
 	k1 := newSigner(t, "ES256", "k1")
 	js := newJWKSServer(t, jwksJSON(t, k1))
-	set := verifier.NewSourceSet(verifier.KeyOptions{RefreshInterval: time.Hour}, nil, nil)
+	set := keys.NewSourceSet(keys.KeyOptions{RefreshInterval: time.Hour}, nil, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- set.Run(ctx) }()
@@ -33,10 +34,10 @@ func TestSourceSetKeepsUnchangedSources(t *testing.T) {
 		cancel()
 		<-done
 	})
-	opts := verifier.KeyOptions{RefreshInterval: time.Hour}
+	opts := keys.KeyOptions{RefreshInterval: time.Hour}
 
 	// Generation 1: one remote source.
-	gen1 := set.Plan([]*verifier.Source{verifier.NewRemoteSource(js.URL, []string{issA}, nil)})
+	gen1 := set.Plan([]*keys.Source{keys.NewRemoteSource(js.URL, []string{issA}, nil)})
 	keys1 := mustKeys(t, opts, nil, gen1...)
 	load(t, keys1)
 	set.Apply(gen1)
@@ -50,9 +51,9 @@ func TestSourceSetKeepsUnchangedSources(t *testing.T) {
 	// Generation 2 names the same source (a new object with the same
 	// definition) and a file source: the running one is kept, with its
 	// keys, and is not fetched again.
-	gen2 := set.Plan([]*verifier.Source{
-		verifier.NewRemoteSource(js.URL, []string{issA}, nil),
-		verifier.NewFileSource(writeJWKS(t, k1), []string{issB}),
+	gen2 := set.Plan([]*keys.Source{
+		keys.NewRemoteSource(js.URL, []string{issA}, nil),
+		keys.NewFileSource(writeJWKS(t, k1), []string{issB}),
 	})
 	if gen2[0] != gen1[0] {
 		t.Fatal("an unchanged source was not kept")
@@ -99,11 +100,11 @@ func TestSourceSetKeepsUnchangedSources(t *testing.T) {
 func TestSourceSetSharesOneDefinition(t *testing.T) {
 	k1 := newSigner(t, "ES256", "k1")
 	js := newJWKSServer(t, jwksJSON(t, k1))
-	set := verifier.NewSourceSet(verifier.KeyOptions{RefreshInterval: time.Hour}, nil, nil)
-	got := set.Plan([]*verifier.Source{
-		verifier.NewRemoteSource(js.URL, []string{issA}, nil),
-		verifier.NewRemoteSource(js.URL, []string{issA}, nil),
-		verifier.NewRemoteSource(js.URL, []string{issB}, nil), // another binding: another source
+	set := keys.NewSourceSet(keys.KeyOptions{RefreshInterval: time.Hour}, nil, nil)
+	got := set.Plan([]*keys.Source{
+		keys.NewRemoteSource(js.URL, []string{issA}, nil),
+		keys.NewRemoteSource(js.URL, []string{issA}, nil),
+		keys.NewRemoteSource(js.URL, []string{issB}, nil), // another binding: another source
 	})
 	if got[0] != got[1] || got[0] == got[2] {
 		t.Errorf("plan = %p %p %p; want the first two shared and the third apart", got[0], got[1], got[2])

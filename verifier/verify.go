@@ -18,6 +18,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/jwt-sidecar/jwt-sidecar/config"
+	"github.com/jwt-sidecar/jwt-sidecar/keys"
 )
 
 // Recorder receives verification telemetry. *metrics.Metrics satisfies it.
@@ -36,7 +37,7 @@ func (nopRecorder) SkewAccepted(string)    {}
 // Options configure a Verifier. Accepted issuers are those the key sources
 // are bound to: a token's iss picks the sources that may verify it.
 type Options struct {
-	Keys           *Keys
+	Keys           *keys.Keys
 	Lookups        []config.Lookup // where tokens are read; default header:Authorization
 	Audiences      []string        // any one suffices; empty: aud is not checked
 	Algorithms     []string        // allowed alg values; default config.DefaultAlgorithms
@@ -52,7 +53,7 @@ type Options struct {
 // Verifier authenticates requests. It is safe for concurrent use.
 type Verifier struct {
 	claimChecks
-	keys    *Keys
+	keys    *keys.Keys
 	lookups []config.Lookup
 	algs    map[string]bool
 	maxSize int
@@ -155,7 +156,7 @@ func (v *Verifier) VerifyToken(ctx context.Context, token string) (Claims, error
 	now := v.now()
 	// Read before the token is verified: keys withdrawn from here on
 	// invalidate what this verification caches.
-	epoch := v.keys.epoch()
+	epoch := v.keys.Epoch()
 	stale := func(e verified) bool { return e.epoch != epoch || v.checkTimes(e.claims, now) != "" }
 	if v.cache != nil {
 		if e, ok := v.cache.get(&sum); ok && e.epoch == epoch {
@@ -213,7 +214,7 @@ func (v *Verifier) verify(ctx context.Context, token string) (*Claims, error) {
 			return nil, fail(BadIssuer, "iss is missing or not a string")
 		}
 		iss = s
-		return v.keys.key(ctx, s, kid, t.Method.Alg(), t)
+		return v.keys.Key(ctx, s, kid, t.Method.Alg(), t)
 	}
 	mc := jwt.MapClaims{}
 	t, err := v.parser.ParseWithClaims(token, mc, keyfunc)
@@ -284,7 +285,9 @@ var order = []struct {
 	reason Reason
 }{
 	{jwt.ErrTokenMalformed, Malformed},
-	{errKeyNotFound, UnknownKey},
+	{keys.ErrKeyNotFound, UnknownKey},
+	{keys.ErrUnknownIssuer, BadIssuer},
+	{keys.ErrKeyMismatch, BadAlgorithm},
 	{jwt.ErrTokenSignatureInvalid, BadSignature},
 	{jwt.ErrTokenExpired, Expired},
 	{jwt.ErrTokenNotValidYet, NotYetValid},

@@ -17,6 +17,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/jwt-sidecar/jwt-sidecar/config"
+	"github.com/jwt-sidecar/jwt-sidecar/keys"
 	"github.com/jwt-sidecar/jwt-sidecar/verifier"
 )
 
@@ -42,12 +43,12 @@ func newFixture(t *testing.T, mutate func(*verifier.Options)) *fixture {
 		events: &keyEvents{},
 	}
 	f.jwks = newJWKSServer(t, jwksJSON(t, f.rsa, f.ec, f.ed))
-	bSource, err := verifier.NewStaticSource("b", []string{issB}, []verifier.StaticKey{{KID: f.b.KID, Key: f.b.Key.Public()}})
+	bSource, err := keys.NewStaticSource("b", []string{issB}, []keys.StaticKey{{KID: f.b.KID, Key: f.b.Key.Public()}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys := mustKeys(t, verifier.KeyOptions{RefetchCooldown: time.Hour, MaxWait: 2 * time.Second}, f.events,
-		verifier.NewRemoteSource(f.jwks.URL, []string{issA}, nil), bSource)
+	keys := mustKeys(t, keys.KeyOptions{RefetchCooldown: time.Hour, MaxWait: 2 * time.Second}, f.events,
+		keys.NewRemoteSource(f.jwks.URL, []string{issA}, nil), bSource)
 	load(t, keys)
 	o := verifier.Options{
 		Keys:           keys,
@@ -286,13 +287,13 @@ func TestParseLookups(t *testing.T) {
 
 func TestHMAC(t *testing.T) {
 	secret := []byte(strings.Repeat("s", 32))
-	src, err := verifier.NewStaticSource("hmac", []string{issA}, []verifier.StaticKey{{Key: secret}})
+	src, err := keys.NewStaticSource("hmac", []string{issA}, []keys.StaticKey{{Key: secret}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys := mustKeys(t, verifier.KeyOptions{}, nil, src)
-	load(t, keys)
-	v := mustVerifier(t, verifier.Options{Keys: keys, Algorithms: config.HMACAlgorithms, RequireExp: true})
+	ks := mustKeys(t, keys.KeyOptions{}, nil, src)
+	load(t, ks)
+	v := mustVerifier(t, verifier.Options{Keys: ks, Algorithms: config.HMACAlgorithms, RequireExp: true})
 	rsa := newSigner(t, "RS256", "")
 	for _, alg := range config.HMACAlgorithms {
 		tok, err := jwt.NewWithClaims(jwt.GetSigningMethod(alg), claims(issA)).SignedString(secret)
@@ -306,22 +307,22 @@ func TestHMAC(t *testing.T) {
 	if _, err := v.Verify(t.Context(), bearer(rsa.Sign(t, claims(issA)))); reasonOf(err) != verifier.BadAlgorithm {
 		t.Errorf("RS256 with an HMAC-only verifier: reason = %q, want bad_algorithm", reasonOf(err))
 	}
-	short, err := verifier.NewStaticSource("short", []string{issA}, []verifier.StaticKey{{Key: []byte("short")}})
+	short, err := keys.NewStaticSource("short", []string{issA}, []keys.StaticKey{{Key: []byte("short")}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ev := &keyEvents{}
-	if err := mustKeys(t, verifier.KeyOptions{}, ev, short).LoadOnce(t.Context()); err == nil || ev.count("start/empty") != 1 {
+	if err := mustKeys(t, keys.KeyOptions{}, ev, short).LoadOnce(t.Context()); err == nil || ev.count("start/empty") != 1 {
 		t.Errorf("a 5-byte HMAC secret: load error %v, start/empty loads %d; want it dropped as unusable, leaving no key (RFC 7518 §3.2)", err, ev.count("start/empty"))
 	}
 }
 
 func TestNewRefusesUnsafeOptions(t *testing.T) {
-	src, err := verifier.NewStaticSource("s", []string{issA}, []verifier.StaticKey{{Key: newSigner(t, "ES256", "").Key.Public()}})
+	src, err := keys.NewStaticSource("s", []string{issA}, []keys.StaticKey{{Key: newSigner(t, "ES256", "").Key.Public()}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys := mustKeys(t, verifier.KeyOptions{}, nil, src)
+	keys := mustKeys(t, keys.KeyOptions{}, nil, src)
 	// The same keys with safe options: what is refused below is the option.
 	if _, err := verifier.New(verifier.Options{Keys: keys, Algorithms: []string{"RS256"}, ClockSkew: time.Second}); err != nil {
 		t.Fatalf("New with safe options: %v", err)

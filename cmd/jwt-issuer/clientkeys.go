@@ -16,7 +16,7 @@ import (
 
 	"github.com/MicahParks/jwkset"
 
-	"github.com/jwt-sidecar/jwt-sidecar/verifier"
+	"github.com/jwt-sidecar/jwt-sidecar/keys"
 )
 
 // minRSABits is the smallest RSA modulus a client key may have (RFC 7518
@@ -83,7 +83,7 @@ func readClientKeys(path string) ([]clientKey, error) {
 		}
 		return keys, nil
 	}
-	static, err := verifier.ReadPublicKeys(path) // its errors name path
+	static, err := keys.ReadPublicKeys(path) // its errors name path
 	if err != nil {
 		return nil, err
 	}

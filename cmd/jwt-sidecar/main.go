@@ -23,6 +23,7 @@ import (
 
 	"github.com/jwt-sidecar/jwt-sidecar/config"
 	"github.com/jwt-sidecar/jwt-sidecar/internal/cli"
+	"github.com/jwt-sidecar/jwt-sidecar/keys"
 	"github.com/jwt-sidecar/jwt-sidecar/metrics"
 	"github.com/jwt-sidecar/jwt-sidecar/proxy"
 	"github.com/jwt-sidecar/jwt-sidecar/verifier"
@@ -161,7 +162,7 @@ func newJWTAuth(cfg *config.Config, m *metrics.Metrics, log *slog.Logger) (*auth
 	if err != nil {
 		return nil, err
 	}
-	keys, err := verifier.NewKeys(keyOptions(cfg), m, log, sources...)
+	keys, err := keys.NewKeys(keyOptions(cfg), m, log, sources...)
 	if err != nil {
 		return nil, err
 	}
@@ -255,41 +256,41 @@ func isLoopback(host string) bool {
 // keySources turns the environment into key sources. The OIDC issuer's keys
 // verify only its own tokens; every other source serves ISSUERS (or, with
 // no ISSUERS, the OIDC issuer: Validate allows that only when it is alone).
-func keySources(cfg *config.Config) ([]*verifier.Source, error) {
+func keySources(cfg *config.Config) ([]*keys.Source, error) {
 	issuers := cfg.Issuers
 	if len(issuers) == 0 {
 		issuers = []string{cfg.OIDCIssuerURL}
 	}
-	var sources []*verifier.Source
+	var sources []*keys.Source
 	if cfg.OIDCIssuerURL != "" {
-		sources = append(sources, verifier.NewOIDCSource(cfg.OIDCIssuerURL, nil))
+		sources = append(sources, keys.NewOIDCSource(cfg.OIDCIssuerURL, nil))
 	}
 	for _, u := range cfg.JWKSURLs {
-		sources = append(sources, verifier.NewRemoteSource(u, issuers, nil))
+		sources = append(sources, keys.NewRemoteSource(u, issuers, nil))
 	}
 	if cfg.JWKSFile != "" {
 		if _, err := os.Stat(cfg.JWKSFile); err != nil {
 			return nil, fmt.Errorf("JWKS_FILE: %w", err)
 		}
-		sources = append(sources, verifier.NewFileSource(cfg.JWKSFile, issuers))
+		sources = append(sources, keys.NewFileSource(cfg.JWKSFile, issuers))
 	}
 	for _, f := range cfg.PublicKeyFiles {
-		keys, err := verifier.ReadPublicKeys(f)
+		pub, err := keys.ReadPublicKeys(f)
 		if err != nil {
 			return nil, fmt.Errorf("PUBLIC_KEY_FILES: %w", err)
 		}
-		s, err := verifier.NewStaticSource("pem:"+f, issuers, keys)
+		s, err := keys.NewStaticSource("pem:"+f, issuers, pub)
 		if err != nil {
 			return nil, fmt.Errorf("PUBLIC_KEY_FILES: %w", err)
 		}
 		sources = append(sources, s)
 	}
 	if cfg.HMACSecretFile != "" {
-		secret, err := verifier.ReadHMACSecret(cfg.HMACSecretFile)
+		secret, err := keys.ReadHMACSecret(cfg.HMACSecretFile)
 		if err != nil {
 			return nil, fmt.Errorf("HMAC_SECRET_FILE: %w", err)
 		}
-		s, err := verifier.NewStaticSource("hmac", issuers, []verifier.StaticKey{{Key: secret}})
+		s, err := keys.NewStaticSource("hmac", issuers, []keys.StaticKey{{Key: secret}})
 		if err != nil {
 			return nil, fmt.Errorf("HMAC_SECRET_FILE: %w", err)
 		}

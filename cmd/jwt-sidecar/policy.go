@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/jwt-sidecar/jwt-sidecar/config"
+	"github.com/jwt-sidecar/jwt-sidecar/keys"
 	"github.com/jwt-sidecar/jwt-sidecar/metrics"
 	"github.com/jwt-sidecar/jwt-sidecar/proxy"
 	"github.com/jwt-sidecar/jwt-sidecar/verifier"
@@ -35,7 +36,7 @@ type policyRuntime struct {
 	log     *slog.Logger
 	m       *metrics.Metrics
 	pm      *metrics.Policy
-	sources *verifier.SourceSet
+	sources *keys.SourceSet
 	proxy   *proxy.Proxy
 	poll    time.Duration
 
@@ -49,7 +50,7 @@ type generation struct {
 	file      *policyFile
 	providers map[string]*builtProvider // by providerDef, for reuse
 	order     []*builtProvider          // in the file's order
-	sources   []*verifier.Source
+	sources   []*keys.Source
 	policy    *proxy.Policy
 }
 
@@ -57,7 +58,7 @@ type generation struct {
 // its warm token cache, when the provider's definition did not change.
 type builtProvider struct {
 	name  string
-	keys  *verifier.Keys
+	keys  *keys.Keys
 	v     *verifier.Verifier
 	fresh bool // built by this generation
 }
@@ -73,7 +74,7 @@ func newFileApp(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry, 
 		log:     log,
 		m:       m,
 		pm:      metrics.NewPolicy(reg),
-		sources: verifier.NewSourceSet(keyOptions(cfg), m, log),
+		sources: keys.NewSourceSet(keyOptions(cfg), m, log),
 		poll:    configPoll,
 	}
 	rt.stamp, _ = statFile(cfg.ConfigFile)
@@ -113,8 +114,8 @@ func newFileApp(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry, 
 
 // keyOptions are the server-wide JWKS_* settings, which apply to every
 // provider's sources.
-func keyOptions(cfg *config.Config) verifier.KeyOptions {
-	return verifier.KeyOptions{
+func keyOptions(cfg *config.Config) keys.KeyOptions {
+	return keys.KeyOptions{
 		RefreshInterval: cfg.JWKSRefreshInterval,
 		FetchTimeout:    cfg.JWKSFetchTimeout,
 		MaxBytes:        cfg.JWKSMaxBytes,
@@ -130,7 +131,7 @@ func keyOptions(cfg *config.Config) verifier.KeyOptions {
 func (rt *policyRuntime) build(pf *policyFile, prev *generation) (*generation, error) {
 	var (
 		errs   []error
-		wanted []*verifier.Source
+		wanted []*keys.Source
 		counts []int
 	)
 	for _, fp := range pf.Providers {
@@ -163,7 +164,7 @@ func (rt *policyRuntime) build(pf *policyFile, prev *generation) (*generation, e
 			}
 		}
 		if bp == nil {
-			keys, err := verifier.NewKeys(keyOptions(rt.cfg), rt.m, rt.log, mine...)
+			keys, err := keys.NewKeys(keyOptions(rt.cfg), rt.m, rt.log, mine...)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("%s: providers[%d]: %w", fp.at, i, err))
 				continue
@@ -210,7 +211,7 @@ func (rt *policyRuntime) build(pf *policyFile, prev *generation) (*generation, e
 // providerDef identifies a provider's verification: every setting that
 // shapes its verifier, and its sources' definitions. Header settings live
 // in the proxy policy, which is rebuilt on every reload anyway.
-func providerDef(fp fileProvider, sources []*verifier.Source) string {
+func providerDef(fp fileProvider, sources []*keys.Source) string {
 	var defs []string
 	for _, s := range sources {
 		defs = append(defs, s.Definition())
@@ -230,36 +231,36 @@ func providerDef(fp fileProvider, sources []*verifier.Source) string {
 // providerSources makes a provider's key sources, bound to its issuer.
 // PEM and HMAC files are read now, so their content is part of the
 // definition (a SIGHUP after replacing a PEM file picks it up).
-func providerSources(fp fileProvider) ([]*verifier.Source, error) {
+func providerSources(fp fileProvider) ([]*keys.Source, error) {
 	issuers := []string{fp.Issuer}
 	switch {
 	case fp.JWKSURL != "":
-		return []*verifier.Source{verifier.NewRemoteSource(fp.JWKSURL, issuers, nil)}, nil
+		return []*keys.Source{keys.NewRemoteSource(fp.JWKSURL, issuers, nil)}, nil
 	case fp.OIDCIssuerURL != "":
-		return []*verifier.Source{verifier.NewOIDCSource(fp.OIDCIssuerURL, nil)}, nil
+		return []*keys.Source{keys.NewOIDCSource(fp.OIDCIssuerURL, nil)}, nil
 	case fp.JWKSFile != "":
 		if _, err := os.Stat(fp.JWKSFile); err != nil {
 			return nil, err
 		}
-		return []*verifier.Source{verifier.NewFileSource(fp.JWKSFile, issuers)}, nil
+		return []*keys.Source{keys.NewFileSource(fp.JWKSFile, issuers)}, nil
 	case fp.HMACSecretFile != "":
-		secret, err := verifier.ReadHMACSecret(fp.HMACSecretFile)
+		secret, err := keys.ReadHMACSecret(fp.HMACSecretFile)
 		if err != nil {
 			return nil, err
 		}
-		s, err := verifier.NewStaticSource("hmac:"+fp.HMACSecretFile, issuers, []verifier.StaticKey{{Key: secret}})
+		s, err := keys.NewStaticSource("hmac:"+fp.HMACSecretFile, issuers, []keys.StaticKey{{Key: secret}})
 		if err != nil {
 			return nil, err
 		}
-		return []*verifier.Source{s}, nil
+		return []*keys.Source{s}, nil
 	}
-	var out []*verifier.Source
+	var out []*keys.Source
 	for _, f := range fp.PublicKeyFiles {
-		keys, err := verifier.ReadPublicKeys(f)
+		pub, err := keys.ReadPublicKeys(f)
 		if err != nil {
 			return nil, err
 		}
-		s, err := verifier.NewStaticSource("pem:"+f, issuers, keys)
+		s, err := keys.NewStaticSource("pem:"+f, issuers, pub)
 		if err != nil {
 			return nil, err
 		}

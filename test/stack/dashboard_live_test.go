@@ -1,10 +1,10 @@
 package stack
 
 import (
-	"github.com/jwt-sidecar/jwt-sidecar/tools/proc"
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/jwt-sidecar/jwt-sidecar/tools/proc"
 	"io"
 	"net/http"
 	"os"

@@ -1,4 +1,12 @@
-package verifier
+// Package keys holds the verification keys of token issuers: key sources
+// (a JWKS over HTTP, OIDC discovery, a JWKS file, PEM public keys, an HMAC
+// secret), their background refresh, the unknown-kid refetch, the disk
+// cache that keeps a restart serving through an issuer outage, and the
+// lookup of a token's key by issuer, kid and alg. It knows nothing of
+// requests or reasons: a failed lookup returns one of its sentinels
+// (ErrKeyNotFound, ErrUnknownIssuer, ErrKeyMismatch), which the verifier
+// classifies.
+package keys
 
 import (
 	"context"
@@ -123,11 +131,11 @@ func newKeyEnv(opts KeyOptions, rec KeyRecorder, log *slog.Logger) *keyEnv {
 	return &keyEnv{opts: opts, rec: rec, log: log}
 }
 
-// epoch changes whenever a key disappears from one of k's sources, so that
+// Epoch changes whenever a key disappears from one of k's sources, so that
 // tokens cached under a withdrawn key are verified again. It is a sum over
 // the sources (usually one or two) because a source may serve several Keys:
 // providers that share it, and the policies before and after a reload.
-func (k *Keys) epoch() uint64 {
+func (k *Keys) Epoch() uint64 {
 	var e uint64
 	for _, s := range k.sources {
 		e += s.withdrawn.Load()
@@ -209,19 +217,29 @@ func (k *Keys) LoadOnce(ctx context.Context) error {
 // forIssuer lists the sources bound to iss.
 func (k *Keys) forIssuer(iss string) []*Source { return k.byIssuer[iss] }
 
-// errKeyNotFound marks a kid that no source of the issuer knows.
-var errKeyNotFound = errors.New("no key with this kid")
+// Sentinels of a failed key lookup. The verifier classifies them into its
+// reasons; key code never decides what a client is told.
+var (
+	// ErrKeyNotFound marks a kid that no source of the issuer knows, or an
+	// issuer whose sources have no keys yet.
+	ErrKeyNotFound = errors.New("no key with this kid")
+	// ErrUnknownIssuer marks an iss that no source serves.
+	ErrUnknownIssuer = errors.New("issuer not accepted")
+	// ErrKeyMismatch marks a key found by kid whose type, alg or use does
+	// not fit the token's alg.
+	ErrKeyMismatch = errors.New("key does not fit the algorithm")
+)
 
-// key finds the verification key for a token from iss, signed with alg,
+// Key finds the verification key for a token from iss, signed with alg,
 // naming kid (which may be empty). It refetches sources that do not know
 // kid, waiting at most MaxWait.
-func (k *Keys) key(ctx context.Context, iss, kid, alg string, token *jwt.Token) (any, error) {
+func (k *Keys) Key(ctx context.Context, iss, kid, alg string, token *jwt.Token) (any, error) {
 	sources := k.forIssuer(iss)
 	if len(sources) == 0 {
-		return nil, fail(BadIssuer, "issuer %q is not accepted", iss)
+		return nil, fmt.Errorf("%w: %q", ErrUnknownIssuer, iss)
 	}
 	key, err := lookupIn(ctx, sources, kid, alg, token)
-	if err == nil || !errors.Is(err, errKeyNotFound) || kid == "" {
+	if err == nil || !errors.Is(err, ErrKeyNotFound) || kid == "" {
 		return key, err
 	}
 	// An unknown kid may be a key the issuer has just published.
@@ -232,7 +250,7 @@ func (k *Keys) key(ctx context.Context, iss, kid, alg string, token *jwt.Token) 
 		}
 	}
 	if refetched {
-		if key, err = lookupIn(ctx, sources, kid, alg, token); err == nil || !errors.Is(err, errKeyNotFound) {
+		if key, err = lookupIn(ctx, sources, kid, alg, token); err == nil || !errors.Is(err, ErrKeyNotFound) {
 			return key, err
 		}
 	}
@@ -278,11 +296,11 @@ func lookupIn(ctx context.Context, sources []*Source, kid, alg string, token *jw
 	case len(keys.Keys) > 0:
 		return keys, nil
 	case !loaded:
-		return nil, fmt.Errorf("%w: no keys loaded yet", errKeyNotFound)
+		return nil, fmt.Errorf("%w: no keys loaded yet", ErrKeyNotFound)
 	case kid == "":
-		return nil, fmt.Errorf("%w: no key fits alg %s", errKeyNotFound, alg)
+		return nil, fmt.Errorf("%w: no key fits alg %s", ErrKeyNotFound, alg)
 	}
-	return nil, fmt.Errorf("%w: kid %q", errKeyNotFound, kid)
+	return nil, fmt.Errorf("%w: kid %q", ErrKeyNotFound, kid)
 }
 
 type memoKey struct{ kid, alg string }
@@ -303,7 +321,7 @@ func (set *keySet) find(ctx context.Context, kid, alg string, token *jwt.Token) 
 		return nil, err
 	case err != nil:
 		// keyfunc found the kid but its alg or use does not fit.
-		return nil, &Error{Reason: BadAlgorithm, Err: err}
+		return nil, fmt.Errorf("%w: %w", ErrKeyMismatch, err)
 	}
 	var out any
 	switch got := got.(type) {
@@ -317,7 +335,7 @@ func (set *keySet) find(ctx context.Context, kid, alg string, token *jwt.Token) 
 		out = fit
 	default:
 		if err := keyFits(alg, got); err != nil {
-			return nil, &Error{Reason: BadAlgorithm, Err: err}
+			return nil, fmt.Errorf("%w: %w", ErrKeyMismatch, err)
 		}
 		out = got
 	}
