@@ -12,53 +12,23 @@ import (
 
 const namespace = "jwt_sidecar"
 
-// Outcomes of a request, the SPEC's `outcome` label values.
-const (
-	Allowed         = "allowed"
-	Public          = "public"
-	Unauthenticated = "unauthenticated"
-	Forbidden       = "forbidden"
-	Unavailable     = "unavailable" // introspection mode: the token service could not be asked
-)
-
-// Verification modes, the `mode` label values.
-const (
-	ModeJWT           = "jwt"
-	ModeIntrospection = "introspection"
-)
-
-// Introspection results, the `result` label values of
-// jwt_sidecar_introspection_requests_total: what one call to the token
-// service came to.
-const (
-	IntrospectionActive      = "active"
-	IntrospectionInactive    = "inactive"
-	IntrospectionTimeout     = "timeout"
-	IntrospectionError       = "error"        // no connection, or a status other than 200
-	IntrospectionBadResponse = "bad_response" // not JSON, too large, or no boolean active
-)
-
-// Upstream failure kinds, the `kind` label values of
-// jwt_sidecar_upstream_errors_total.
-const (
-	UpstreamTimeout     = "timeout"
-	UpstreamUnreachable = "unreachable"
-	UpstreamCanceled    = "canceled"
-)
-
-// Claims whose check passed only thanks to CLOCK_SKEW.
-const (
-	ClaimExp = "exp"
-	ClaimNbf = "nbf"
-	ClaimIat = "iat"
-)
-
-// Reasons are the SPEC's `reason` label values for refusals. The verifier
-// owns their meaning; they are repeated here so that every series exists
-// from the first scrape (metrics imports no other package of the project).
-var reasons = []string{
-	"missing", "malformed", "bad_signature", "expired", "not_yet_valid",
-	"bad_issuer", "bad_audience", "bad_algorithm", "unknown_key",
+// Labels are the label values whose series exist from the first scrape, so
+// dashboards see zeros, not gaps. The packages that decide own them (the
+// verifier's taxonomy, the proxy's upstream failures); main passes them
+// here, and this package repeats none of them.
+type Labels struct {
+	// Passed are the outcomes of requests let through (no reason).
+	Passed []string
+	// Refusals maps every refusal reason to its outcome.
+	Refusals map[string]string
+	// Modes are the verification modes.
+	Modes []string
+	// UpstreamErrors are the kinds of upstream failure.
+	UpstreamErrors []string
+	// SkewClaims are the claims whose check may pass only thanks to skew.
+	SkewClaims []string
+	// IntrospectionResults are the results of one call to a token service.
+	IntrospectionResults []string
 }
 
 // Buckets resolve single microseconds at the low end and reach 10 s:
@@ -71,11 +41,11 @@ type outcomeReason struct{ outcome, reason string }
 // Metrics is every instrument of the sidecar.
 type Metrics struct {
 	reg           prometheus.Registerer
+	labels        Labels
 	requests      *prometheus.CounterVec
 	requestByKey  map[outcomeReason]prometheus.Counter
 	verification  *prometheus.HistogramVec
-	verifyJWT     prometheus.Observer
-	verifyIntro   prometheus.Observer
+	verifyByMode  map[string]prometheus.Observer
 	upstream      prometheus.Histogram
 	upstreamErrs  *prometheus.CounterVec
 	cacheHits     prometheus.Counter
@@ -93,9 +63,10 @@ type Metrics struct {
 // New creates the instruments and registers them, with the Go and process
 // collectors, on reg. main passes a fresh prometheus.NewRegistry(), never the
 // global one.
-func New(reg prometheus.Registerer) *Metrics {
+func New(reg prometheus.Registerer, labels Labels) *Metrics {
 	m := &Metrics{
-		reg: reg,
+		reg:    reg,
+		labels: labels,
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace,
 			Name:      "requests_total",
@@ -182,34 +153,32 @@ func New(reg prometheus.Registerer) *Metrics {
 	add := func(outcome, reason string) {
 		m.requestByKey[outcomeReason{outcome, reason}] = m.requests.WithLabelValues(outcome, reason)
 	}
-	add(Allowed, "")
-	add(Public, "")
-	for _, r := range reasons {
-		add(Unauthenticated, r)
+	for _, o := range labels.Passed {
+		add(o, "")
 	}
-	add(Forbidden, "insufficient_scope")
-	add(Forbidden, "denied") // CONFIG_FILE: no rule allows the request
-	m.verifyJWT = m.verification.WithLabelValues(ModeJWT)
-	m.verifyIntro = m.verification.WithLabelValues(ModeIntrospection)
-	for _, k := range []string{UpstreamTimeout, UpstreamUnreachable, UpstreamCanceled} {
+	for r, o := range labels.Refusals {
+		add(o, r)
+	}
+	m.verifyByMode = make(map[string]prometheus.Observer, len(labels.Modes))
+	for _, mode := range labels.Modes {
+		m.verifyByMode[mode] = m.verification.WithLabelValues(mode)
+	}
+	for _, k := range labels.UpstreamErrors {
 		m.upstreamErrs.WithLabelValues(k)
 	}
-	for _, c := range []string{ClaimExp, ClaimNbf, ClaimIat} {
+	for _, c := range labels.SkewClaims {
 		m.skewAccepted.WithLabelValues(c)
 	}
 	return m
 }
 
 // IntrospectionMode creates the series only introspection mode can move:
-// every introspection result, and the refusals inactive (401) and
-// unavailable (503). A jwt-mode sidecar never shows them, so they are
-// created here rather than in New. Call it before serving.
+// every introspection result. A jwt-mode sidecar never calls a token
+// service, so they are created here rather than in New. Call it before
+// serving.
 func (m *Metrics) IntrospectionMode() {
-	for _, r := range []string{IntrospectionActive, IntrospectionInactive, IntrospectionTimeout, IntrospectionError, IntrospectionBadResponse} {
+	for _, r := range m.labels.IntrospectionResults {
 		m.introspects.WithLabelValues(r)
-	}
-	for _, k := range []outcomeReason{{Unauthenticated, "inactive"}, {Unavailable, "unavailable"}} {
-		m.requestByKey[k] = m.requests.WithLabelValues(k.outcome, k.reason)
 	}
 }
 
@@ -227,14 +196,11 @@ func (m *Metrics) Request(outcome, reason string) {
 
 // Verification observes the time one authentication took in mode.
 func (m *Metrics) Verification(mode string, d time.Duration) {
-	switch mode {
-	case ModeJWT:
-		m.verifyJWT.Observe(d.Seconds())
-	case ModeIntrospection:
-		m.verifyIntro.Observe(d.Seconds())
-	default:
-		m.verification.WithLabelValues(mode).Observe(d.Seconds())
+	if o, ok := m.verifyByMode[mode]; ok {
+		o.Observe(d.Seconds())
+		return
 	}
+	m.verification.WithLabelValues(mode).Observe(d.Seconds())
 }
 
 // Upstream observes the time the upstream took to answer with headers.

@@ -145,7 +145,7 @@ func TestRFC8725Attacks(t *testing.T) {
 				t.Errorf("WWW-Authenticate = %q, want invalid_token", got)
 			}
 			if tt.wantReason != "" {
-				if got := counter(t, h.reg, "jwt_sidecar_requests_total", map[string]string{"outcome": Unauthenticated, "reason": tt.wantReason}); got != 1 {
+				if got := counter(t, h.reg, "jwt_sidecar_requests_total", map[string]string{"outcome": string(verifier.Unauthenticated), "reason": tt.wantReason}); got != 1 {
 					t.Errorf("requests_total{unauthenticated,%s} = %v, want 1 (log: %s)", tt.wantReason, got, h.logs)
 				}
 			}
@@ -191,7 +191,7 @@ func TestForgedClaimHeaders(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := newHarness(t, verifierConfig{}, func(o *Options) { o.PayloadHeader = "X-Auth-Payload" })
+			h := newHarness(t, verifierConfig{}, func(o *testOptions) { o.PayloadHeader = "X-Auth-Payload" })
 			rec := h.serve(tt.req)
 			if rec.Code != tt.wantStatus {
 				t.Errorf("status = %d, want %d", rec.Code, tt.wantStatus)
@@ -253,7 +253,7 @@ func TestRemoteJWKS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := newHarness(t, verifierConfig{}, func(o *Options) { o.Verifier = v })
+	h := newHarness(t, verifierConfig{}, func(o *testOptions) { o.Verifier = v })
 	tests := []struct {
 		name       string
 		token      string

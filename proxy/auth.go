@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/jwt-sidecar/jwt-sidecar/config"
+	"github.com/jwt-sidecar/jwt-sidecar/policy"
 	"github.com/jwt-sidecar/jwt-sidecar/verifier"
 )
 
@@ -69,25 +70,25 @@ func scrubHeaders(h http.Header, names []string) {
 func (p *Proxy) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		pol := p.policy.Load()
-		pol.scrubRequest(r)
+		scrubRequest(pol, r)
 		// SPEC: rules match the cleaned path, the one forwarded.
-		var d verifier.Decision
+		var d policy.Decision
 		p.decide(pol, r, &d, nil)
 		switch {
 		case d.Err != nil:
 			p.refuse(w, r, pol, &d)
 			return
 		case d.Public || d.Anonymous:
-			p.rec.Request(Public, "")
-			pol.count(d.Rule, outcomePublic)
+			p.rec.Request(string(verifier.Public), "")
+			pol.Count(d.Rule, verifier.Public)
 		default:
-			p.rec.Request(Allowed, "")
-			pol.count(d.Rule, outcomeAllowed)
+			p.rec.Request(string(verifier.Allowed), "")
+			pol.Count(d.Rule, verifier.Allowed)
 			// The claims go onto the inbound request itself, which
 			// ReverseProxy clones for the upstream: no context wrapper, no
 			// request copy on the hot path. Connection tokens naming these
 			// headers were scrubbed, so hop-by-hop removal cannot drop them.
-			pol.forward(r.Context(), p.log, r, &d)
+			p.forward(pol, r, &d)
 		}
 		next.ServeHTTP(w, r)
 	})
@@ -105,7 +106,7 @@ func (p *Proxy) preflight(r *http.Request) bool {
 // proxy's own 500, 502 and 504.
 type refusal struct {
 	status     int
-	outcome    string
+	outcome    verifier.Outcome
 	code       string   // the body's error
 	desc       string   // the body's error_description
 	challenge  []string // WWW-Authenticate
@@ -124,10 +125,13 @@ func newRefusals() map[verifier.Reason]*refusal {
 }
 
 // newRefusal maps a Reason to its response. This is the one place where
-// reasons become statuses:
+// reasons become statuses; the outcome comes with the reason from the
+// taxonomy (verifier.Reason.Outcome):
 //   - Missing: 401 with a bare challenge (RFC 6750 §3.1: no error code when
 //     the request carries no credentials).
 //   - InsufficientScope: 403 insufficient_scope (RFC 6750 §3.1).
+//   - Denied: 403 forbidden without a challenge: no rule allows the request,
+//     so no token would change the answer.
 //   - Unavailable: 503 temporarily_unavailable with Retry-After and no
 //     challenge: the token service could not be asked, so nothing is known
 //     about the token and the client must not be told to re-authenticate
@@ -136,30 +140,23 @@ func newRefusals() map[verifier.Reason]*refusal {
 //     bad_audience (SPEC: a wrong aud or iss is a bad token) and inactive.
 func newRefusal(r verifier.Reason) *refusal {
 	desc := challengeSafe(r.Description())
-	ref := &refusal{status: http.StatusUnauthorized, outcome: Unauthenticated}
-	var code string
+	ref := &refusal{status: http.StatusUnauthorized, outcome: r.Outcome(), code: "invalid_token", desc: desc}
 	switch r {
 	case verifier.Unavailable:
-		ref.status, ref.outcome = http.StatusServiceUnavailable, Unavailable
+		ref.status, ref.code = http.StatusServiceUnavailable, "temporarily_unavailable"
 		ref.retryAfter = retryAfter
-		ref.code, ref.desc = "temporarily_unavailable", desc
-		ref.body = errorBody(ref.code, desc)
-		ref.length = []string{strconv.Itoa(len(ref.body))}
-		return ref
+	case verifier.Denied:
+		ref.status, ref.code = http.StatusForbidden, "forbidden"
 	case verifier.Missing:
-		code = "unauthorized"
+		ref.code = "unauthorized"
 		ref.challenge = []string{`Bearer realm="` + realm + `"`}
 	case verifier.InsufficientScope:
-		code = "insufficient_scope"
-		ref.status, ref.outcome = http.StatusForbidden, Forbidden
-	default:
-		code = "invalid_token"
+		ref.status, ref.code = http.StatusForbidden, "insufficient_scope"
 	}
-	if ref.challenge == nil {
-		ref.challenge = []string{`Bearer realm="` + realm + `", error="` + code + `", error_description="` + desc + `"`}
+	if ref.challenge == nil && ref.status != http.StatusServiceUnavailable && r != verifier.Denied {
+		ref.challenge = []string{`Bearer realm="` + realm + `", error="` + ref.code + `", error_description="` + desc + `"`}
 	}
-	ref.code, ref.desc = code, desc
-	ref.body = errorBody(code, desc)
+	ref.body = errorBody(ref.code, desc)
 	ref.length = []string{strconv.Itoa(len(ref.body))}
 	return ref
 }
@@ -194,7 +191,7 @@ func (p *Proxy) refusalFor(reason verifier.Reason) *refusal {
 }
 
 // refuse answers a request the policy refused, counts it and logs it.
-func (p *Proxy) refuse(w http.ResponseWriter, r *http.Request, pol *Policy, d *verifier.Decision) {
+func (p *Proxy) refuse(w http.ResponseWriter, r *http.Request, pol *policy.Policy, d *policy.Decision) {
 	// AsType, not As: the target pointer of As escapes, one allocation per
 	// refusal on the path an unauthenticated flood takes.
 	e, ok := errors.AsType[*verifier.Error](d.Err)
@@ -203,12 +200,8 @@ func (p *Proxy) refuse(w http.ResponseWriter, r *http.Request, pol *Policy, d *v
 		return
 	}
 	ref := p.refusalFor(e.Reason)
-	p.rec.Request(ref.outcome, string(e.Reason))
-	if ref.status == http.StatusForbidden {
-		pol.count(d.Rule, outcomeForbidden)
-	} else {
-		pol.count(d.Rule, outcomeUnauthenticated)
-	}
+	p.rec.Request(string(ref.outcome), string(e.Reason))
+	pol.Count(d.Rule, ref.outcome)
 	// One line per refusal, never the token: its hash correlates lines. A
 	// 503 is no refusal of the token, and the line says so.
 	level, msg := slog.LevelInfo, "request refused"
@@ -248,14 +241,6 @@ func (p *Proxy) internalError(w http.ResponseWriter, r *http.Request, err error)
 func fixedError(status int, code, desc string) *refusal {
 	body := errorBody(code, desc)
 	return &refusal{status: status, code: code, desc: desc, body: body, length: []string{strconv.Itoa(len(body))}}
-}
-
-// deniedRefusal answers a request no rule allows: 403 without a Bearer
-// challenge, because no token would change the answer.
-func deniedRefusal() *refusal {
-	ref := fixedError(http.StatusForbidden, "forbidden", "no rule allows this request")
-	ref.outcome = Forbidden
-	return ref
 }
 
 // writeError writes a fixed JSON error response that no cache may keep.

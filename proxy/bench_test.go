@@ -16,6 +16,7 @@ import (
 
 	"github.com/jwt-sidecar/jwt-sidecar/config"
 	"github.com/jwt-sidecar/jwt-sidecar/metrics"
+	"github.com/jwt-sidecar/jwt-sidecar/policy"
 )
 
 // inProcess is an upstream inside the benchmark: it drains the request and
@@ -60,16 +61,18 @@ func baseline(b *testing.B) http.Handler {
 // token cache on, and two claim headers.
 func sidecar(b *testing.B) (http.Handler, string) {
 	reg := prometheus.NewRegistry()
-	m := metrics.New(reg)
-	p, err := New(Options{
-		Upstream:     mustURL(b, "http://127.0.0.1:3000"),
+	m := testMetrics(reg)
+	p, err := testOptions{
+		Options: Options{
+			Upstream:  mustURL(b, "http://127.0.0.1:3000"),
+			Recorder:  m,
+			Logger:    discardLogger(),
+			Transport: inProcess{},
+		},
 		Verifier:     newVerifier(b, verifierConfig{cacheSize: 1024}, m),
-		Recorder:     m,
-		Logger:       discardLogger(),
 		ClaimHeaders: []config.ClaimHeader{{Claim: "sub", Header: "X-Auth-Subject"}, {Claim: "realm_access.roles", Header: "X-Auth-Roles"}},
 		PublicPaths:  []string{"/public/*", "/healthz"},
-		Transport:    inProcess{},
-	})
+	}.build()
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -274,16 +277,14 @@ func BenchmarkLoopbackBaseline(b *testing.B) {
 }
 
 func BenchmarkLoopbackHandler(b *testing.B) {
-	m := metrics.New(prometheus.NewRegistry())
+	m := testMetrics(prometheus.NewRegistry())
 	v := newVerifier(b, verifierConfig{cacheSize: 1024}, m)
 	loopback(b, func(up *url.URL) http.Handler {
-		p, err := New(Options{
-			Upstream:     up,
+		p, err := testOptions{
+			Options:      Options{Upstream: up, Recorder: m, Logger: discardLogger()},
 			Verifier:     v,
-			Recorder:     m,
-			Logger:       discardLogger(),
 			ClaimHeaders: []config.ClaimHeader{{Claim: "sub", Header: "X-Auth-Subject"}, {Claim: "realm_access.roles", Header: "X-Auth-Roles"}},
-		})
+		}.build()
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -297,8 +298,8 @@ func BenchmarkLoopbackHandler(b *testing.B) {
 // metrics on, a repeated token.
 func BenchmarkHandlerPolicy(b *testing.B) {
 	reg := prometheus.NewRegistry()
-	m := metrics.New(reg)
-	pol, err := NewPolicy(PolicyOptions{Providers: testProviders(b, m), Rules: testRules(), Recorder: metrics.NewPolicy(reg)})
+	m := testMetrics(reg)
+	pol, err := policy.New(policy.Options{Providers: testProviders(b, m), Rules: testRules(), Recorder: metrics.NewPolicy(reg)})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -22,7 +22,7 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	out := pr.Out
 	// SPEC: the request is forwarded with the same cleaned path that was
 	// matched against PUBLIC_PATHS, so "/public/../admin" arrives as "/admin".
-	if c := cleanPath(pr.In.URL.Path); c != out.URL.Path || out.URL.RawPath != "" {
+	if c := config.CleanPath(pr.In.URL.Path); c != out.URL.Path || out.URL.RawPath != "" {
 		out.URL.Path, out.URL.RawPath = c, ""
 	}
 	// Keep the inbound chain, as the SetXForwarded docs describe.

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/jwt-sidecar/jwt-sidecar/config"
+	"github.com/jwt-sidecar/jwt-sidecar/policy"
 	"github.com/jwt-sidecar/jwt-sidecar/verifier"
 )
 
@@ -31,14 +32,14 @@ func FuzzClaimHeaders(f *testing.F) {
 		if len(paths) > 64 {
 			paths = paths[:64]
 		}
-		hm := &headerMap{payload: "X-Payload"}
+		hm := &policy.Forwarding{PayloadHeader: "X-Payload"}
 		for i, path := range paths {
-			hm.claims = append(hm.claims, config.ClaimHeader{Claim: path, Header: "X-Claim-" + strconv.Itoa(i)})
+			hm.ClaimHeaders = append(hm.ClaimHeaders, config.ClaimHeader{Claim: path, Header: "X-Claim-" + strconv.Itoa(i)})
 		}
 		c := verifier.NewClaims(values)
 		c.Payload = string(payload) // arbitrary bytes: must be sanitized too
 		h := http.Header{}
-		hm.set(t.Context(), discardLogger(), h, &c)
+		setHeaders(t.Context(), discardLogger(), h, hm, &c)
 		for name, vals := range h {
 			for _, v := range vals {
 				checkHeaderValue(t, name, v)

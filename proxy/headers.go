@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/jwt-sidecar/jwt-sidecar/policy"
 	"github.com/jwt-sidecar/jwt-sidecar/verifier"
 )
 
@@ -18,11 +19,11 @@ import (
 // grant or deny more than the token says.
 const MaxHeaderValue = 8 << 10
 
-// set puts the claim headers and the payload header of a verified token on
+// setHeaders puts the claim headers and the payload header of a verified token on
 // h. One allocation holds every value slice.
-func (hm *headerMap) set(ctx context.Context, log *slog.Logger, h http.Header, c *verifier.Claims) {
-	n := len(hm.claims)
-	if hm.payload != "" {
+func setHeaders(ctx context.Context, log *slog.Logger, h http.Header, fw *policy.Forwarding, c *verifier.Claims) {
+	n := len(fw.ClaimHeaders)
+	if fw.PayloadHeader != "" {
 		n++
 	}
 	if n == 0 {
@@ -30,7 +31,7 @@ func (hm *headerMap) set(ctx context.Context, log *slog.Logger, h http.Header, c
 	}
 	vals := make([]string, n)
 	i := 0
-	for _, ch := range hm.claims {
+	for _, ch := range fw.ClaimHeaders {
 		v, ok := c.Lookup(ch.Claim)
 		if !ok {
 			continue
@@ -48,9 +49,9 @@ func (hm *headerMap) set(ctx context.Context, log *slog.Logger, h http.Header, c
 		h[ch.Header] = vals[i : i+1 : i+1]
 		i++
 	}
-	if hm.payload != "" && c.Payload != "" {
+	if fw.PayloadHeader != "" && c.Payload != "" {
 		vals[i] = sanitize(c.Payload)
-		h[hm.payload] = vals[i : i+1 : i+1]
+		h[fw.PayloadHeader] = vals[i : i+1 : i+1]
 	}
 }
 

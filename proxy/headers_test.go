@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/jwt-sidecar/jwt-sidecar/config"
+	"github.com/jwt-sidecar/jwt-sidecar/policy"
 	"github.com/jwt-sidecar/jwt-sidecar/verifier"
 )
 
@@ -108,11 +109,11 @@ func TestCleanPath(t *testing.T) {
 		{in: "*", want: "/*"},
 	}
 	for _, tt := range tests {
-		if got := cleanPath(tt.in); got != tt.want {
-			t.Errorf("cleanPath(%q) = %q, want %q", tt.in, got, tt.want)
+		if got := config.CleanPath(tt.in); got != tt.want {
+			t.Errorf("config.CleanPath(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
-	if n := testing.AllocsPerRun(100, func() { _ = cleanPath("/api/v1/items/") }); n != 0 {
+	if n := testing.AllocsPerRun(100, func() { _ = config.CleanPath("/api/v1/items/") }); n != 0 {
 		t.Errorf("cleanPath of a clean path allocates %v times, want 0", n)
 	}
 }
@@ -208,8 +209,8 @@ func TestHeaderValueDoesNotAllocate(t *testing.T) {
 }
 
 func TestSetClaimHeaders(t *testing.T) {
-	hm := &headerMap{
-		claims: []config.ClaimHeader{
+	hm := &policy.Forwarding{
+		ClaimHeaders: []config.ClaimHeader{
 			{Claim: "sub", Header: "X-Sub"},
 			{Claim: "realm_access.roles", Header: "X-Roles"},
 			{Claim: "missing", Header: "X-Missing"},
@@ -217,14 +218,14 @@ func TestSetClaimHeaders(t *testing.T) {
 			{Claim: "https://example.com/tenant", Header: "X-Tenant"},
 			{Claim: "big", Header: "X-Big"},
 		},
-		payload: "X-Payload",
+		PayloadHeader: "X-Payload",
 	}
 	values, _ := decode(t, `{"sub":"alice","realm_access":{"roles":["a","b"]},"nothing":null,
 		"https://example.com/tenant":"t1","big":"`+strings.Repeat("x", MaxHeaderValue+1)+`"}`).(map[string]any)
 	c := verifier.NewClaims(values)
 	c.Payload = "eyJzdWIiOiJhbGljZSJ9"
 	h := http.Header{}
-	hm.set(t.Context(), discardLogger(), h, &c)
+	setHeaders(t.Context(), discardLogger(), h, hm, &c)
 	want := http.Header{
 		"X-Sub":     {"alice"},
 		"X-Roles":   {"a,b"},

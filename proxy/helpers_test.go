@@ -23,6 +23,7 @@ import (
 	"github.com/jwt-sidecar/jwt-sidecar/config"
 	"github.com/jwt-sidecar/jwt-sidecar/keys"
 	"github.com/jwt-sidecar/jwt-sidecar/metrics"
+	"github.com/jwt-sidecar/jwt-sidecar/policy"
 	"github.com/jwt-sidecar/jwt-sidecar/test/jwttest"
 	"github.com/jwt-sidecar/jwt-sidecar/test/proctest"
 	"github.com/jwt-sidecar/jwt-sidecar/verifier"
@@ -205,26 +206,83 @@ type harness struct {
 	logs     *proctest.Buffer
 }
 
+// testOptions are the proxy's options and the one provider the
+// environment would describe (its verifier, headers and public paths),
+// which build() turns into the policy, as the sidecar's wiring does.
+type testOptions struct {
+	Options
+	Verifier      policy.Authenticator
+	Mode          string
+	ClaimHeaders  []config.ClaimHeader
+	PayloadHeader string
+	ForwardToken  bool
+	PublicPaths   []string
+}
+
+// build compiles the environment-shaped policy and the proxy.
+func (o testOptions) build() (*Proxy, error) {
+	rules, err := policy.PublicPathRules(o.PublicPaths)
+	if err != nil {
+		return nil, err
+	}
+	var providers []policy.Provider
+	if o.Verifier != nil {
+		providers = []policy.Provider{{
+			Name: policy.EnvProvider, Auth: o.Verifier,
+			Forward: policy.Forwarding{ClaimHeaders: o.ClaimHeaders, PayloadHeader: o.PayloadHeader, ForwardToken: o.ForwardToken},
+		}}
+	}
+	pol, err := policy.New(policy.Options{
+		Providers: providers,
+		Rules:     rules,
+		Default:   policy.Requirement{Kind: policy.RequireAnyOf, Providers: []string{policy.EnvProvider}},
+		Mode:      o.Mode,
+	})
+	if err != nil {
+		return nil, err
+	}
+	o.Policy = pol
+	return New(o.Options)
+}
+
+// testMetrics are the sidecar's metrics with the label sets main passes.
+func testMetrics(reg prometheus.Registerer) *metrics.Metrics {
+	l := metrics.Labels{
+		Passed:               []string{string(verifier.Allowed), string(verifier.Public)},
+		Refusals:             map[string]string{},
+		Modes:                []string{verifier.ModeJWT, verifier.ModeIntrospection},
+		UpstreamErrors:       UpstreamErrorKinds,
+		SkewClaims:           verifier.SkewClaims,
+		IntrospectionResults: verifier.IntrospectionResults,
+	}
+	for _, r := range verifier.Reasons {
+		l.Refusals[string(r)] = string(r.Outcome())
+	}
+	return metrics.New(reg, l)
+}
+
 // newHarness builds the proxy with the real verifier. adjust may change the
 // options before New.
-func newHarness(t testing.TB, vc verifierConfig, adjust func(*Options)) *harness {
+func newHarness(t testing.TB, vc verifierConfig, adjust func(*testOptions)) *harness {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	m := metrics.New(reg)
+	m := testMetrics(reg)
 	up := newUpstream(t)
 	logs := &proctest.Buffer{}
-	o := Options{
-		Upstream:     up.url(t),
+	o := testOptions{
+		Options: Options{
+			Upstream: up.url(t),
+			Recorder: m,
+			Logger:   slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		},
 		Verifier:     newVerifier(t, vc, m),
-		Recorder:     m,
-		Logger:       slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		ClaimHeaders: []config.ClaimHeader{{Claim: "sub", Header: "X-Auth-Subject"}, {Claim: "realm_access.roles", Header: "X-Auth-Roles"}},
 		PublicPaths:  []string{"/public/*", "/healthz", "/docs/"},
 	}
 	if adjust != nil {
 		adjust(&o)
 	}
-	p, err := New(o)
+	p, err := o.build()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/jwt-sidecar/jwt-sidecar/config"
 	"github.com/jwt-sidecar/jwt-sidecar/keys"
 	"github.com/jwt-sidecar/jwt-sidecar/metrics"
+	"github.com/jwt-sidecar/jwt-sidecar/policy"
 	"github.com/jwt-sidecar/jwt-sidecar/test/proctest"
 	"github.com/jwt-sidecar/jwt-sidecar/verifier"
 )
@@ -51,37 +52,39 @@ func providerVerifier(t testing.TB, name, iss string, s signer, lookups []config
 	return v
 }
 
-func testProviders(t testing.TB, rec verifier.Recorder) []Provider {
+func testProviders(t testing.TB, rec verifier.Recorder) []policy.Provider {
 	k := allKeys(t)
-	return []Provider{
+	return []policy.Provider{
 		{
 			Name: "idp", Issuers: []string{issA},
-			Verifier:      providerVerifier(t, "idp", issA, k.ec, nil, rec),
-			ClaimHeaders:  []config.ClaimHeader{{Claim: "sub", Header: "X-Auth-Subject"}, {Claim: "realm_access.roles", Header: "X-Auth-Roles"}},
-			PayloadHeader: "X-Auth-Payload",
+			Auth: providerVerifier(t, "idp", issA, k.ec, nil, rec),
+			Forward: policy.Forwarding{
+				ClaimHeaders:  []config.ClaimHeader{{Claim: "sub", Header: "X-Auth-Subject"}, {Claim: "realm_access.roles", Header: "X-Auth-Roles"}},
+				PayloadHeader: "X-Auth-Payload",
+			},
 		},
 		{
 			Name: "k8s", Issuers: []string{issB},
-			Verifier:     providerVerifier(t, "k8s", issB, k.issuerB, []config.Lookup{{Kind: config.InHeader, Name: serviceHeader}}, rec),
-			ClaimHeaders: []config.ClaimHeader{{Claim: "sub", Header: "X-Service-Account"}},
+			Auth:    providerVerifier(t, "k8s", issB, k.issuerB, []config.Lookup{{Kind: config.InHeader, Name: serviceHeader}}, rec),
+			Forward: policy.Forwarding{ClaimHeaders: []config.ClaimHeader{{Claim: "sub", Header: "X-Service-Account"}}},
 		},
 	}
 }
 
-func testRules() []verifier.Rule {
-	req := func(kind verifier.RequirementKind, providers ...string) verifier.Requirement {
-		return verifier.Requirement{Kind: kind, Providers: providers}
+func testRules() []policy.Rule {
+	req := func(kind policy.RequirementKind, providers ...string) policy.Requirement {
+		return policy.Requirement{Kind: kind, Providers: providers}
 	}
-	admin := req(verifier.RequireAnyOf, "idp")
-	admin.Claims = []verifier.ClaimRequirement{{Claim: "realm_access.roles", Values: []any{"admin"}}}
-	return []verifier.Rule{
-		{Name: "health", Match: verifier.Match{Path: "/healthz", Methods: []string{"GET"}}, Require: req(verifier.RequirePublic)},
-		{Name: "admin", Match: verifier.Match{Prefix: "/admin"}, Require: admin},
-		{Name: "internal", Match: verifier.Match{Prefix: "/internal"}, Require: req(verifier.RequireAnyOf, "k8s", "idp")},
-		{Name: "both", Match: verifier.Match{Prefix: "/both"}, Require: req(verifier.RequireAllOf, "idp", "k8s")},
-		{Name: "optional", Match: verifier.Match{Prefix: "/optional"}, Require: req(verifier.RequireAllowMissing, "idp")},
-		{Name: "blocked", Match: verifier.Match{Prefix: "/blocked"}, Require: req(verifier.RequireDeny)},
-		{Name: "api", Match: verifier.Match{Prefix: "/api"}, Require: req(verifier.RequireAnyOf, "idp")},
+	admin := req(policy.RequireAnyOf, "idp")
+	admin.Claims = []policy.ClaimRequirement{{Claim: "realm_access.roles", Values: []any{"admin"}}}
+	return []policy.Rule{
+		{Name: "health", Match: policy.Match{Path: "/healthz", Methods: []string{"GET"}}, Require: req(policy.RequirePublic)},
+		{Name: "admin", Match: policy.Match{Prefix: "/admin"}, Require: admin},
+		{Name: "internal", Match: policy.Match{Prefix: "/internal"}, Require: req(policy.RequireAnyOf, "k8s", "idp")},
+		{Name: "both", Match: policy.Match{Prefix: "/both"}, Require: req(policy.RequireAllOf, "idp", "k8s")},
+		{Name: "optional", Match: policy.Match{Prefix: "/optional"}, Require: req(policy.RequireAllowMissing, "idp")},
+		{Name: "blocked", Match: policy.Match{Prefix: "/blocked"}, Require: req(policy.RequireDeny)},
+		{Name: "api", Match: policy.Match{Prefix: "/api"}, Require: req(policy.RequireAnyOf, "idp")},
 	}
 }
 
@@ -90,9 +93,9 @@ func testRules() []verifier.Rule {
 func policyHarness(t testing.TB) (*harness, *metrics.Policy) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	m := metrics.New(reg)
+	m := testMetrics(reg)
 	pm := metrics.NewPolicy(reg)
-	pol, err := NewPolicy(PolicyOptions{Providers: testProviders(t, m), Rules: testRules(), Recorder: pm})
+	pol, err := policy.New(policy.Options{Providers: testProviders(t, m), Rules: testRules(), Recorder: pm})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,7 +208,7 @@ func TestPolicyRequirements(t *testing.T) {
 				if n := len(h.upstream.requests()); n != 0 {
 					t.Errorf("upstream saw %d refused requests", n)
 				}
-				out := map[int]string{401: Unauthenticated, 403: Forbidden}[tt.wantStatus]
+				out := map[int]string{401: string(verifier.Unauthenticated), 403: string(verifier.Forbidden)}[tt.wantStatus]
 				if got := counter(t, h.reg, "jwt_sidecar_requests_total", map[string]string{"outcome": out, "reason": tt.wantReason}); got != 1 {
 					t.Errorf("requests_total{%s,%s} = %v, want 1", out, tt.wantReason, got)
 				}
@@ -244,33 +247,33 @@ func TestNewPolicyRefusesHeaderClashes(t *testing.T) {
 	ps := testProviders(t, nil)
 	tests := []struct {
 		name    string
-		adjust  func(ps []Provider)
+		adjust  func(ps []policy.Provider)
 		wantErr string
 	}{
-		{name: "all-of providers set one header", adjust: func(ps []Provider) { ps[1].ClaimHeaders[0].Header = "x-auth-subject" },
+		{name: "all-of providers set one header", adjust: func(ps []policy.Provider) { ps[1].Forward.ClaimHeaders[0].Header = "x-auth-subject" },
 			wantErr: "providers idp and k8s both set header X-Auth-Subject"},
-		{name: "reserved header", adjust: func(ps []Provider) { ps[1].ClaimHeaders[0].Header = "Host" }, wantErr: "reserved"},
-		{name: "payload is a claim header", adjust: func(ps []Provider) { ps[0].PayloadHeader = "X-Auth-Roles" }, wantErr: "also a claim header"},
+		{name: "reserved header", adjust: func(ps []policy.Provider) { ps[1].Forward.ClaimHeaders[0].Header = "Host" }, wantErr: "reserved"},
+		{name: "payload is a claim header", adjust: func(ps []policy.Provider) { ps[0].Forward.PayloadHeader = "X-Auth-Roles" }, wantErr: "also a claim header"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cp := make([]Provider, len(ps))
+			cp := make([]policy.Provider, len(ps))
 			for i, p := range ps {
 				cp[i] = p
-				cp[i].ClaimHeaders = append([]config.ClaimHeader(nil), p.ClaimHeaders...)
+				cp[i].Forward.ClaimHeaders = append([]config.ClaimHeader(nil), p.Forward.ClaimHeaders...)
 			}
 			tt.adjust(cp)
-			_, err := NewPolicy(PolicyOptions{Providers: cp, Rules: testRules()})
+			_, err := policy.New(policy.Options{Providers: cp, Rules: testRules()})
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Errorf("error = %v, want it to contain %q", err, tt.wantErr)
 			}
 		})
 	}
 	// Different providers may map the same header when no all-of joins them.
-	cp := append([]Provider(nil), ps...)
-	cp[1].ClaimHeaders = []config.ClaimHeader{{Claim: "sub", Header: "X-Auth-Subject"}}
+	cp := append([]policy.Provider(nil), ps...)
+	cp[1].Forward.ClaimHeaders = []config.ClaimHeader{{Claim: "sub", Header: "X-Auth-Subject"}}
 	rules := testRules()[:3]
-	if _, err := NewPolicy(PolicyOptions{Providers: cp, Rules: rules}); err != nil {
+	if _, err := policy.New(policy.Options{Providers: cp, Rules: rules}); err != nil {
 		t.Errorf("the same header for two providers of an any-of: %v", err)
 	}
 }
@@ -342,7 +345,7 @@ func TestSetPolicyUnderLoad(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	pm := metrics.NewPolicy(reg)
 	ps := testProviders(t, nil)
-	open, err := NewPolicy(PolicyOptions{Providers: ps, Rules: testRules(), Recorder: pm})
+	open, err := policy.New(policy.Options{Providers: ps, Rules: testRules(), Recorder: pm})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -350,10 +353,10 @@ func TestSetPolicyUnderLoad(t *testing.T) {
 	// X-Auth-Email is only ever scrubbed), and lets /admin be reached
 	// without the admin role.
 	ps2 := testProviders(t, nil)
-	ps2[0].ClaimHeaders = append(ps2[0].ClaimHeaders, config.ClaimHeader{Claim: "email", Header: "X-Auth-Email"}, config.ClaimHeader{Claim: "sub", Header: "X-Auth-Who"})
+	ps2[0].Forward.ClaimHeaders = append(ps2[0].Forward.ClaimHeaders, config.ClaimHeader{Claim: "email", Header: "X-Auth-Email"}, config.ClaimHeader{Claim: "sub", Header: "X-Auth-Who"})
 	rules := testRules()
 	rules[1].Require.Claims = nil
-	other, err := NewPolicy(PolicyOptions{Providers: ps2, Rules: rules, Recorder: pm})
+	other, err := policy.New(policy.Options{Providers: ps2, Rules: rules, Recorder: pm})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -446,11 +449,11 @@ func TestSetPolicyUnderLoad(t *testing.T) {
 // cleaned path starting with X.
 func TestPublicPathRulesKeepTheirMeaning(t *testing.T) {
 	list := []string{"/healthz", "/docs/", "/public/*", "/pub*", "/v1/status*"}
-	rules, err := PublicPathRules(list)
+	rules, err := policy.PublicPathRules(list)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pol, err := verifier.NewPolicy(nil, rules, verifier.Requirement{})
+	pol, err := policy.New(policy.Options{Rules: rules})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -465,7 +468,7 @@ func TestPublicPathRulesKeepTheirMeaning(t *testing.T) {
 	for _, p := range []string{"/", "/healthz", "/healthz/", "/healthzx", "/docs", "/docs/", "/docs/a", "/public", "/public/",
 		"/public/a/b", "/pub", "/publications", "/pubs/a/b/", "/pu", "/v1/status", "/v1/statuses/x", "/v1/stat", "/api"} {
 		r := httptest.NewRequest(http.MethodGet, "http://x"+p, nil)
-		got := pol.Match(r, p, nil).Require.Kind == verifier.RequirePublic
+		got := pol.Match(r, p, nil).Require.Kind == policy.RequirePublic
 		if got != old(p) {
 			t.Errorf("%s: public = %v as a rule, %v as PUBLIC_PATHS", p, got, old(p))
 		}

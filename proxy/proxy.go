@@ -5,7 +5,6 @@
 package proxy
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log"
@@ -16,20 +15,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/jwt-sidecar/jwt-sidecar/config"
+	"github.com/jwt-sidecar/jwt-sidecar/policy"
 	"github.com/jwt-sidecar/jwt-sidecar/verifier"
-)
-
-// Outcomes of a request: the SPEC's `outcome` label values of
-// jwt_sidecar_requests_total.
-const (
-	Allowed         = "allowed"
-	Public          = "public"
-	Unauthenticated = "unauthenticated"
-	Forbidden       = "forbidden"
-	// Unavailable: introspection mode could not ask the token service, so
-	// the request was neither allowed nor refused for its token (503).
-	Unavailable = "unavailable"
 )
 
 // Upstream failure kinds: the `kind` label values of
@@ -40,15 +27,8 @@ const (
 	UpstreamCanceled    = "canceled"
 )
 
-// ModeJWT is the default authentication mode, the `mode` label of
-// jwt_sidecar_verification_duration_seconds.
-const ModeJWT = "jwt"
-
-// Verifier authenticates one request. It never forwards anything. Every
-// refusal it returns is a *verifier.Error; any other error is a fault.
-type Verifier interface {
-	Verify(ctx context.Context, r *http.Request) (verifier.Claims, error)
-}
+// UpstreamErrorKinds lists every upstream failure kind.
+var UpstreamErrorKinds = []string{UpstreamTimeout, UpstreamUnreachable, UpstreamCanceled}
 
 // Recorder receives request telemetry. *metrics.Metrics satisfies it.
 type Recorder interface {
@@ -75,29 +55,14 @@ const DefaultMaxIdleConns = 1024
 type Options struct {
 	// Upstream is where allowed requests go (UPSTREAM_URL).
 	Upstream *url.URL
-	// Verifier authenticates requests: the one provider the environment
-	// describes. Set either Verifier (with ClaimHeaders, PayloadHeader,
-	// ForwardToken and PublicPaths) or Policy.
-	Verifier Verifier
+	// Policy decides every request: its rules, providers and what their
+	// verified tokens become on the forwarded request. SetPolicy swaps it.
+	Policy *policy.Policy
 	// Recorder receives metrics; nil records nothing.
 	Recorder Recorder
 	// Logger receives one line per refusal and per upstream failure; nil
 	// logs nothing.
 	Logger *slog.Logger
-	// Mode labels verification durations (AUTH_MODE); default "jwt".
-	Mode string
-	// ClaimHeaders maps claims to upstream headers (CLAIMS_TO_HEADERS).
-	ClaimHeaders []config.ClaimHeader
-	// PayloadHeader, when set, carries the verified payload (PAYLOAD_HEADER).
-	PayloadHeader string
-	// ForwardToken keeps the token on the forwarded request (FORWARD_TOKEN).
-	ForwardToken bool
-	// PublicPaths are served without a token (PUBLIC_PATHS), as returned by
-	// ParsePublicPaths.
-	PublicPaths []string
-	// Policy is several providers and per-route rules (CONFIG_FILE),
-	// instead of Verifier and the options that go with it.
-	Policy *Policy
 	// CORSPreflight lets CORS preflight requests (OPTIONS with Origin and
 	// Access-Control-Request-Method) through without a token. Off by
 	// default: a preflight is then authenticated like any request.
@@ -116,10 +81,9 @@ type Options struct {
 // concurrent use.
 type Proxy struct {
 	upstream  *url.URL
-	policy    atomic.Pointer[Policy] // swapped whole by SetPolicy
+	policy    atomic.Pointer[policy.Policy] // swapped whole by SetPolicy
 	rec       Recorder
 	log       *slog.Logger
-	mode      string
 	cors      bool
 	transport http.RoundTripper
 	buffers   *bufferPool
@@ -137,24 +101,14 @@ func New(o Options) (*Proxy, error) {
 	if o.Upstream.Scheme != "http" && o.Upstream.Scheme != "https" {
 		return nil, fmt.Errorf("upstream: scheme %q is not http or https", o.Upstream.Scheme)
 	}
-	pol := o.Policy
-	switch {
-	case pol != nil && (o.Verifier != nil || len(o.ClaimHeaders) > 0 || o.PayloadHeader != "" || o.ForwardToken || len(o.PublicPaths) > 0):
-		return nil, errors.New("a policy comes with its own providers, headers and public paths")
-	case pol == nil:
-		var err error
-		if pol, err = envPolicy(o); err != nil {
-			return nil, err
-		}
+	if o.Policy == nil {
+		return nil, errors.New("no policy")
 	}
 	if o.Recorder == nil {
 		o.Recorder = nopRecorder{}
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
-	}
-	if o.Mode == "" {
-		o.Mode = ModeJWT
 	}
 	if o.UpstreamTimeout < 0 {
 		return nil, errors.New("upstream timeout must not be negative")
@@ -169,7 +123,6 @@ func New(o Options) (*Proxy, error) {
 		upstream: o.Upstream,
 		rec:      o.Recorder,
 		log:      o.Logger,
-		mode:     o.Mode,
 		cors:     o.CORSPreflight,
 		buffers:  newBufferPool(),
 		refusals: newRefusals(),
@@ -178,8 +131,7 @@ func New(o Options) (*Proxy, error) {
 		timeoutGW: fixedError(http.StatusGatewayTimeout, "gateway_timeout",
 			"the upstream did not answer in time"),
 	}
-	p.refusals[verifier.Denied] = deniedRefusal()
-	p.policy.Store(pol)
+	p.policy.Store(o.Policy)
 	rt := o.Transport
 	if rt == nil {
 		rt = newTransport(o.MaxIdleConns, o.UpstreamTimeout)

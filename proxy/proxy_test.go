@@ -14,7 +14,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/jwt-sidecar/jwt-sidecar/config"
-	"github.com/jwt-sidecar/jwt-sidecar/metrics"
 	"github.com/jwt-sidecar/jwt-sidecar/verifier"
 )
 
@@ -44,7 +43,7 @@ func TestSpecResponses(t *testing.T) {
 			wantChallenge: `Bearer realm="jwt-sidecar"`,
 			wantError:     "unauthorized",
 			wantDesc:      "a bearer token is required",
-			wantOutcome:   Unauthenticated,
+			wantOutcome:   string(verifier.Unauthenticated),
 			wantReason:    "missing",
 		},
 		{
@@ -54,7 +53,7 @@ func TestSpecResponses(t *testing.T) {
 			wantChallenge: `Bearer realm="jwt-sidecar"`,
 			wantError:     "unauthorized",
 			wantDesc:      "a bearer token is required",
-			wantOutcome:   Unauthenticated,
+			wantOutcome:   string(verifier.Unauthenticated),
 			wantReason:    "missing",
 		},
 		{
@@ -64,7 +63,7 @@ func TestSpecResponses(t *testing.T) {
 			wantChallenge: challenge("the token is malformed"),
 			wantError:     "invalid_token",
 			wantDesc:      "the token is malformed",
-			wantOutcome:   Unauthenticated,
+			wantOutcome:   string(verifier.Unauthenticated),
 			wantReason:    "malformed",
 		},
 		{
@@ -74,7 +73,7 @@ func TestSpecResponses(t *testing.T) {
 			wantChallenge: challenge("the token signature is invalid"),
 			wantError:     "invalid_token",
 			wantDesc:      "the token signature is invalid",
-			wantOutcome:   Unauthenticated,
+			wantOutcome:   string(verifier.Unauthenticated),
 			wantReason:    "bad_signature",
 		},
 		{
@@ -86,7 +85,7 @@ func TestSpecResponses(t *testing.T) {
 			wantChallenge: challenge("the token has expired"),
 			wantError:     "invalid_token",
 			wantDesc:      "the token has expired",
-			wantOutcome:   Unauthenticated,
+			wantOutcome:   string(verifier.Unauthenticated),
 			wantReason:    "expired",
 		},
 		{
@@ -98,7 +97,7 @@ func TestSpecResponses(t *testing.T) {
 			wantChallenge: challenge("the token is not valid yet"),
 			wantError:     "invalid_token",
 			wantDesc:      "the token is not valid yet",
-			wantOutcome:   Unauthenticated,
+			wantOutcome:   string(verifier.Unauthenticated),
 			wantReason:    "not_yet_valid",
 		},
 		{
@@ -108,7 +107,7 @@ func TestSpecResponses(t *testing.T) {
 			wantChallenge: challenge("the token issuer is not accepted"),
 			wantError:     "invalid_token",
 			wantDesc:      "the token issuer is not accepted",
-			wantOutcome:   Unauthenticated,
+			wantOutcome:   string(verifier.Unauthenticated),
 			wantReason:    "bad_issuer",
 		},
 		{
@@ -118,7 +117,7 @@ func TestSpecResponses(t *testing.T) {
 			wantChallenge: challenge("the token audience is not accepted"),
 			wantError:     "invalid_token",
 			wantDesc:      "the token audience is not accepted",
-			wantOutcome:   Unauthenticated,
+			wantOutcome:   string(verifier.Unauthenticated),
 			wantReason:    "bad_audience",
 		},
 		{
@@ -134,7 +133,7 @@ func TestSpecResponses(t *testing.T) {
 			wantChallenge: challenge("the token algorithm is not allowed"),
 			wantError:     "invalid_token",
 			wantDesc:      "the token algorithm is not allowed",
-			wantOutcome:   Unauthenticated,
+			wantOutcome:   string(verifier.Unauthenticated),
 			wantReason:    "bad_algorithm",
 		},
 		{
@@ -146,7 +145,7 @@ func TestSpecResponses(t *testing.T) {
 			wantChallenge: challenge("the token signing key is unknown"),
 			wantError:     "invalid_token",
 			wantDesc:      "the token signing key is unknown",
-			wantOutcome:   Unauthenticated,
+			wantOutcome:   string(verifier.Unauthenticated),
 			wantReason:    "unknown_key",
 		},
 		{
@@ -160,7 +159,7 @@ func TestSpecResponses(t *testing.T) {
 			wantChallenge: challenge("the token is malformed"),
 			wantError:     "invalid_token",
 			wantDesc:      "the token is malformed",
-			wantOutcome:   Unauthenticated,
+			wantOutcome:   string(verifier.Unauthenticated),
 			wantReason:    "malformed",
 		},
 		{
@@ -170,7 +169,7 @@ func TestSpecResponses(t *testing.T) {
 			wantChallenge: `Bearer realm="jwt-sidecar", error="insufficient_scope", error_description="the token lacks a required scope or claim"`,
 			wantError:     "insufficient_scope",
 			wantDesc:      "the token lacks a required scope or claim",
-			wantOutcome:   Forbidden,
+			wantOutcome:   string(verifier.Forbidden),
 			wantReason:    "insufficient_scope",
 		},
 	}
@@ -197,7 +196,7 @@ func TestSpecResponses(t *testing.T) {
 			if got := counter(t, h.reg, "jwt_sidecar_requests_total", map[string]string{"outcome": tt.wantOutcome, "reason": tt.wantReason}); got != 1 {
 				t.Errorf("requests_total{%s,%s} = %v, want 1", tt.wantOutcome, tt.wantReason, got)
 			}
-			if got := counter(t, h.reg, "jwt_sidecar_requests_total", map[string]string{"outcome": Allowed, "reason": ""}); got != 0 {
+			if got := counter(t, h.reg, "jwt_sidecar_requests_total", map[string]string{"outcome": string(verifier.Allowed), "reason": ""}); got != 0 {
 				t.Errorf("requests_total{allowed} = %v, want 0", got)
 			}
 			if got := histogramCount(t, h.reg, "jwt_sidecar_verification_duration_seconds", map[string]string{"mode": "jwt"}); got != 1 {
@@ -222,7 +221,7 @@ func TestAllowed(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := newHarness(t, verifierConfig{}, func(o *Options) { o.PayloadHeader = "X-Auth-Payload" })
+			h := newHarness(t, verifierConfig{}, func(o *testOptions) { o.PayloadHeader = "X-Auth-Payload" })
 			tok := tt.signer.Sign(t, claims(issA))
 			rec := h.serve(bearer("/api/items?x=1", tok))
 			if rec.Code != http.StatusOK || rec.Body.String() != "upstream ok" {
@@ -244,7 +243,7 @@ func TestAllowed(t *testing.T) {
 			if v := got.Header.Get("Authorization"); v != "" {
 				t.Errorf("Authorization = %q, want it stripped", v)
 			}
-			if got := counter(t, h.reg, "jwt_sidecar_requests_total", map[string]string{"outcome": Allowed, "reason": ""}); got != 1 {
+			if got := counter(t, h.reg, "jwt_sidecar_requests_total", map[string]string{"outcome": string(verifier.Allowed), "reason": ""}); got != 1 {
 				t.Errorf("requests_total{allowed} = %v, want 1", got)
 			}
 			if got := histogramCount(t, h.reg, "jwt_sidecar_upstream_duration_seconds", nil); got != 1 {
@@ -263,7 +262,7 @@ func (faultyVerifier) Verify(context.Context, *http.Request) (verifier.Claims, e
 }
 
 func TestInternalError(t *testing.T) {
-	h := newHarness(t, verifierConfig{}, func(o *Options) { o.Verifier = faultyVerifier{} })
+	h := newHarness(t, verifierConfig{}, func(o *testOptions) { o.Verifier = faultyVerifier{} })
 	rec := h.serve(bearer("/api", "a.b.c"))
 	if rec.Code != http.StatusInternalServerError {
 		t.Errorf("status = %d, want 500", rec.Code)
@@ -322,21 +321,21 @@ func TestPublicPaths(t *testing.T) {
 		wantOutcome  string
 		wantUpstream string // the path the upstream saw; "" for none
 	}{
-		{name: "public prefix", target: "/public/app.js", wantStatus: 200, wantOutcome: Public, wantUpstream: "/public/app.js"},
-		{name: "public exact", target: "/healthz", wantStatus: 200, wantOutcome: Public, wantUpstream: "/healthz"},
-		{name: "exact is not a prefix", target: "/healthz/x", wantStatus: 401, wantOutcome: Unauthenticated},
-		{name: "prefix needs its slash", target: "/public", wantStatus: 401, wantOutcome: Unauthenticated},
-		{name: "dot-dot escapes the prefix", target: "/public/../admin", wantStatus: 401, wantOutcome: Unauthenticated},
-		{name: "dot-dot with a token goes to the cleaned path", target: "/public/../admin", token: tok, wantStatus: 200, wantOutcome: Allowed, wantUpstream: "/admin"},
-		{name: "encoded slashes are decoded once", target: "/public%2F..%2Fadmin", wantStatus: 401, wantOutcome: Unauthenticated},
-		{name: "encoded slashes with a token", target: "/public%2F..%2Fadmin", token: tok, wantStatus: 200, wantOutcome: Allowed, wantUpstream: "/admin"},
-		{name: "double slash", target: "//public/x", wantStatus: 200, wantOutcome: Public, wantUpstream: "/public/x"},
-		{name: "double slash exact", target: "//healthz", wantStatus: 200, wantOutcome: Public, wantUpstream: "/healthz"},
-		{name: "dot segment", target: "/public/./a//b", wantStatus: 200, wantOutcome: Public, wantUpstream: "/public/a/b"},
-		{name: "trailing slash kept", target: "/docs/", wantStatus: 200, wantOutcome: Public, wantUpstream: "/docs/"},
-		{name: "trailing slash after cleaning", target: "/docs/x/../", wantStatus: 200, wantOutcome: Public, wantUpstream: "/docs/"},
-		{name: "no trailing slash is another path", target: "/docs", wantStatus: 401, wantOutcome: Unauthenticated},
-		{name: "public path with a bad token is still public", target: "/healthz", token: "garbage", wantStatus: 200, wantOutcome: Public, wantUpstream: "/healthz"},
+		{name: "public prefix", target: "/public/app.js", wantStatus: 200, wantOutcome: string(verifier.Public), wantUpstream: "/public/app.js"},
+		{name: "public exact", target: "/healthz", wantStatus: 200, wantOutcome: string(verifier.Public), wantUpstream: "/healthz"},
+		{name: "exact is not a prefix", target: "/healthz/x", wantStatus: 401, wantOutcome: string(verifier.Unauthenticated)},
+		{name: "prefix needs its slash", target: "/public", wantStatus: 401, wantOutcome: string(verifier.Unauthenticated)},
+		{name: "dot-dot escapes the prefix", target: "/public/../admin", wantStatus: 401, wantOutcome: string(verifier.Unauthenticated)},
+		{name: "dot-dot with a token goes to the cleaned path", target: "/public/../admin", token: tok, wantStatus: 200, wantOutcome: string(verifier.Allowed), wantUpstream: "/admin"},
+		{name: "encoded slashes are decoded once", target: "/public%2F..%2Fadmin", wantStatus: 401, wantOutcome: string(verifier.Unauthenticated)},
+		{name: "encoded slashes with a token", target: "/public%2F..%2Fadmin", token: tok, wantStatus: 200, wantOutcome: string(verifier.Allowed), wantUpstream: "/admin"},
+		{name: "double slash", target: "//public/x", wantStatus: 200, wantOutcome: string(verifier.Public), wantUpstream: "/public/x"},
+		{name: "double slash exact", target: "//healthz", wantStatus: 200, wantOutcome: string(verifier.Public), wantUpstream: "/healthz"},
+		{name: "dot segment", target: "/public/./a//b", wantStatus: 200, wantOutcome: string(verifier.Public), wantUpstream: "/public/a/b"},
+		{name: "trailing slash kept", target: "/docs/", wantStatus: 200, wantOutcome: string(verifier.Public), wantUpstream: "/docs/"},
+		{name: "trailing slash after cleaning", target: "/docs/x/../", wantStatus: 200, wantOutcome: string(verifier.Public), wantUpstream: "/docs/"},
+		{name: "no trailing slash is another path", target: "/docs", wantStatus: 401, wantOutcome: string(verifier.Unauthenticated)},
+		{name: "public path with a bad token is still public", target: "/healthz", token: "garbage", wantStatus: 200, wantOutcome: string(verifier.Public), wantUpstream: "/healthz"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -359,7 +358,7 @@ func TestPublicPaths(t *testing.T) {
 				t.Errorf("upstream path = %q (raw %q), want %q", reqs[0].Path, reqs[0].RawPath, tt.wantUpstream)
 			}
 			reason := ""
-			if tt.wantOutcome == Unauthenticated {
+			if tt.wantOutcome == string(verifier.Unauthenticated) {
 				reason = "missing"
 			}
 			if got := counter(t, h.reg, "jwt_sidecar_requests_total", map[string]string{"outcome": tt.wantOutcome, "reason": reason}); got != 1 {
@@ -416,7 +415,7 @@ func TestCORSPreflight(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := newHarness(t, verifierConfig{}, func(o *Options) { o.CORSPreflight = tt.enabled })
+			h := newHarness(t, verifierConfig{}, func(o *testOptions) { o.CORSPreflight = tt.enabled })
 			r := httptest.NewRequest(http.MethodOptions, "/api", nil)
 			if tt.origin != "" {
 				r.Header.Set("Origin", tt.origin)
@@ -434,7 +433,7 @@ func TestCORSPreflight(t *testing.T) {
 		})
 	}
 	t.Run("a GET with Origin is not a preflight", func(t *testing.T) {
-		h := newHarness(t, verifierConfig{}, func(o *Options) { o.CORSPreflight = true })
+		h := newHarness(t, verifierConfig{}, func(o *testOptions) { o.CORSPreflight = true })
 		r := get("/api")
 		r.Header.Set("Origin", "https://app.test")
 		r.Header.Set("Access-Control-Request-Method", "GET")
@@ -541,7 +540,7 @@ func TestTokenStripping(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			h := newHarness(t, verifierConfig{lookups: lookups}, func(o *Options) { o.ForwardToken = tt.forward })
+			h := newHarness(t, verifierConfig{lookups: lookups}, func(o *testOptions) { o.ForwardToken = tt.forward })
 			rec := h.serve(tt.req())
 			if rec.Code != http.StatusOK {
 				t.Fatalf("status = %d, want 200: %s", rec.Code, rec.Body)
@@ -637,7 +636,7 @@ func blockingUpstream(t *testing.T) (srv *httptest.Server, arrived <-chan struct
 func TestUpstreamTimeout(t *testing.T) {
 	k := allKeys(t)
 	slow, _ := blockingUpstream(t)
-	h := newHarness(t, verifierConfig{}, func(o *Options) {
+	h := newHarness(t, verifierConfig{}, func(o *testOptions) {
 		o.Upstream = mustURL(t, slow.URL)
 		o.UpstreamTimeout = 50 * time.Millisecond
 	})
@@ -656,7 +655,7 @@ func TestUpstreamTimeout(t *testing.T) {
 func TestClientGone(t *testing.T) {
 	k := allKeys(t)
 	slow, arrived := blockingUpstream(t)
-	h := newHarness(t, verifierConfig{}, func(o *Options) { o.Upstream = mustURL(t, slow.URL) })
+	h := newHarness(t, verifierConfig{}, func(o *testOptions) { o.Upstream = mustURL(t, slow.URL) })
 	ctx, cancel := context.WithCancel(context.Background())
 	r := bearer("/a", k.rsa.Sign(t, claims(issA))).WithContext(ctx)
 	rec := httptest.NewRecorder()
@@ -689,32 +688,35 @@ func TestNewRefusesBadOptions(t *testing.T) {
 	v := newVerifier(t, verifierConfig{}, nil)
 	tests := []struct {
 		name string
-		o    Options
+		o    testOptions
 	}{
-		{name: "no upstream", o: Options{Verifier: v}},
-		{name: "relative upstream", o: Options{Upstream: mustURL(t, "/x"), Verifier: v}},
-		{name: "ftp upstream", o: Options{Upstream: mustURL(t, "ftp://h/"), Verifier: v}},
-		{name: "no verifier", o: Options{Upstream: up}},
-		{name: "reserved claim header", o: Options{Upstream: up, Verifier: v, ClaimHeaders: []config.ClaimHeader{{Claim: "sub", Header: "Host"}}}},
-		{name: "empty claim", o: Options{Upstream: up, Verifier: v, ClaimHeaders: []config.ClaimHeader{{Header: "X-A"}}}},
-		{name: "duplicate header", o: Options{Upstream: up, Verifier: v, ClaimHeaders: []config.ClaimHeader{{Claim: "a", Header: "X-A"}, {Claim: "b", Header: "x-a"}}}},
-		{name: "payload header is a claim header", o: Options{Upstream: up, Verifier: v, ClaimHeaders: []config.ClaimHeader{{Claim: "a", Header: "X-A"}}, PayloadHeader: "X_A"}},
-		{name: "bad payload header", o: Options{Upstream: up, Verifier: v, PayloadHeader: "X A"}},
-		{name: "unclean public path", o: Options{Upstream: up, Verifier: v, PublicPaths: []string{"/a/../b"}}},
-		{name: "negative timeout", o: Options{Upstream: up, Verifier: v, UpstreamTimeout: -1}},
-		{name: "negative idle conns", o: Options{Upstream: up, Verifier: v, MaxIdleConns: -1}},
+		{name: "no upstream", o: testOptions{Verifier: v}},
+		{name: "relative upstream", o: testOptions{Options: Options{Upstream: mustURL(t, "/x")}, Verifier: v}},
+		{name: "ftp upstream", o: testOptions{Options: Options{Upstream: mustURL(t, "ftp://h/")}, Verifier: v}},
+		{name: "no verifier", o: testOptions{Options: Options{Upstream: up}}},
+		{name: "reserved claim header", o: testOptions{Options: Options{Upstream: up}, Verifier: v, ClaimHeaders: []config.ClaimHeader{{Claim: "sub", Header: "Host"}}}},
+		{name: "empty claim", o: testOptions{Options: Options{Upstream: up}, Verifier: v, ClaimHeaders: []config.ClaimHeader{{Header: "X-A"}}}},
+		{name: "duplicate header", o: testOptions{Options: Options{Upstream: up}, Verifier: v, ClaimHeaders: []config.ClaimHeader{{Claim: "a", Header: "X-A"}, {Claim: "b", Header: "x-a"}}}},
+		{name: "payload header is a claim header", o: testOptions{Options: Options{Upstream: up}, Verifier: v, ClaimHeaders: []config.ClaimHeader{{Claim: "a", Header: "X-A"}}, PayloadHeader: "X_A"}},
+		{name: "bad payload header", o: testOptions{Options: Options{Upstream: up}, Verifier: v, PayloadHeader: "X A"}},
+		{name: "unclean public path", o: testOptions{Options: Options{Upstream: up}, Verifier: v, PublicPaths: []string{"/a/../b"}}},
+		{name: "negative timeout", o: testOptions{Options: Options{Upstream: up, UpstreamTimeout: -1}, Verifier: v}},
+		{name: "negative idle conns", o: testOptions{Options: Options{Upstream: up, MaxIdleConns: -1}, Verifier: v}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, err := New(tt.o); err == nil {
+			if _, err := tt.o.build(); err == nil {
 				t.Errorf("New succeeded, want an error")
 			}
 		})
 	}
+	if _, err := New(Options{Upstream: up}); err == nil {
+		t.Errorf("New without a policy succeeded, want an error")
+	}
 }
 
 func TestTransport(t *testing.T) {
-	p, err := New(Options{Upstream: mustURL(t, "http://127.0.0.1:1"), Verifier: newVerifier(t, verifierConfig{}, nil), UpstreamTimeout: 7 * time.Second})
+	p, err := testOptions{Options: Options{Upstream: mustURL(t, "http://127.0.0.1:1"), UpstreamTimeout: 7 * time.Second}, Verifier: newVerifier(t, verifierConfig{}, nil)}.build()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -734,5 +736,5 @@ func TestTransport(t *testing.T) {
 }
 
 func TestMetricsSatisfyRecorder(t *testing.T) {
-	var _ Recorder = metrics.New(prometheus.NewRegistry())
+	var _ Recorder = testMetrics(prometheus.NewRegistry())
 }

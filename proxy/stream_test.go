@@ -16,9 +16,9 @@ import (
 )
 
 // front serves the proxy on a real listener with upstream as its upstream.
-func front(t *testing.T, upstream *httptest.Server, adjust func(*Options)) (*httptest.Server, *harness) {
+func front(t *testing.T, upstream *httptest.Server, adjust func(*testOptions)) (*httptest.Server, *harness) {
 	t.Helper()
-	h := newHarness(t, verifierConfig{}, func(o *Options) {
+	h := newHarness(t, verifierConfig{}, func(o *testOptions) {
 		o.Upstream = mustURL(t, upstream.URL)
 		if adjust != nil {
 			adjust(o)

@@ -143,27 +143,3 @@ func BenchmarkMissRatio(b *testing.B) {
 		})
 	}
 }
-
-// BenchmarkPolicyRequest is BenchmarkVerifyRequest through a policy: two
-// public rules tried first, then the one provider, as the environment's
-// configuration becomes. The difference is what a policy costs a request.
-func BenchmarkPolicyRequest(b *testing.B) {
-	v, tok, _ := benchVerifier(b, "RS256", 1000)
-	pol, err := verifier.NewPolicy([]verifier.Provider{{Name: "env", Auth: v}}, []verifier.Rule{
-		{Name: "public:/healthz", Match: verifier.Match{Path: "/healthz"}, Require: verifier.Requirement{Kind: verifier.RequirePublic}},
-		{Name: "public:/static/*", Match: verifier.Match{Prefix: "/static/"}, Require: verifier.Requirement{Kind: verifier.RequirePublic}},
-	}, verifier.Requirement{Kind: verifier.RequireAnyOf, Providers: []string{"env"}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	r := bearer(tok)
-	ctx := context.Background()
-	b.ReportAllocs()
-	for b.Loop() {
-		var d verifier.Decision
-		pol.Check(ctx, r, pol.Match(r, config.CleanPath(r.URL.Path), nil), &d, nil)
-		if d.Err != nil {
-			b.Fatal(d.Err)
-		}
-	}
-}

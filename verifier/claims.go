@@ -65,3 +65,6 @@ func lookup(m map[string]any, path string) (any, bool) {
 		m, path = next, rest
 	}
 }
+
+// HasScope reports whether the token grants scope want (scope or scp).
+func (c *Claims) HasScope(want string) bool { return HasScope(c.values, want) }

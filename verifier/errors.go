@@ -32,13 +32,57 @@ const (
 	Unavailable Reason = "unavailable"
 )
 
+// Denied is the reason of a request that no rule allows: a rule that
+// requires deny, or no rule matching under the fail-closed default. It is
+// not about a token, so the proxy answers 403 without a Bearer challenge.
+const Denied Reason = "denied"
+
 // Reasons lists every Reason, the SPEC's first and in its order, then the
 // introspection ones. The proxy builds each one's response from it.
 var Reasons = []Reason{
 	Missing, Malformed, BadSignature, Expired, NotYetValid,
 	BadIssuer, BadAudience, BadAlgorithm, UnknownKey, InsufficientScope,
-	Inactive, Unavailable,
+	Inactive, Unavailable, Denied,
 }
+
+// Outcome is what became of a request: the `outcome` label values of
+// jwt_sidecar_requests_total.
+type Outcome string
+
+// The outcomes.
+const (
+	Allowed         Outcome = "allowed"
+	Public          Outcome = "public"
+	Unauthenticated Outcome = "unauthenticated"
+	Forbidden       Outcome = "forbidden"
+	// Unavailable: the token service could not be asked, so the request
+	// was neither allowed nor refused for its token (503).
+	OutcomeUnavailable Outcome = "unavailable"
+)
+
+// Outcomes lists every Outcome.
+var Outcomes = []Outcome{Allowed, Public, Unauthenticated, Forbidden, OutcomeUnavailable}
+
+// Outcome is the outcome of a request refused for r: a valid token that
+// is not enough (a scope, a claim, a rule) is forbidden (403, RFC 6750
+// §3.1); a token service that could not be asked is unavailable (503);
+// every other refusal is unauthenticated (401).
+func (r Reason) Outcome() Outcome {
+	switch r {
+	case InsufficientScope, Denied:
+		return Forbidden
+	case Unavailable:
+		return OutcomeUnavailable
+	}
+	return Unauthenticated
+}
+
+// Verification modes: the `mode` label values of
+// jwt_sidecar_verification_duration_seconds.
+const (
+	ModeJWT           = "jwt"
+	ModeIntrospection = "introspection"
+)
 
 // Description is the fixed, client-safe error_description for a reason
 // (RFC 6750 §3: printable ASCII without `"` or `\`). Details stay in the logs.
@@ -68,6 +112,8 @@ func (r Reason) Description() string {
 		return "the token is not active"
 	case Unavailable:
 		return "the token could not be checked; try again later"
+	case Denied:
+		return "no rule allows this request"
 	}
 	return "the token is invalid"
 }
@@ -105,6 +151,7 @@ func ReasonOf(err error) (Reason, bool) {
 	return "", false
 }
 
-func fail(r Reason, format string, args ...any) *Error {
+// Fail is a refusal for reason r with a detail for logs.
+func Fail(r Reason, format string, args ...any) *Error {
 	return &Error{Reason: r, Err: fmt.Errorf(format, args...)}
 }

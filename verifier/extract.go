@@ -33,13 +33,13 @@ func extractWith(r *http.Request, lookups []config.Lookup, maxSize int, check fu
 	case found == 0:
 		return "", config.Lookup{}, &Error{Reason: Missing}
 	case found > 1:
-		return "", from, fail(Malformed, "more than one token in the request")
+		return "", from, Fail(Malformed, "more than one token in the request")
 	}
 	if len(token) > maxSize {
-		return "", from, fail(Malformed, "token of %d bytes exceeds the limit of %d", len(token), maxSize)
+		return "", from, Fail(Malformed, "token of %d bytes exceeds the limit of %d", len(token), maxSize)
 	}
 	if token == "" {
-		return "", from, fail(Malformed, "empty token in %s", from)
+		return "", from, Fail(Malformed, "empty token in %s", from)
 	}
 	if err := check(token); err != nil {
 		return "", from, err
@@ -52,7 +52,7 @@ func extractWith(r *http.Request, lookups []config.Lookup, maxSize int, check fu
 func checkJWSChars(token string) error {
 	for i := 0; i < len(token); i++ {
 		if !jwsChar(token[i]) {
-			return fail(Malformed, "token has a character outside base64url and '.'")
+			return Fail(Malformed, "token has a character outside base64url and '.'")
 		}
 	}
 	return nil

@@ -33,6 +33,9 @@ const (
 	IntrospectionBadResponse = "bad_response" // not a JSON object, too large, or no boolean active
 )
 
+// IntrospectionResults lists every introspection result.
+var IntrospectionResults = []string{IntrospectionActive, IntrospectionInactive, IntrospectionTimeout, IntrospectionError, IntrospectionBadResponse}
+
 // IntrospectionRecorder receives introspection telemetry: the token cache,
 // token age and clock skew as in jwt mode, plus each call's result.
 // *metrics.Metrics satisfies it.
@@ -355,7 +358,7 @@ func (in *Introspector) decide(body []byte, now time.Time) (*Claims, *Error) {
 	case true:
 	case false:
 		in.rec.Introspection(IntrospectionInactive)
-		return nil, fail(Inactive, "the token service says the token is not active")
+		return nil, Fail(Inactive, "the token service says the token is not active")
 	default:
 		return nil, in.unavailable(IntrospectionBadResponse, fmt.Errorf("the introspection answer's active is %#v, not a boolean", values["active"]))
 	}
@@ -423,24 +426,24 @@ func numericClaim(values map[string]any, name string) (t time.Time, ok bool) {
 // sidecar's own policy on top of that.
 func (in *Introspector) check(c *Claims, values map[string]any, now time.Time) *Error {
 	if c.Expiry.IsZero() && in.requireExp {
-		return fail(Malformed, "the active token has no exp, and exp is required")
+		return Fail(Malformed, "the active token has no exp, and exp is required")
 	}
 	switch in.checks.checkTimes(c, now) {
 	case Expired:
-		return fail(Expired, "exp %s has passed, beyond the clock skew of %s", c.Expiry.Format(time.RFC3339), in.checks.skew)
+		return Fail(Expired, "exp %s has passed, beyond the clock skew of %s", c.Expiry.Format(time.RFC3339), in.checks.skew)
 	case NotYetValid:
-		return fail(NotYetValid, "nbf %s is in the future, beyond the clock skew of %s", c.NotBefore.Format(time.RFC3339), in.checks.skew)
+		return Fail(NotYetValid, "nbf %s is in the future, beyond the clock skew of %s", c.NotBefore.Format(time.RFC3339), in.checks.skew)
 	}
 	if !c.IssuedAt.IsZero() && c.IssuedAt.After(now.Add(in.checks.skew)) {
-		return fail(NotYetValid, "iat %s is in the future", c.IssuedAt.Format(time.RFC3339))
+		return Fail(NotYetValid, "iat %s is in the future", c.IssuedAt.Format(time.RFC3339))
 	}
 	if len(in.issuers) > 0 {
 		iss, ok := values["iss"].(string)
 		if !ok {
-			return fail(BadIssuer, "iss is missing or not a string")
+			return Fail(BadIssuer, "iss is missing or not a string")
 		}
 		if !slices.Contains(in.issuers, iss) {
-			return fail(BadIssuer, "iss %q is not accepted", iss)
+			return Fail(BadIssuer, "iss %q is not accepted", iss)
 		}
 	}
 	if e := in.checks.policy(values); e != nil {
@@ -464,11 +467,11 @@ var b64tokenChars = func() (t [256]bool) {
 func checkB64Token(token string) error {
 	body := strings.TrimRight(token, "=")
 	if body == "" {
-		return fail(Malformed, "token is only padding")
+		return Fail(Malformed, "token is only padding")
 	}
 	for i := 0; i < len(body); i++ {
 		if !b64tokenChars[body[i]] {
-			return fail(Malformed, "token has a character outside RFC 6750's b64token")
+			return Fail(Malformed, "token has a character outside RFC 6750's b64token")
 		}
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jwt-sidecar/jwt-sidecar/test/jwttest"
 	"github.com/jwt-sidecar/jwt-sidecar/verifier"
 )
 
@@ -14,19 +15,24 @@ import (
 // BenchmarkVerifyRequest, jwt mode's whole request on a cache hit.
 //
 //	go test -run '^$' -bench Introspect -benchmem ./verifier/
+
+// opaque is an opaque (non-JWT) access token: introspection takes any
+// RFC 6750 b64token.
+const opaque = "op/aq+ue~to.ken_1-X=="
+
 func BenchmarkIntrospect(b *testing.B) {
-	ts := newTokenService(b)
-	claims := activeClaims()
+	ts := jwttest.NewTokenService(b)
+	claims := jwttest.ActiveClaims()
 	claims["exp"] = time.Now().Add(time.Hour).Unix()
 	claims["iat"] = time.Now().Unix()
-	ts.activate(opaque, claims)
+	ts.Activate(opaque, claims)
 	for _, bc := range []struct {
 		name string
 		ttl  time.Duration
 	}{{"call", 0}, {"cache-hit", time.Minute}} {
 		b.Run(bc.name, func(b *testing.B) {
 			in, err := verifier.NewIntrospector(verifier.IntrospectionOptions{
-				URL: ts.URL, ClientID: clientID, ClientSecret: clientSecret,
+				URL: ts.URL, ClientID: jwttest.IntrospectionClientID, ClientSecret: jwttest.IntrospectionClientSecret,
 				Issuers: []string{issA}, Audiences: []string{aud}, RequireExp: true,
 				RequiredScopes: []string{"read"}, CacheTTL: bc.ttl, CacheSize: 100,
 			})

@@ -21,6 +21,17 @@ import (
 	"github.com/jwt-sidecar/jwt-sidecar/keys"
 )
 
+// Claims whose check may pass only thanks to the clock skew: the `claim`
+// label values of jwt_sidecar_clock_skew_accepted_total.
+const (
+	ClaimExp = "exp"
+	ClaimNbf = "nbf"
+	ClaimIat = "iat"
+)
+
+// SkewClaims lists them.
+var SkewClaims = []string{ClaimExp, ClaimNbf, ClaimIat}
+
 // Recorder receives verification telemetry. *metrics.Metrics satisfies it.
 type Recorder interface {
 	TokenCache(hit bool)
@@ -150,7 +161,7 @@ func (v *Verifier) Verify(ctx context.Context, r *http.Request) (Claims, error) 
 // VerifyToken verifies one compact JWS. It is Verify without the request.
 func (v *Verifier) VerifyToken(ctx context.Context, token string) (Claims, error) {
 	if len(token) > v.maxSize {
-		return Claims{}, fail(Malformed, "token of %d bytes exceeds the limit of %d", len(token), v.maxSize)
+		return Claims{}, Fail(Malformed, "token of %d bytes exceeds the limit of %d", len(token), v.maxSize)
 	}
 	sum := hashToken(token)
 	now := v.now()
@@ -194,11 +205,11 @@ func (v *Verifier) verify(ctx context.Context, token string) (*Claims, error) {
 	keyfunc := func(t *jwt.Token) (any, error) {
 		// RFC 7515 §4.1.11: no extension is understood here, so any crit fails.
 		if _, ok := t.Header["crit"]; ok {
-			return nil, fail(Malformed, "crit header parameter names an extension not understood")
+			return nil, Fail(Malformed, "crit header parameter names an extension not understood")
 		}
 		if k, ok := t.Header["kid"]; ok {
 			if kid, ok = k.(string); !ok {
-				return nil, fail(Malformed, "kid is not a string")
+				return nil, Fail(Malformed, "kid is not a string")
 			}
 			if kid == "" {
 				// An empty kid names no key. keyfunc would look it up as
@@ -211,7 +222,7 @@ func (v *Verifier) verify(ctx context.Context, token string) (*Claims, error) {
 		mc, _ := t.Claims.(jwt.MapClaims)
 		s, ok := mc["iss"].(string)
 		if !ok {
-			return nil, fail(BadIssuer, "iss is missing or not a string")
+			return nil, Fail(BadIssuer, "iss is missing or not a string")
 		}
 		iss = s
 		return v.keys.Key(ctx, s, kid, t.Method.Alg(), t)
@@ -320,7 +331,7 @@ func (v *claimChecks) policy(mc jwt.MapClaims) *Error {
 	}
 	for _, want := range v.scopes {
 		if !HasScope(mc, want) {
-			return fail(InsufficientScope, "scope %q is required", want)
+			return Fail(InsufficientScope, "scope %q is required", want)
 		}
 	}
 	return nil
@@ -341,11 +352,11 @@ func (v *claimChecks) checkAudience(aud any) *Error {
 			}
 		}
 	case nil:
-		return fail(BadAudience, "aud is missing")
+		return Fail(BadAudience, "aud is missing")
 	default:
-		return fail(BadAudience, "aud is neither a string nor an array")
+		return Fail(BadAudience, "aud is neither a string nor an array")
 	}
-	return fail(BadAudience, "aud %v names none of the accepted audiences", aud)
+	return Fail(BadAudience, "aud %v names none of the accepted audiences", aud)
 }
 
 // HasScope reports whether the token grants want: `scope` is space-delimited
@@ -394,13 +405,13 @@ func (v *claimChecks) accepted(c *Claims, now time.Time) {
 	if !c.IssuedAt.IsZero() {
 		v.rec.TokenAge(now.Sub(c.IssuedAt))
 		if c.IssuedAt.After(now) {
-			v.rec.SkewAccepted("iat")
+			v.rec.SkewAccepted(ClaimIat)
 		}
 	}
 	if !c.Expiry.IsZero() && !now.Before(c.Expiry) {
-		v.rec.SkewAccepted("exp")
+		v.rec.SkewAccepted(ClaimExp)
 	}
 	if !c.NotBefore.IsZero() && now.Before(c.NotBefore) {
-		v.rec.SkewAccepted("nbf")
+		v.rec.SkewAccepted(ClaimNbf)
 	}
 }

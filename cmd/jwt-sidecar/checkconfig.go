@@ -13,8 +13,7 @@ import (
 
 	"github.com/jwt-sidecar/jwt-sidecar/config"
 	"github.com/jwt-sidecar/jwt-sidecar/internal/cli"
-	"github.com/jwt-sidecar/jwt-sidecar/proxy"
-	"github.com/jwt-sidecar/jwt-sidecar/verifier"
+	"github.com/jwt-sidecar/jwt-sidecar/policy"
 )
 
 const checkConfigUsage = `Usage: jwt-sidecar check-config
@@ -56,28 +55,11 @@ func checkConfig(args []string, env map[string]string, stdout, stderr io.Writer)
 		source = "CONFIG_FILE " + cfg.ConfigFile
 	}
 	fmt.Fprintf(stdout, "# jwt-sidecar check-config: the configuration is valid.\n# The policy comes from %s.\n", source)
-	for _, w := range warnings(cfg, a) {
+	for _, w := range warnings(a.rt.current.Load().spec) {
 		fmt.Fprintf(stdout, "# warning: %s\n", w)
 	}
 	io.WriteString(stdout, out.String())
 	return cli.ExitOK
-}
-
-// warnings are what the proxy would log as warnings at start.
-func warnings(cfg *config.Config, a *app) []string {
-	var out []string
-	if a.policy == nil {
-		if len(cfg.Audiences) == 0 {
-			out = append(out, "AUDIENCES is not set: tokens minted for any audience of the accepted issuers will pass")
-		}
-		return out
-	}
-	for _, p := range a.policy.current.Load().file.Providers {
-		if len(p.Audiences) == 0 {
-			out = append(out, fmt.Sprintf("provider %s has no audiences: its tokens minted for any audience will pass", p.Name))
-		}
-	}
-	return out
 }
 
 // The effective configuration, in the file's own terms where it has them.
@@ -135,15 +117,12 @@ func effective(cfg *config.Config, a *app) effectiveConfig {
 	ec := effectiveConfig{Server: serverVars(cfg)}
 	pol := a.proxy.Policy()
 	ec.Policy.Scrubbed = pol.ScrubbedHeaders()
-	if a.policy != nil {
-		for _, p := range a.policy.current.Load().file.Providers {
-			ec.Policy.Providers = append(ec.Policy.Providers, fileProviderView(p))
-		}
-	} else {
-		ec.Policy.Providers = []effectiveProvider{envProviderView(cfg)}
+	spec := a.rt.current.Load().spec
+	for i := range spec.Providers {
+		ec.Policy.Providers = append(ec.Policy.Providers, providerView(spec, &spec.Providers[i]))
 	}
-	for _, r := range pol.Verifier().Rules() {
-		if r.Name == verifier.DefaultRule {
+	for _, r := range pol.Rules() {
+		if r.Name == policy.DefaultRule {
 			ec.Policy.Default = effectiveDefault{Require: requireView(r.Require), Scopes: r.Require.Scopes, Claims: claimsView(r.Require.Claims)}
 			continue
 		}
@@ -210,56 +189,41 @@ func maskURL(raw string) string {
 	return u.Redacted()
 }
 
-func fileProviderView(p fileProvider) effectiveProvider {
-	var src string
-	switch {
-	case p.JWKSURL != "":
-		src = "jwks_url: " + maskURL(p.JWKSURL)
-	case p.OIDCIssuerURL != "":
-		src = "oidc_issuer_url: " + maskURL(p.OIDCIssuerURL)
-	case p.JWKSFile != "":
-		src = "jwks_file: " + p.JWKSFile
-	case p.HMACSecretFile != "":
-		src = "hmac_secret_file: " + p.HMACSecretFile + " (secret not shown)"
-	default:
-		src = "public_key_files: " + strings.Join(p.PublicKeyFiles, ", ")
-	}
-	return effectiveProvider{
-		Name: p.Name, Issuer: p.Issuer, KeySources: []string{src},
-		Audiences: p.Audiences, Algorithms: p.Algorithms, ClockSkew: p.ClockSkew.String(), RequireExp: p.RequireExp,
-		TokenLookup: lookupsView(p.TokenLookup), ClaimsToHeaders: headersView(p.ClaimsToHeaders),
-		PayloadHeader: p.PayloadHeader, ForwardToken: p.ForwardToken,
-	}
-}
-
-func envProviderView(cfg *config.Config) effectiveProvider {
+// providerView is one provider in the file's terms, whichever way it was
+// given; the environment's provider keeps its several issuers and
+// REQUIRED_SCOPES.
+func providerView(spec *policy.Spec, p *policy.ProviderSpec) effectiveProvider {
 	var srcs []string
-	if cfg.OIDCIssuerURL != "" {
-		srcs = append(srcs, "oidc_issuer_url: "+maskURL(cfg.OIDCIssuerURL))
+	if p.OIDCIssuerURL != "" {
+		srcs = append(srcs, "oidc_issuer_url: "+maskURL(p.OIDCIssuerURL))
 	}
-	for _, u := range cfg.JWKSURLs {
+	for _, u := range p.JWKSURLs {
 		srcs = append(srcs, "jwks_url: "+maskURL(u))
 	}
-	if cfg.JWKSFile != "" {
-		srcs = append(srcs, "jwks_file: "+cfg.JWKSFile)
+	if p.JWKSFile != "" {
+		srcs = append(srcs, "jwks_file: "+p.JWKSFile)
 	}
-	if len(cfg.PublicKeyFiles) > 0 {
-		srcs = append(srcs, "public_key_files: "+strings.Join(cfg.PublicKeyFiles, ", "))
+	if len(p.PublicKeyFiles) > 0 {
+		srcs = append(srcs, "public_key_files: "+strings.Join(p.PublicKeyFiles, ", "))
 	}
-	if cfg.HMACSecretFile != "" {
-		srcs = append(srcs, "hmac_secret_file: "+cfg.HMACSecretFile+" (secret not shown)")
+	if p.HMACSecretFile != "" {
+		srcs = append(srcs, "hmac_secret_file: "+p.HMACSecretFile+" (secret not shown)")
 	}
-	issuers := cfg.Issuers
-	if len(issuers) == 0 {
-		issuers = []string{cfg.OIDCIssuerURL}
+	v := effectiveProvider{
+		Name: p.Name, KeySources: srcs,
+		Audiences: p.Audiences, Algorithms: p.Algorithms, ClockSkew: p.ClockSkew.String(), RequireExp: p.RequireExp,
+		RequiredScopes: p.RequiredScopes, TokenLookup: lookupsView(p.TokenLookup), ClaimsToHeaders: headersView(p.ClaimsToHeaders),
+		PayloadHeader: p.PayloadHeader, ForwardToken: p.ForwardToken,
 	}
-	lookups, claims := cfg.TokenLookup, cfg.ClaimsToHeaders
-	return effectiveProvider{
-		Name: proxy.EnvProvider, Issuers: issuers, KeySources: srcs,
-		Audiences: cfg.Audiences, Algorithms: cfg.Algorithms, ClockSkew: cfg.ClockSkew.String(), RequireExp: cfg.RequireExp,
-		RequiredScopes: cfg.RequiredScopes, TokenLookup: lookupsView(lookups), ClaimsToHeaders: headersView(claims),
-		PayloadHeader: cfg.PayloadHeader, ForwardToken: cfg.ForwardToken,
+	if spec.FromFile() {
+		v.Issuer = p.Issuers[0]
+	} else {
+		v.Issuers = p.Issuers
+		if len(v.Issuers) == 0 {
+			v.Issuers = []string{""}
+		}
 	}
+	return v
 }
 
 func lookupsView(ls []config.Lookup) []string {
@@ -282,11 +246,11 @@ func headersView(hs []config.ClaimHeader) map[string]string {
 }
 
 // requireView renders a requirement as the file writes it.
-func requireView(r verifier.Requirement) any {
+func requireView(r policy.Requirement) any {
 	switch r.Kind {
-	case verifier.RequirePublic, verifier.RequireDeny:
+	case policy.RequirePublic, policy.RequireDeny:
 		return r.Kind.String()
-	case verifier.RequireAnyOf:
+	case policy.RequireAnyOf:
 		if len(r.Providers) == 1 {
 			return r.Providers[0]
 		}
@@ -294,7 +258,7 @@ func requireView(r verifier.Requirement) any {
 	return map[string][]string{r.Kind.String(): r.Providers}
 }
 
-func claimsView(cs []verifier.ClaimRequirement) map[string]any {
+func claimsView(cs []policy.ClaimRequirement) map[string]any {
 	if len(cs) == 0 {
 		return nil
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/jwt-sidecar/jwt-sidecar/config"
 	"github.com/jwt-sidecar/jwt-sidecar/internal/cli"
+	"github.com/jwt-sidecar/jwt-sidecar/policy"
 	"github.com/jwt-sidecar/jwt-sidecar/proxy"
 	"github.com/jwt-sidecar/jwt-sidecar/verifier"
 )
@@ -79,7 +80,7 @@ func explain(ctx context.Context, args []string, env map[string]string, stdin io
 		return cli.ExitConfig
 	}
 
-	cfg, a, err := quietApp(env)
+	_, a, err := quietApp(env)
 	if err != nil {
 		return cli.ConfigError(stderr, "jwt-sidecar", err)
 	}
@@ -93,7 +94,7 @@ func explain(ctx context.Context, args []string, env map[string]string, stdin io
 	if *host != "" {
 		r.Host = *host
 	}
-	where, err := tokenPlace(cfg, a, r, *lookup)
+	where, err := tokenPlace(a, r, *lookup)
 	if err != nil {
 		fmt.Fprintf(stderr, "jwt-sidecar explain: --lookup: %v\n", err)
 		return cli.ExitConfig
@@ -125,19 +126,11 @@ func explain(ctx context.Context, args []string, env map[string]string, stdin io
 }
 
 // loadKeys loads every key source once, as the proxy does at start.
-func (a *app) loadKeys(ctx context.Context) error {
-	if a.policy != nil {
-		return a.policy.loadOnce(ctx)
-	}
-	if a.auth.loadOnce == nil {
-		return nil
-	}
-	return a.auth.loadOnce(ctx)
-}
+func (a *app) loadKeys(ctx context.Context) error { return a.rt.loadOnce(ctx) }
 
 // tokenPlace is where explain puts the token: --lookup, else the first
 // place the first provider of the rule that applies reads.
-func tokenPlace(cfg *config.Config, a *app, r *http.Request, flagValue string) (config.Lookup, error) {
+func tokenPlace(a *app, r *http.Request, flagValue string) (config.Lookup, error) {
 	if flagValue != "" {
 		l, err := config.ParseLookups(flagValue)
 		if err != nil {
@@ -146,14 +139,11 @@ func tokenPlace(cfg *config.Config, a *app, r *http.Request, flagValue string) (
 		return l[0], nil
 	}
 	def := config.Lookup{Kind: config.InHeader, Name: "Authorization"}
-	rule := a.proxy.Policy().Verifier().Match(r, config.CleanPath(r.URL.Path), nil)
+	rule := a.proxy.Policy().Match(r, config.CleanPath(r.URL.Path), nil)
 	if len(rule.Require.Providers) == 0 {
 		return def, nil
 	}
-	if a.policy == nil {
-		return cfg.TokenLookup[0], nil
-	}
-	for _, p := range a.policy.current.Load().file.Providers {
+	for _, p := range a.rt.current.Load().spec.Providers {
 		if p.Name == rule.Require.Providers[0] && len(p.TokenLookup) > 0 {
 			return p.TokenLookup[0], nil
 		}
@@ -260,7 +250,7 @@ func (w *explainer) rules(ex proxy.Explanation) {
 	}
 	for _, rt := range ex.Trace.Rules {
 		r := rt.Rule
-		if rt.Mismatch == verifier.Matched {
+		if rt.Mismatch == policy.Matched {
 			w.line("%s: applies (%s) -> %s", r.Name, matchView(r), requirementText(r.Require))
 			continue
 		}
@@ -268,7 +258,7 @@ func (w *explainer) rules(ex proxy.Explanation) {
 	}
 }
 
-func matchView(r *verifier.Rule) string {
+func matchView(r *policy.Rule) string {
 	m := r.Match
 	var parts []string
 	switch {
@@ -290,31 +280,31 @@ func matchView(r *verifier.Rule) string {
 	return strings.Join(parts, ", ")
 }
 
-func mismatchText(r *verifier.Rule, mm verifier.Mismatch) string {
+func mismatchText(r *policy.Rule, mm policy.Mismatch) string {
 	m := r.Match
 	switch mm {
-	case verifier.PathMismatch:
-		return "the path does not match " + matchView(&verifier.Rule{Match: verifier.Match{Path: m.Path, Prefix: m.Prefix, Glob: m.Glob}})
-	case verifier.MethodMismatch:
+	case policy.PathMismatch:
+		return "the path does not match " + matchView(&policy.Rule{Match: policy.Match{Path: m.Path, Prefix: m.Prefix, Glob: m.Glob}})
+	case policy.MethodMismatch:
 		return "the method is not one of " + strings.Join(m.Methods, ", ")
-	case verifier.HostMismatch:
+	case policy.HostMismatch:
 		return "the host is not one of " + strings.Join(m.Hosts, ", ")
 	}
 	return mm.String()
 }
 
-func requirementText(req verifier.Requirement) string {
+func requirementText(req policy.Requirement) string {
 	var s string
 	switch req.Kind {
-	case verifier.RequirePublic:
+	case policy.RequirePublic:
 		return "public: no token needed"
-	case verifier.RequireDeny:
+	case policy.RequireDeny:
 		return "deny: refused whatever the token"
-	case verifier.RequireAnyOf:
+	case policy.RequireAnyOf:
 		s = "a token of " + strings.Join(req.Providers, " or ")
-	case verifier.RequireAllOf:
+	case policy.RequireAllOf:
 		s = "a token of each of " + strings.Join(req.Providers, " and ")
-	case verifier.RequireAllowMissing:
+	case policy.RequireAllowMissing:
 		s = "no token, or a valid token of " + strings.Join(req.Providers, " or ")
 	}
 	if len(req.Scopes) > 0 {

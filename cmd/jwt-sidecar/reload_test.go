@@ -97,7 +97,7 @@ func startFileAppAt(t *testing.T, path string, env map[string]string) *fileApp {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a.policy.poll = 10 * time.Millisecond
+	a.rt.poll = 10 * time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())
 	// Keys first, as explain does: the refresh loops then start with keys
 	// and fetch again only after JWKS_REFRESH_INTERVAL.
@@ -105,7 +105,7 @@ func startFileAppAt(t *testing.T, path string, env map[string]string) *fileApp {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- a.policy.run(ctx, nil) }()
+	go func() { done <- a.rt.run(ctx, nil) }()
 	t.Cleanup(func() {
 		cancel()
 		<-done
@@ -339,15 +339,15 @@ func TestReloadProviders(t *testing.T) {
 	waitRunning := func(want int) {
 		t.Helper()
 		deadline := time.Now().Add(10 * time.Second)
-		for f.policy.sources.Running() != want {
+		for f.rt.sources.Running() != want {
 			if time.Now().After(deadline) {
-				t.Fatalf("%d refresh loops running, want %d", f.policy.sources.Running(), want)
+				t.Fatalf("%d refresh loops running, want %d", f.rt.sources.Running(), want)
 			}
 			time.Sleep(5 * time.Millisecond) // the poll interval
 		}
 	}
 	waitRunning(1)
-	before := f.policy.current.Load().order[0].v
+	before := f.rt.current.Load().order[0].auth
 
 	v2 := strings.Replace(v1, "rules:", `  - name: k8s
     issuer: `+k8sIssuer+`
@@ -364,7 +364,7 @@ rules:`, 1) + "  - {name: internal, match: {prefix: /internal}, require: k8s}\n"
 	if code, body := f.get(t, "/internal/x", "", svc); code != http.StatusOK || body != "sub= svc=system:serviceaccount:shop:orders" {
 		t.Errorf("the new provider's first token: %d %q, want 200 with only its header", code, body)
 	}
-	if f.policy.current.Load().order[0].v != before {
+	if f.rt.current.Load().order[0].auth != before {
 		t.Error("the unchanged provider got a new verifier (and a cold token cache)")
 	}
 	waitRunning(2)

@@ -1,4 +1,4 @@
-package verifier_test
+package proxy
 
 import (
 	"encoding/base64"
@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jwt-sidecar/jwt-sidecar/test/jwttest"
 	"github.com/jwt-sidecar/jwt-sidecar/verifier"
 )
 
@@ -20,14 +21,14 @@ const opaque = "op/aq+ue~to.ken_1-X=="
 
 func TestIntrospectionActive(t *testing.T) {
 	f := newIntrospection(t, nil)
-	f.ts.activate(opaque, activeClaims())
+	f.ts.Activate(opaque, jwttest.ActiveClaims())
 
 	// A forged claim header is scrubbed and replaced by the verified one.
 	r := f.get(t, opaque, "X-Auth-Subject", "mallory")
 	if r.status != http.StatusOK {
 		t.Fatalf("status = %d, want 200 (body %s)", r.status, r.body)
 	}
-	if got := f.ts.form().Get("token"); got != opaque {
+	if got := f.ts.Form().Get("token"); got != opaque {
 		t.Errorf("token service got token %q, want %q", got, opaque)
 	}
 	h := f.up.lastHeader()
@@ -50,7 +51,7 @@ func TestIntrospectionActive(t *testing.T) {
 	if err := json.Unmarshal(payload, &answer); err != nil || answer["active"] != true || answer["client_id"] != "app" {
 		t.Errorf("payload = %s (%v), want the introspection answer", payload, err)
 	}
-	if n := f.ts.calls.Load(); n != 1 {
+	if n := f.ts.Calls.Load(); n != 1 {
 		t.Errorf("token service calls = %d, want 1", n)
 	}
 	for _, m := range []struct {
@@ -72,7 +73,7 @@ func TestIntrospectionActive(t *testing.T) {
 func TestIntrospectionRefusals(t *testing.T) {
 	bigPad := strings.Repeat("x", verifier.DefaultIntrospectionMaxBytes)
 	answerWith := func(k string, v any) map[string]any {
-		c := activeClaims()
+		c := jwttest.ActiveClaims()
 		if v == nil {
 			delete(c, k)
 		} else {
@@ -84,7 +85,7 @@ func TestIntrospectionRefusals(t *testing.T) {
 		name       string
 		token      string // "" sends none
 		claims     map[string]any
-		setup      func(*tokenService)
+		setup      func(*jwttest.TokenService)
 		options    func(*verifier.IntrospectionOptions)
 		wantStatus int
 		wantReason verifier.Reason
@@ -98,27 +99,29 @@ func TestIntrospectionRefusals(t *testing.T) {
 		{name: "oversized token", token: strings.Repeat("a", 9000), wantStatus: 401, wantReason: verifier.Malformed},
 		{name: "token service down", token: opaque, options: func(o *verifier.IntrospectionOptions) { o.URL = closedURL(t) },
 			wantStatus: 503, wantReason: verifier.Unavailable, wantResult: verifier.IntrospectionError},
-		{name: "status 500", token: opaque, setup: func(ts *tokenService) { ts.status = 500 },
+		{name: "status 500", token: opaque, setup: func(ts *jwttest.TokenService) { ts.Status = 500 },
 			wantStatus: 503, wantReason: verifier.Unavailable, wantResult: verifier.IntrospectionError},
-		{name: "redirect not followed", token: opaque, setup: func(ts *tokenService) { ts.status = http.StatusFound },
+		{name: "redirect not followed", token: opaque, setup: func(ts *jwttest.TokenService) { ts.Status = http.StatusFound },
 			wantStatus: 503, wantReason: verifier.Unavailable, wantResult: verifier.IntrospectionError},
 		{name: "wrong client secret", token: opaque, options: func(o *verifier.IntrospectionOptions) { o.ClientSecret = "guess" },
 			wantStatus: 503, wantReason: verifier.Unavailable, wantResult: verifier.IntrospectionError},
-		{name: "bad JSON", token: opaque, setup: func(ts *tokenService) { ts.raw = []byte(`{"active":tru`) },
+		{name: "bad JSON", token: opaque, setup: func(ts *jwttest.TokenService) { ts.Raw = []byte(`{"active":tru`) },
 			wantStatus: 503, wantReason: verifier.Unavailable, wantResult: verifier.IntrospectionBadResponse},
-		{name: "not an object", token: opaque, setup: func(ts *tokenService) { ts.raw = []byte(`[true]`) },
+		{name: "not an object", token: opaque, setup: func(ts *jwttest.TokenService) { ts.Raw = []byte(`[true]`) },
 			wantStatus: 503, wantReason: verifier.Unavailable, wantResult: verifier.IntrospectionBadResponse},
-		{name: "null", token: opaque, setup: func(ts *tokenService) { ts.raw = []byte(`null`) },
+		{name: "null", token: opaque, setup: func(ts *jwttest.TokenService) { ts.Raw = []byte(`null`) },
 			wantStatus: 503, wantReason: verifier.Unavailable, wantResult: verifier.IntrospectionBadResponse},
-		{name: "two objects", token: opaque, setup: func(ts *tokenService) { ts.raw = []byte(`{"active":false}{"active":true}`) },
+		{name: "two objects", token: opaque, setup: func(ts *jwttest.TokenService) { ts.Raw = []byte(`{"active":false}{"active":true}`) },
 			wantStatus: 503, wantReason: verifier.Unavailable, wantResult: verifier.IntrospectionBadResponse},
-		{name: "oversized answer", token: opaque, setup: func(ts *tokenService) { ts.raw = []byte(`{"active":true,"sub":"alice","pad":"` + bigPad + `"}`) },
+		{name: "oversized answer", token: opaque, setup: func(ts *jwttest.TokenService) {
+			ts.Raw = []byte(`{"active":true,"sub":"alice","pad":"` + bigPad + `"}`)
+		},
 			wantStatus: 503, wantReason: verifier.Unavailable, wantResult: verifier.IntrospectionBadResponse},
-		{name: `active "true" as a string`, token: opaque, setup: func(ts *tokenService) { ts.raw = []byte(`{"active":"true","sub":"alice","scope":"read"}`) },
+		{name: `active "true" as a string`, token: opaque, setup: func(ts *jwttest.TokenService) { ts.Raw = []byte(`{"active":"true","sub":"alice","scope":"read"}`) },
 			wantStatus: 503, wantReason: verifier.Unavailable, wantResult: verifier.IntrospectionBadResponse},
-		{name: "active 1", token: opaque, setup: func(ts *tokenService) { ts.raw = []byte(`{"active":1}`) },
+		{name: "active 1", token: opaque, setup: func(ts *jwttest.TokenService) { ts.Raw = []byte(`{"active":1}`) },
 			wantStatus: 503, wantReason: verifier.Unavailable, wantResult: verifier.IntrospectionBadResponse},
-		{name: "active missing", token: opaque, setup: func(ts *tokenService) { ts.raw = []byte(`{"sub":"alice","scope":"read"}`) },
+		{name: "active missing", token: opaque, setup: func(ts *jwttest.TokenService) { ts.Raw = []byte(`{"sub":"alice","scope":"read"}`) },
 			wantStatus: 503, wantReason: verifier.Unavailable, wantResult: verifier.IntrospectionBadResponse},
 		{name: "exp not a number", token: opaque, claims: answerWith("exp", "tomorrow"),
 			wantStatus: 503, wantReason: verifier.Unavailable, wantResult: verifier.IntrospectionBadResponse},
@@ -141,12 +144,12 @@ func TestIntrospectionRefusals(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newIntrospection(t, tt.options)
 			if tt.claims != nil {
-				f.ts.activate(tt.token, tt.claims)
+				f.ts.Activate(tt.token, tt.claims)
 			} else {
-				f.ts.activate(opaque, activeClaims())
+				f.ts.Activate(opaque, jwttest.ActiveClaims())
 			}
 			if tt.setup != nil {
-				f.ts.set(tt.setup)
+				f.ts.Set(tt.setup)
 			}
 			r := f.get(t, tt.token)
 			if r.status != tt.wantStatus {
@@ -160,7 +163,7 @@ func TestIntrospectionRefusals(t *testing.T) {
 			if got := f.metric(t, "jwt_sidecar_requests_total", "outcome", outcome, "reason", string(tt.wantReason)); got != 1 {
 				t.Errorf("requests_total{%s,%s} = %v, want 1", outcome, tt.wantReason, got)
 			}
-			calls := f.ts.calls.Load()
+			calls := f.ts.Calls.Load()
 			if tt.wantResult == "" {
 				if calls != 0 {
 					t.Errorf("token service calls = %d, want 0", calls)
@@ -225,10 +228,10 @@ func checkRefusal(t *testing.T, r response, reason verifier.Reason) {
 func TestIntrospectionSlowTokenService(t *testing.T) {
 	const timeout = 100 * time.Millisecond
 	f := newIntrospection(t, func(o *verifier.IntrospectionOptions) { o.Timeout = timeout })
-	f.ts.activate(opaque, activeClaims())
+	f.ts.Activate(opaque, jwttest.ActiveClaims())
 	block := make(chan struct{})
 	t.Cleanup(func() { close(block) }) // runs before the servers close
-	f.ts.set(func(ts *tokenService) { ts.block = block })
+	f.ts.Set(func(ts *jwttest.TokenService) { ts.Block = block })
 
 	start := time.Now()
 	r := f.get(t, opaque)
@@ -253,11 +256,11 @@ func TestIntrospectionSlowTokenService(t *testing.T) {
 
 func TestIntrospectionRevocationIsImmediate(t *testing.T) {
 	f := newIntrospection(t, nil)
-	f.ts.activate(opaque, activeClaims())
+	f.ts.Activate(opaque, jwttest.ActiveClaims())
 	if r := f.get(t, opaque); r.status != http.StatusOK {
 		t.Fatalf("before revocation: status %d, want 200", r.status)
 	}
-	f.ts.revoke(opaque)
+	f.ts.Revoke(opaque)
 	r := f.get(t, opaque)
 	if r.status != http.StatusUnauthorized {
 		t.Fatalf("after revocation: status %d, want 401", r.status)
@@ -295,13 +298,13 @@ func TestIntrospectionCache(t *testing.T) {
 	const n = 3
 	t.Run("off: every request asks", func(t *testing.T) {
 		f := newIntrospection(t, nil)
-		f.ts.activate(opaque, activeClaims())
+		f.ts.Activate(opaque, jwttest.ActiveClaims())
 		for range n {
 			if r := f.get(t, opaque); r.status != http.StatusOK {
 				t.Fatalf("status = %d, want 200", r.status)
 			}
 		}
-		if got := f.ts.calls.Load(); got != n {
+		if got := f.ts.Calls.Load(); got != n {
 			t.Errorf("token service calls = %d, want %d", got, n)
 		}
 		if got := f.metric(t, "jwt_sidecar_token_cache_misses_total"); got != 0 {
@@ -310,13 +313,13 @@ func TestIntrospectionCache(t *testing.T) {
 	})
 	t.Run("on: one call, revocation waits for the TTL", func(t *testing.T) {
 		f := newIntrospection(t, func(o *verifier.IntrospectionOptions) { o.CacheTTL, o.CacheSize = time.Minute, 100 })
-		f.ts.activate(opaque, activeClaims())
+		f.ts.Activate(opaque, jwttest.ActiveClaims())
 		for range n {
 			if r := f.get(t, opaque); r.status != http.StatusOK {
 				t.Fatalf("status = %d, want 200", r.status)
 			}
 		}
-		if got := f.ts.calls.Load(); got != 1 {
+		if got := f.ts.Calls.Load(); got != 1 {
 			t.Errorf("token service calls = %d, want 1", got)
 		}
 		if h, m := f.metric(t, "jwt_sidecar_token_cache_hits_total"), f.metric(t, "jwt_sidecar_token_cache_misses_total"); h != n-1 || m != 1 {
@@ -327,7 +330,7 @@ func TestIntrospectionCache(t *testing.T) {
 		}
 		// The documented trade-off: a revoked token passes until its entry
 		// expires, then never again.
-		f.ts.revoke(opaque)
+		f.ts.Revoke(opaque)
 		f.advance(59 * time.Second)
 		if r := f.get(t, opaque); r.status != http.StatusOK {
 			t.Errorf("revoked within the TTL: status %d, want 200 from the cache", r.status)
@@ -338,15 +341,15 @@ func TestIntrospectionCache(t *testing.T) {
 		} else {
 			checkRefusal(t, r, verifier.Inactive)
 		}
-		if got := f.ts.calls.Load(); got != 2 {
+		if got := f.ts.Calls.Load(); got != 2 {
 			t.Errorf("token service calls = %d, want 2", got)
 		}
 	})
 	t.Run("never past exp", func(t *testing.T) {
 		f := newIntrospection(t, func(o *verifier.IntrospectionOptions) { o.CacheTTL, o.CacheSize = time.Hour, 100 })
-		c := activeClaims()
+		c := jwttest.ActiveClaims()
 		c["exp"] = base.Add(2 * time.Minute).Unix()
-		f.ts.activate(opaque, c)
+		f.ts.Activate(opaque, c)
 		if r := f.get(t, opaque); r.status != http.StatusOK {
 			t.Fatalf("status = %d, want 200", r.status)
 		}
@@ -356,7 +359,7 @@ func TestIntrospectionCache(t *testing.T) {
 			t.Fatalf("after exp: status = %d, want 401", r.status)
 		}
 		checkRefusal(t, r, verifier.Expired)
-		if got := f.ts.calls.Load(); got != 2 {
+		if got := f.ts.Calls.Load(); got != 2 {
 			t.Errorf("token service calls = %d, want 2: the entry ended at exp", got)
 		}
 	})
@@ -367,22 +370,22 @@ func TestIntrospectionCache(t *testing.T) {
 				t.Fatalf("inactive: status %d, want 401", r.status)
 			}
 		}
-		f.ts.activate(opaque, activeClaims())
-		f.ts.set(func(ts *tokenService) { ts.status = http.StatusInternalServerError })
+		f.ts.Activate(opaque, jwttest.ActiveClaims())
+		f.ts.Set(func(ts *jwttest.TokenService) { ts.Status = http.StatusInternalServerError })
 		if r := f.get(t, opaque); r.status != http.StatusServiceUnavailable {
 			t.Fatalf("failing token service: status %d, want 503", r.status)
 		}
-		f.ts.set(func(ts *tokenService) { ts.status = 0 })
+		f.ts.Set(func(ts *jwttest.TokenService) { ts.Status = 0 })
 		if r := f.get(t, opaque); r.status != http.StatusOK {
 			t.Fatalf("recovered token service: status %d, want 200", r.status)
 		}
-		if got := f.ts.calls.Load(); got != 4 {
+		if got := f.ts.Calls.Load(); got != 4 {
 			t.Errorf("token service calls = %d, want 4", got)
 		}
 	})
 	t.Run("concurrent", func(t *testing.T) {
 		f := newIntrospection(t, func(o *verifier.IntrospectionOptions) { o.CacheTTL, o.CacheSize = time.Minute, 16 })
-		f.ts.set(func(ts *tokenService) { ts.anyActive = activeClaims() })
+		f.ts.Set(func(ts *jwttest.TokenService) { ts.AnyActive = jwttest.ActiveClaims() })
 		errs := make(chan error, 8)
 		for g := range 8 {
 			go func() {
@@ -406,7 +409,7 @@ func TestIntrospectionCache(t *testing.T) {
 	})
 	t.Run("bounded", func(t *testing.T) {
 		f := newIntrospection(t, func(o *verifier.IntrospectionOptions) { o.CacheTTL, o.CacheSize = time.Minute, 64 })
-		f.ts.set(func(ts *tokenService) { ts.anyActive = activeClaims() })
+		f.ts.Set(func(ts *jwttest.TokenService) { ts.AnyActive = jwttest.ActiveClaims() })
 		for i := range 300 {
 			if _, err := f.in.IntrospectToken(t.Context(), fmt.Sprintf("token-%d", i)); err != nil {
 				t.Fatal(err)

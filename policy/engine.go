@@ -1,4 +1,4 @@
-package verifier
+package policy
 
 import (
 	"context"
@@ -9,18 +9,17 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/jwt-sidecar/jwt-sidecar/config"
+	"github.com/jwt-sidecar/jwt-sidecar/verifier"
 )
 
-// Denied is the reason of a request that no rule allows: a rule that
-// requires deny, or no rule matching under the fail-closed default. It is
-// not about a token, so the proxy answers 403 without a Bearer challenge.
-const Denied Reason = "denied"
-
-// Authenticator verifies one request's token for one provider. *Verifier
-// satisfies it, and so does any verifier the proxy accepts. Every refusal is
-// an *Error.
+// Authenticator verifies one request's token for one provider: the one
+// interface for "authenticate this request". *verifier.Verifier and
+// *verifier.Introspector satisfy it. Every refusal is a *verifier.Error;
+// any other error is a fault.
 type Authenticator interface {
-	Verify(ctx context.Context, r *http.Request) (Claims, error)
+	Verify(ctx context.Context, r *http.Request) (verifier.Claims, error)
 }
 
 // Provider is one issuer of tokens a policy accepts: a name for rules, how
@@ -30,6 +29,17 @@ type Provider struct {
 	Name    string
 	Auth    Authenticator
 	Issuers []string
+	// Forward is what the provider's verified tokens become on the
+	// forwarded request.
+	Forward Forwarding
+}
+
+// Forwarding is what one provider's verified tokens put on the forwarded
+// request: CLAIMS_TO_HEADERS, PAYLOAD_HEADER and FORWARD_TOKEN.
+type Forwarding struct {
+	ClaimHeaders  []config.ClaimHeader
+	PayloadHeader string // canonical, or ""
+	ForwardToken  bool
 }
 
 // RequirementKind is what a rule asks of a request.
@@ -100,23 +110,63 @@ func (r *Rule) Index() int { return r.index }
 // DefaultRule is the name of the rule that applies when no other matches.
 const DefaultRule = "default"
 
-// Policy decides, per request, which rule applies and whether the request
-// meets it. It is immutable and safe for concurrent use; a reload builds a
-// new one.
+// Policy is a compiled policy: which rule applies to a request, whether the
+// request meets it, what each provider's verified tokens become on the
+// forwarded request, and the headers scrubbed from every request (every
+// provider's claim and payload headers). It is immutable and safe for
+// concurrent use; a reload builds a new one and the proxy swaps it whole,
+// so one request is scrubbed, decided and forwarded under one policy.
 type Policy struct {
 	providers []Provider
 	rules     []Rule
 	def       Rule
+	mode      string
+	scrub     []string // canonical names removed from every request
+	rec       RuleRecorder
+	counters  [][len(ruleOutcomes)]func() // by rule index; nil without a recorder
 }
 
-// NewPolicy compiles rules, first match wins, and the default requirement
-// for requests no rule matches. It refuses unknown or repeated provider
-// names, unnamed or repeated rules, and requirements that cannot be met.
-func NewPolicy(providers []Provider, rules []Rule, def Requirement) (*Policy, error) {
-	p := &Policy{providers: slices.Clone(providers)}
+// RuleRecorder counts requests per policy rule. *metrics.Policy satisfies
+// it. Counters are created when a policy is built, so the request path only
+// calls them.
+type RuleRecorder interface {
+	// RuleCounter returns the increment of one (rule, outcome) series.
+	RuleCounter(rule, outcome string) func()
+	// KeepRules drops the series of rules not named, after a reload.
+	KeepRules(names []string)
+}
+
+// Options describe a policy: providers, rules (first match wins) and the
+// requirement of requests no rule matches.
+type Options struct {
+	Providers []Provider
+	Rules     []Rule
+	// Default applies when no rule matches; its zero value denies.
+	Default Requirement
+	// Mode labels verification durations: verifier.ModeJWT (default) or
+	// verifier.ModeIntrospection.
+	Mode string
+	// Recorder counts requests per rule; nil counts nothing.
+	Recorder RuleRecorder
+}
+
+// ruleOutcomes are the outcome label values of jwt_sidecar_rule_requests_total.
+var ruleOutcomes = [...]verifier.Outcome{verifier.Allowed, verifier.Public, verifier.Unauthenticated, verifier.Forbidden}
+
+// New checks and compiles a policy. It refuses unknown or repeated provider
+// names, unnamed or repeated rules, requirements that cannot be met,
+// invalid or reserved header names, a header mapped twice by one provider,
+// and an all-of whose providers would set the same header.
+func New(o Options) (*Policy, error) {
+	p := &Policy{providers: slices.Clone(o.Providers), mode: o.Mode, rec: o.Recorder}
+	if p.mode == "" {
+		p.mode = verifier.ModeJWT
+	}
 	var errs []error
 	byName := map[string]int{}
-	for i, pr := range providers {
+	scrubbed := map[string]bool{}
+	for i := range p.providers {
+		pr := &p.providers[i]
 		switch {
 		case pr.Name == "":
 			errs = append(errs, fmt.Errorf("provider %d: no name", i))
@@ -127,9 +177,20 @@ func NewPolicy(providers []Provider, rules []Rule, def Requirement) (*Policy, er
 			errs = append(errs, fmt.Errorf("provider %s: named twice", pr.Name))
 		}
 		byName[pr.Name] = i
+		fw, err := compileForwarding(pr.Forward)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("provider %s: %w", pr.Name, err))
+		}
+		pr.Forward = fw
+		for _, h := range fw.headers() {
+			if k := config.HeaderKey(h); !scrubbed[k] {
+				scrubbed[k] = true
+				p.scrub = append(p.scrub, h)
+			}
+		}
 	}
 	names := map[string]bool{DefaultRule: true}
-	for i, r := range rules {
+	for i, r := range o.Rules {
 		if r.Name == "" {
 			errs = append(errs, fmt.Errorf("rule %d: no name", i))
 		} else if names[r.Name] {
@@ -147,15 +208,127 @@ func NewPolicy(providers []Provider, rules []Rule, def Requirement) (*Policy, er
 		r.index, r.m, r.providers = i, m, idx
 		p.rules = append(p.rules, r)
 	}
-	idx, err := resolve(def, byName)
+	idx, err := resolve(o.Default, byName)
 	if err != nil {
 		errs = append(errs, fmt.Errorf("default: %w", err))
 	}
-	p.def = Rule{Name: DefaultRule, Require: def, index: len(rules), providers: idx}
+	p.def = Rule{Name: DefaultRule, Require: o.Default, index: len(o.Rules), providers: idx}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	for _, r := range p.Rules() {
+		if r.Require.Kind != RequireAllOf {
+			continue
+		}
+		if err := p.disjoint(r); err != nil {
+			errs = append(errs, fmt.Errorf("rule %s: %w", r.Name, err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if o.Recorder != nil {
+		for _, r := range p.Rules() {
+			var c [len(ruleOutcomes)]func()
+			for i, outcome := range ruleOutcomes {
+				c[i] = o.Recorder.RuleCounter(r.Name, string(outcome))
+			}
+			p.counters = append(p.counters, c)
+		}
+	}
 	return p, nil
+}
+
+// compileForwarding checks one provider's claim headers and payload header
+// and makes their names canonical.
+func compileForwarding(fw Forwarding) (Forwarding, error) {
+	out := Forwarding{ForwardToken: fw.ForwardToken}
+	seen := map[string]bool{}
+	for _, c := range fw.ClaimHeaders {
+		h, err := config.CheckHeaderName(c.Header)
+		if err != nil {
+			return out, fmt.Errorf("claim header for %q: %w", c.Claim, err)
+		}
+		if c.Claim == "" {
+			return out, fmt.Errorf("claim header %s: empty claim", h)
+		}
+		if seen[config.HeaderKey(h)] {
+			return out, fmt.Errorf("header %s is mapped twice", h)
+		}
+		seen[config.HeaderKey(h)] = true
+		out.ClaimHeaders = append(out.ClaimHeaders, config.ClaimHeader{Claim: c.Claim, Header: h})
+	}
+	if fw.PayloadHeader != "" {
+		h, err := config.CheckHeaderName(fw.PayloadHeader)
+		if err != nil {
+			return out, fmt.Errorf("payload header: %w", err)
+		}
+		if seen[config.HeaderKey(h)] {
+			return out, fmt.Errorf("payload header %s is also a claim header", h)
+		}
+		out.PayloadHeader = h
+	}
+	return out, nil
+}
+
+// headers lists the headers a provider sets.
+func (fw *Forwarding) headers() []string {
+	var out []string
+	for _, c := range fw.ClaimHeaders {
+		out = append(out, c.Header)
+	}
+	if fw.PayloadHeader != "" {
+		out = append(out, fw.PayloadHeader)
+	}
+	return out
+}
+
+// disjoint refuses an all-of whose providers map the same header: the
+// request would carry two values, one from each token.
+func (p *Policy) disjoint(r *Rule) error {
+	owner := map[string]string{}
+	for _, i := range r.providers {
+		name := p.providers[i].Name
+		for _, h := range p.providers[i].Forward.headers() {
+			if other, ok := owner[config.HeaderKey(h)]; ok {
+				return fmt.Errorf("providers %s and %s both set header %s; an all-of would set it twice", other, name, h)
+			}
+			owner[config.HeaderKey(h)] = name
+		}
+	}
+	return nil
+}
+
+// Mode is the verification mode label of the policy's durations.
+func (p *Policy) Mode() string { return p.mode }
+
+// ScrubbedHeaders lists the headers removed from every request.
+func (p *Policy) ScrubbedHeaders() []string { return p.scrub }
+
+// Count adds one request to its rule's series of outcome.
+func (p *Policy) Count(rule *Rule, outcome verifier.Outcome) {
+	if p.counters == nil || rule == nil {
+		return
+	}
+	for i, o := range ruleOutcomes {
+		if o == outcome {
+			p.counters[rule.index][i]()
+			return
+		}
+	}
+}
+
+// KeepRules tells the recorder which rules are in force, after a swap, so
+// that it drops the series of rules that are gone.
+func (p *Policy) KeepRules() {
+	if p.rec == nil {
+		return
+	}
+	names := make([]string, 0, len(p.rules)+1)
+	for _, r := range p.Rules() {
+		names = append(names, r.Name)
+	}
+	p.rec.KeepRules(names)
 }
 
 // resolve checks a requirement and turns its provider names into indexes.
@@ -240,8 +413,8 @@ type RuleTrace struct {
 // ProviderTrace is one provider asked to verify the request's token.
 type ProviderTrace struct {
 	Provider string
-	Claims   Claims // when verified
-	Err      error  // the provider's refusal, or nil
+	Claims   verifier.Claims // when verified
+	Err      error           // the provider's refusal, or nil
 }
 
 // Match returns the first rule that matches r, whose cleaned path is path,
@@ -266,7 +439,7 @@ func (p *Policy) Match(r *http.Request, path string, tr *Trace) *Rule {
 // Verified is one provider's verified token.
 type Verified struct {
 	Provider int // index into Providers()
-	Claims   Claims
+	Claims   verifier.Claims
 }
 
 // Decision is the outcome of Check. Exactly one holds: Err is set (refused),
@@ -278,7 +451,7 @@ type Decision struct {
 	Anonymous bool
 	First     Verified
 	More      []Verified
-	// Err is the refusal: an *Error, or another error for a fault.
+	// Err is the refusal: an *verifier.Error, or another error for a fault.
 	Err error
 }
 
@@ -295,9 +468,9 @@ func (p *Policy) Check(ctx context.Context, r *http.Request, rule *Rule, d *Deci
 		return
 	case RequireDeny:
 		if rule == &p.def {
-			d.Err = fail(Denied, "no rule matches %s %s and the default denies", r.Method, r.URL.Path)
+			d.Err = verifier.Fail(verifier.Denied, "no rule matches %s %s and the default denies", r.Method, r.URL.Path)
 		} else {
-			d.Err = fail(Denied, "rule %q denies every request", rule.Name)
+			d.Err = verifier.Fail(verifier.Denied, "rule %q denies every request", rule.Name)
 		}
 		return
 	case RequireAllOf:
@@ -322,7 +495,7 @@ func (p *Policy) Check(ctx context.Context, r *http.Request, rule *Rule, d *Deci
 	// Any-of and allow-missing: the first provider that verifies wins. The
 	// claims are written where the decision keeps them: no copy of a
 	// Claims on the request path.
-	var refusals []*Error
+	var refusals []*verifier.Error
 	for _, i := range rule.providers {
 		d.First.Provider = i
 		err := p.verify(ctx, r, i, &d.First.Claims, tr)
@@ -340,7 +513,7 @@ func (p *Policy) Check(ctx context.Context, r *http.Request, rule *Rule, d *Deci
 		if len(rule.providers) == 1 {
 			// The common case: nothing to choose from, nothing to allocate.
 			d.First = Verified{}
-			if req.Kind == RequireAllowMissing && e.Reason == Missing {
+			if req.Kind == RequireAllowMissing && e.Reason == verifier.Missing {
 				d.Anonymous = true
 				return
 			}
@@ -357,7 +530,7 @@ func (p *Policy) Check(ctx context.Context, r *http.Request, rule *Rule, d *Deci
 	d.Err = p.pick(rule, refusals)
 }
 
-func (p *Policy) verify(ctx context.Context, r *http.Request, i int, dst *Claims, tr *Trace) error {
+func (p *Policy) verify(ctx context.Context, r *http.Request, i int, dst *verifier.Claims, tr *Trace) error {
 	var err error
 	*dst, err = p.providers[i].Auth.Verify(ctx, r)
 	if tr != nil {
@@ -366,19 +539,19 @@ func (p *Policy) verify(ctx context.Context, r *http.Request, i int, dst *Claims
 	return err
 }
 
-// asError finds the *Error in err. A type assertion first: errors.As would
+// asError finds the *verifier.Error in err. A type assertion first: errors.As would
 // make every refusal allocate for its target.
-func asError(err error) (*Error, bool) {
-	if e, ok := err.(*Error); ok {
+func asError(err error) (*verifier.Error, bool) {
+	if e, ok := err.(*verifier.Error); ok {
 		return e, true
 	}
-	var e *Error
+	var e *verifier.Error
 	return e, errors.As(err, &e)
 }
 
-func allMissing(refusals []*Error) bool {
+func allMissing(refusals []*verifier.Error) bool {
 	for _, e := range refusals {
-		if e.Reason != Missing {
+		if e.Reason != verifier.Missing {
 			return false
 		}
 	}
@@ -390,7 +563,7 @@ func allMissing(refusals []*Error) bool {
 // reason says what is wrong with that token); else, for a token whose
 // issuer none accepts, bad_issuer; else the first provider that found a
 // token (e.g. malformed); else missing.
-func (p *Policy) pick(rule *Rule, refusals []*Error) *Error {
+func (p *Policy) pick(rule *Rule, refusals []*verifier.Error) *verifier.Error {
 	if len(refusals) == 1 {
 		return refusals[0]
 	}
@@ -401,8 +574,8 @@ func (p *Policy) pick(rule *Rule, refusals []*Error) *Error {
 	}
 	for _, e := range refusals {
 		if e.Issuer != "" {
-			return &Error{
-				Reason:    BadIssuer,
+			return &verifier.Error{
+				Reason:    verifier.BadIssuer,
 				Err:       fmt.Errorf("issuer %q is accepted by none of %s", e.Issuer, strings.Join(rule.Require.Providers, ", ")),
 				KID:       e.KID,
 				Issuer:    e.Issuer,
@@ -411,7 +584,7 @@ func (p *Policy) pick(rule *Rule, refusals []*Error) *Error {
 		}
 	}
 	for _, e := range refusals {
-		if e.Reason != Missing {
+		if e.Reason != verifier.Missing {
 			return e
 		}
 	}
@@ -419,11 +592,11 @@ func (p *Policy) pick(rule *Rule, refusals []*Error) *Error {
 }
 
 // meets checks the rule's scopes and claims on one verified token.
-func (p *Policy) meets(rule *Rule, provider int, c *Claims) error {
+func (p *Policy) meets(rule *Rule, provider int, c *verifier.Claims) error {
 	req := &rule.Require
 	for _, s := range req.Scopes {
-		if !HasScope(c.values, s) {
-			return &Error{Reason: InsufficientScope, Issuer: c.Issuer, KID: c.KeyID,
+		if !c.HasScope(s) {
+			return &verifier.Error{Reason: verifier.InsufficientScope, Issuer: c.Issuer, KID: c.KeyID,
 				Err: fmt.Errorf("rule %q requires scope %q, which the %s token lacks", rule.Name, s, p.providers[provider].Name)}
 		}
 	}
@@ -431,11 +604,11 @@ func (p *Policy) meets(rule *Rule, provider int, c *Claims) error {
 		cr := &req.Claims[i]
 		v, ok := c.Lookup(cr.Claim)
 		if !ok {
-			return &Error{Reason: InsufficientScope, Issuer: c.Issuer, KID: c.KeyID,
+			return &verifier.Error{Reason: verifier.InsufficientScope, Issuer: c.Issuer, KID: c.KeyID,
 				Err: fmt.Errorf("rule %q requires claim %s, which the %s token lacks", rule.Name, cr.Claim, p.providers[provider].Name)}
 		}
 		if !cr.matches(v) {
-			return &Error{Reason: InsufficientScope, Issuer: c.Issuer, KID: c.KeyID,
+			return &verifier.Error{Reason: verifier.InsufficientScope, Issuer: c.Issuer, KID: c.KeyID,
 				Err: fmt.Errorf("rule %q requires claim %s to be %s; the %s token has %s", rule.Name, cr.Claim, cr.want(), p.providers[provider].Name, shown(v))}
 		}
 	}

@@ -1,4 +1,4 @@
-package verifier_test
+package policy_test
 
 import (
 	"net/http/httptest"
@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/jwt-sidecar/jwt-sidecar/config"
-	"github.com/jwt-sidecar/jwt-sidecar/verifier"
+	"github.com/jwt-sidecar/jwt-sidecar/policy"
 )
 
 // refGlob is the obvious, exponential definition of the glob: "**" takes
@@ -42,11 +42,11 @@ func FuzzGlobMatch(f *testing.F) {
 		f.Add(s[0], s[1])
 	}
 	f.Fuzz(func(t *testing.T, glob, p string) {
-		if len(glob) > 64 || len(p) > 128 || (verifier.Match{Glob: glob}).Validate() != nil {
+		if len(glob) > 64 || len(p) > 128 || (policy.Match{Glob: glob}).Validate() != nil {
 			return
 		}
-		pol, err := verifier.NewPolicy(nil, []verifier.Rule{{Name: "g", Match: verifier.Match{Glob: glob},
-			Require: verifier.Requirement{Kind: verifier.RequirePublic}}}, verifier.Requirement{})
+		pol, err := policy.New(policy.Options{Rules: []policy.Rule{{Name: "g", Match: policy.Match{Glob: glob},
+			Require: policy.Requirement{Kind: policy.RequirePublic}}}})
 		if err != nil {
 			t.Fatalf("valid glob %q refused: %v", glob, err)
 		}

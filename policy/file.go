@@ -1,4 +1,4 @@
-package main
+package policy
 
 import (
 	"crypto/sha256"
@@ -16,49 +16,11 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/jwt-sidecar/jwt-sidecar/config"
-	"github.com/jwt-sidecar/jwt-sidecar/verifier"
 )
 
 // maxFileBytes bounds CONFIG_FILE: a policy a person reads at a glance is a
 // few kilobytes.
 const maxFileBytes = 1 << 20
-
-// policyFile is CONFIG_FILE, decoded and checked: several providers, rules
-// (first match wins) and the default for unmatched requests.
-type policyFile struct {
-	path      string
-	sum       [32]byte // of the bytes read, to tell a real change from a touch
-	Providers []fileProvider
-	Rules     []verifier.Rule
-	Default   verifier.Requirement
-	// DefaultSet is false when the file has no default: then it denies.
-	DefaultSet bool
-}
-
-// fileProvider is one entry of providers.
-type fileProvider struct {
-	Name            string
-	Issuer          string
-	JWKSURL         string
-	OIDCIssuerURL   string
-	JWKSFile        string
-	PublicKeyFiles  []string
-	HMACSecretFile  string
-	Audiences       []string
-	Algorithms      []string
-	ClockSkew       time.Duration
-	RequireExp      bool
-	TokenLookup     []config.Lookup
-	ClaimsToHeaders []config.ClaimHeader
-	PayloadHeader   string
-	ForwardToken    bool
-
-	// at locates the provider, keyField and keyAt its key source, for
-	// errors found later (a PEM file that does not parse).
-	at       string
-	keyField string
-	keyAt    string
-}
 
 // fileFields are the fields each object of the file accepts. The decoder
 // refuses any other, and a test checks that docs/config.schema.json
@@ -75,9 +37,9 @@ var fileFields = map[string][]string{
 // keySourceFields are a provider's key sources, of which it sets exactly one.
 var keySourceFields = []string{"jwks_url", "oidc_issuer_url", "jwks_file", "public_key_files", "hmac_secret_file"}
 
-// readPolicyFile reads and decodes CONFIG_FILE. Every problem is reported
+// ReadFile reads and decodes CONFIG_FILE. Every problem is reported
 // at once, each as FILE:LINE: FIELD: PROBLEM.
-func readPolicyFile(path string) (*policyFile, error) {
+func ReadFile(path string) (*Spec, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("CONFIG_FILE: %w", err)
@@ -90,16 +52,16 @@ func readPolicyFile(path string) (*policyFile, error) {
 	if len(raw) > maxFileBytes {
 		return nil, fmt.Errorf("CONFIG_FILE: %s exceeds %d bytes", path, maxFileBytes)
 	}
-	return decodePolicy(path, raw)
+	return Decode(path, raw)
 }
 
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
-// decodePolicy decodes raw through yaml.Node, so that every error names its
+// Decode decodes raw through yaml.Node, so that every error names its
 // line and field, and unknown fields are refused.
-func decodePolicy(path string, raw []byte) (*policyFile, error) {
+func Decode(path string, raw []byte) (*Spec, error) {
 	d := &decoder{file: path}
-	pf := &policyFile{path: path, sum: sha256.Sum256(raw)}
+	pf := &Spec{Source: path, Sum: sha256.Sum256(raw)}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(raw, &doc); err != nil {
 		msg := strings.TrimPrefix(err.Error(), "yaml: ")
@@ -162,8 +124,8 @@ func (d *decoder) err() error { return errors.Join(d.errs...) }
 // at is FILE:LINE of n.
 func (d *decoder) at(n *yaml.Node) string { return fmt.Sprintf("%s:%d", d.file, n.Line) }
 
-// resolve follows an alias to the node it names.
-func resolve(n *yaml.Node) *yaml.Node {
+// resolveAlias follows an alias to the node it names.
+func resolveAlias(n *yaml.Node) *yaml.Node {
 	for n != nil && n.Kind == yaml.AliasNode {
 		n = n.Alias
 	}
@@ -183,7 +145,7 @@ type object struct {
 // object reads a mapping of the given kind (a key of fileFields). It
 // refuses unknown and repeated fields, naming the known ones.
 func (d *decoder) object(n *yaml.Node, path, kind string) *object {
-	n = resolve(n)
+	n = resolveAlias(n)
 	if n.Kind != yaml.MappingNode {
 		d.errorf(n, path, "want a mapping (field: value), not %s", describe(n))
 		return nil
@@ -215,7 +177,7 @@ func (o *object) get(name string) *yaml.Node {
 		panic("decoder: field " + name + " is not declared for " + o.kind)
 	}
 	o.used[name] = true
-	return resolve(o.fields[name])
+	return resolveAlias(o.fields[name])
 }
 
 // done reports fields the file set that the decoder never read: a field
@@ -301,7 +263,7 @@ func (d *decoder) strings(n *yaml.Node, path string) []string {
 	}
 	var out []string
 	for i, item := range n.Content {
-		item = resolve(item)
+		item = resolveAlias(item)
 		p := fmt.Sprintf("%s[%d]", path, i)
 		s, ok := d.str(item, p)
 		if !ok {
@@ -318,7 +280,7 @@ func (d *decoder) strings(n *yaml.Node, path string) []string {
 
 var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:/-]*$`)
 
-func (d *decoder) providers(pf *policyFile, n *yaml.Node) {
+func (d *decoder) providers(pf *Spec, n *yaml.Node) {
 	if n.Kind != yaml.SequenceNode || len(n.Content) == 0 {
 		d.errorf(n, "providers", "want a list of at least one provider")
 		return
@@ -344,8 +306,8 @@ func (d *decoder) providers(pf *policyFile, n *yaml.Node) {
 
 // provider reads one provider and checks what can be checked without the
 // disk or the network, as Config.Validate does for the environment.
-func (d *decoder) provider(o *object, path string) fileProvider {
-	p := fileProvider{RequireExp: true, ClockSkew: 30 * time.Second, at: o.d.at(o.node)}
+func (d *decoder) provider(o *object, path string) ProviderSpec {
+	p := ProviderSpec{RequireExp: true, ClockSkew: 30 * time.Second, At: o.d.at(o.node)}
 	field := func(name string) (*yaml.Node, string) { return o.get(name), path + "." + name }
 	if n, fp := field("name"); n == nil {
 		d.errorf(o.node, fp, "required")
@@ -365,14 +327,14 @@ func (d *decoder) provider(o *object, path string) fileProvider {
 			continue
 		}
 		sources = append(sources, name)
-		p.keyField, p.keyAt = fp, d.at(n)
+		p.KeyField, p.KeyAt = fp, d.at(n)
 		switch name {
 		case "jwks_url":
 			if s, ok := d.str(n, fp); ok {
 				if !config.AbsoluteHTTP(s) {
 					d.errorf(n, fp, "%q is not an absolute http(s) URL", s)
 				}
-				p.JWKSURL = s
+				p.JWKSURLs = []string{s}
 			}
 		case "oidc_issuer_url":
 			if s, ok := d.str(n, fp); ok {
@@ -399,17 +361,19 @@ func (d *decoder) provider(o *object, path string) fileProvider {
 	default:
 		d.errorf(o.node, path, "%s: set exactly one key source; a provider is one issuer with one place for its keys", strings.Join(sources, " and "))
 	}
+	var issuer string
 	if n, fp := field("issuer"); n != nil {
-		p.Issuer, _ = d.str(n, fp)
-		if p.OIDCIssuerURL != "" && p.Issuer != "" && p.Issuer != p.OIDCIssuerURL {
-			d.errorf(n, fp, "%q differs from oidc_issuer_url %q, whose keys verify only its own tokens", p.Issuer, p.OIDCIssuerURL)
+		issuer, _ = d.str(n, fp)
+		if p.OIDCIssuerURL != "" && issuer != "" && issuer != p.OIDCIssuerURL {
+			d.errorf(n, fp, "%q differs from oidc_issuer_url %q, whose keys verify only its own tokens", issuer, p.OIDCIssuerURL)
 		}
 	} else if p.OIDCIssuerURL == "" {
 		d.errorf(o.node, fp, "required (the iss of this provider's tokens), unless oidc_issuer_url names it")
 	}
-	if p.Issuer == "" {
-		p.Issuer = p.OIDCIssuerURL
+	if issuer == "" {
+		issuer = p.OIDCIssuerURL
 	}
+	p.Issuers = []string{issuer}
 	if n, fp := field("audiences"); n != nil {
 		p.Audiences = d.strings(n, fp)
 	}
@@ -439,7 +403,7 @@ func (d *decoder) provider(o *object, path string) fileProvider {
 		for i, item := range items {
 			l, err := config.ParseLookups(item)
 			if err != nil || strings.Contains(item, ",") {
-				d.errorf(resolve(n.Content[i]), fmt.Sprintf("%s[%d]", fp, i), "%q: want header:NAME, cookie:NAME or query:NAME", item)
+				d.errorf(resolveAlias(n.Content[i]), fmt.Sprintf("%s[%d]", fp, i), "%q: want header:NAME, cookie:NAME or query:NAME", item)
 				continue
 			}
 			p.TokenLookup = append(p.TokenLookup, l...)
@@ -498,7 +462,7 @@ func (d *decoder) claimMap(n *yaml.Node, path, want string, f func(claim, fp str
 	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		if claim, ok := d.str(n.Content[i], path); ok {
-			f(claim, path+"."+claim, resolve(n.Content[i+1]))
+			f(claim, path+"."+claim, resolveAlias(n.Content[i+1]))
 		}
 	}
 }
@@ -516,19 +480,19 @@ func headerError(err error) error {
 	return errors.New(msg)
 }
 
-func (d *decoder) rules(pf *policyFile, n *yaml.Node, providers map[string]bool) {
+func (d *decoder) rules(pf *Spec, n *yaml.Node, providers map[string]bool) {
 	if n.Kind != yaml.SequenceNode {
 		d.errorf(n, "rules", "want a list of rules, not %s", describe(n))
 		return
 	}
-	seen := map[string]bool{verifier.DefaultRule: true}
+	seen := map[string]bool{DefaultRule: true}
 	for i, item := range n.Content {
 		path := fmt.Sprintf("rules[%d]", i)
 		o := d.object(item, path, "rule")
 		if o == nil {
 			continue
 		}
-		var r verifier.Rule
+		var r Rule
 		if nn := o.get("name"); nn == nil {
 			d.errorf(o.node, path+".name", "required: rules are named in logs, metrics and explain")
 		} else if s, ok := d.str(nn, path+".name"); ok {
@@ -552,13 +516,13 @@ func (d *decoder) rules(pf *policyFile, n *yaml.Node, providers map[string]bool)
 	}
 }
 
-func (d *decoder) match(n *yaml.Node, path string) verifier.Match {
+func (d *decoder) match(n *yaml.Node, path string) Match {
 	o := d.object(n, path, "match")
 	if o == nil {
-		return verifier.Match{}
+		return Match{}
 	}
 	defer o.done()
-	var m verifier.Match
+	var m Match
 	for _, f := range []struct {
 		name string
 		dst  *string
@@ -595,8 +559,8 @@ func unjoin(err error) []error {
 }
 
 // requirementOf reads require, scopes and claims of a rule or the default.
-func (d *decoder) requirementOf(o *object, path string, providers map[string]bool) verifier.Requirement {
-	var req verifier.Requirement
+func (d *decoder) requirementOf(o *object, path string, providers map[string]bool) Requirement {
+	var req Requirement
 	n := o.get("require")
 	if n == nil {
 		d.errorf(o.node, path+".require", "required: public, deny, a provider, or {any_of|all_of|allow_missing: [providers]}")
@@ -611,11 +575,11 @@ func (d *decoder) requirementOf(o *object, path string, providers map[string]boo
 		}
 		switch s {
 		case "public":
-			req.Kind = verifier.RequirePublic
+			req.Kind = RequirePublic
 		case "deny":
-			req.Kind = verifier.RequireDeny
+			req.Kind = RequireDeny
 		default:
-			req.Kind, req.Providers = verifier.RequireAnyOf, []string{s}
+			req.Kind, req.Providers = RequireAnyOf, []string{s}
 			if !providers[s] {
 				d.errorf(n, fp, "unknown provider %q%s", s, known(providers))
 			}
@@ -628,8 +592,8 @@ func (d *decoder) requirementOf(o *object, path string, providers map[string]boo
 		var kinds []string
 		for _, k := range []struct {
 			name string
-			kind verifier.RequirementKind
-		}{{"any_of", verifier.RequireAnyOf}, {"all_of", verifier.RequireAllOf}, {"allow_missing", verifier.RequireAllowMissing}} {
+			kind RequirementKind
+		}{{"any_of", RequireAnyOf}, {"all_of", RequireAllOf}, {"allow_missing", RequireAllowMissing}} {
 			v := ro.get(k.name)
 			if v == nil {
 				continue
@@ -637,7 +601,7 @@ func (d *decoder) requirementOf(o *object, path string, providers map[string]boo
 			kinds = append(kinds, k.name)
 			req.Kind = k.kind
 			kp := fp + "." + k.name
-			if v.Kind == yaml.ScalarNode && k.kind == verifier.RequireAllowMissing {
+			if v.Kind == yaml.ScalarNode && k.kind == RequireAllowMissing {
 				if s, ok := d.str(v, kp); ok {
 					req.Providers = []string{s}
 				}
@@ -661,12 +625,12 @@ func (d *decoder) requirementOf(o *object, path string, providers map[string]boo
 		d.errorf(n, fp, "want public, deny, a provider name, or {any_of|all_of|allow_missing: [providers]}, not %s", describe(n))
 		return req
 	}
-	needsToken := req.Kind != verifier.RequirePublic && req.Kind != verifier.RequireDeny
+	needsToken := req.Kind != RequirePublic && req.Kind != RequireDeny
 	if v := o.get("scopes"); v != nil {
 		req.Scopes = d.strings(v, path+".scopes")
 		for i, s := range req.Scopes {
 			if strings.ContainsAny(s, " \t") {
-				d.errorf(resolve(v.Content[i]), fmt.Sprintf("%s.scopes[%d]", path, i), "%q: a scope is one word", s)
+				d.errorf(resolveAlias(v.Content[i]), fmt.Sprintf("%s.scopes[%d]", path, i), "%q: a scope is one word", s)
 			}
 		}
 		if !needsToken {
@@ -696,10 +660,10 @@ func known(providers map[string]bool) string {
 
 // claims reads required claim values: claim: value, or claim: [values]
 // (any one suffices).
-func (d *decoder) claims(n *yaml.Node, path string) []verifier.ClaimRequirement {
-	var out []verifier.ClaimRequirement
+func (d *decoder) claims(n *yaml.Node, path string) []ClaimRequirement {
+	var out []ClaimRequirement
 	d.claimMap(n, path, "a mapping of claim: value or claim: [values]", func(claim, fp string, v *yaml.Node) {
-		cr := verifier.ClaimRequirement{Claim: claim}
+		cr := ClaimRequirement{Claim: claim}
 		items := []*yaml.Node{v}
 		if v.Kind == yaml.SequenceNode {
 			items = v.Content
@@ -708,7 +672,7 @@ func (d *decoder) claims(n *yaml.Node, path string) []verifier.ClaimRequirement 
 			}
 		}
 		for _, item := range items {
-			if val, ok := d.claimValue(resolve(item), fp); ok {
+			if val, ok := d.claimValue(resolveAlias(item), fp); ok {
 				cr.Values = append(cr.Values, val)
 			}
 		}
@@ -752,7 +716,7 @@ func (d *decoder) claimValue(n *yaml.Node, path string) (any, bool) {
 // crossChecks are the checks across providers: a claim header that is also
 // where a provider reads its token would delete every such token when the
 // claim headers are scrubbed.
-func (d *decoder) crossChecks(pf *policyFile) {
+func (d *decoder) crossChecks(pf *Spec) {
 	for i, p := range pf.Providers {
 		var headers []string
 		for _, ch := range p.ClaimsToHeaders {
@@ -765,7 +729,7 @@ func (d *decoder) crossChecks(pf *policyFile) {
 			for _, q := range pf.Providers {
 				for _, l := range q.TokenLookup {
 					if l.Kind == config.InHeader && config.SameHeader(h, l.Name) {
-						d.errs = append(d.errs, fmt.Errorf("%s: providers[%d].claims_to_headers: header %s is where provider %s reads its token; as a claim header it would be scrubbed from every request", p.at, i, h, q.Name))
+						d.errs = append(d.errs, fmt.Errorf("%s: providers[%d].claims_to_headers: header %s is where provider %s reads its token; as a claim header it would be scrubbed from every request", p.At, i, h, q.Name))
 					}
 				}
 			}

@@ -1,4 +1,4 @@
-package verifier_test
+package policy_test
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 
 	"github.com/jwt-sidecar/jwt-sidecar/config"
 	"github.com/jwt-sidecar/jwt-sidecar/keys"
+	"github.com/jwt-sidecar/jwt-sidecar/policy"
 	"github.com/jwt-sidecar/jwt-sidecar/verifier"
 )
 
@@ -18,13 +19,13 @@ import (
 // issuer: "a" (issuer A, Authorization) and "b" (issuer B, X-Service-Token).
 type policyFixture struct {
 	a, b     signer
-	provider []verifier.Provider
+	provider []policy.Provider
 }
 
 func newPolicyFixture(t testing.TB) *policyFixture {
 	t.Helper()
 	f := &policyFixture{a: newSigner(t, "ES256", "a-1"), b: newSigner(t, "ES256", "b-1")}
-	mk := func(name, iss string, s signer, lookups []config.Lookup) verifier.Provider {
+	mk := func(name, iss string, s signer, lookups []config.Lookup) policy.Provider {
 		src, err := keys.NewStaticSource(name, []string{iss}, []keys.StaticKey{{KID: s.KID, Key: s.Key.Public()}})
 		if err != nil {
 			t.Fatal(err)
@@ -32,9 +33,9 @@ func newPolicyFixture(t testing.TB) *policyFixture {
 		keys := mustKeys(t, keys.KeyOptions{}, nil, src)
 		load(t, keys)
 		v := mustVerifier(t, verifier.Options{Keys: keys, Lookups: lookups, Audiences: []string{aud}, RequireExp: true, CacheSize: 100})
-		return verifier.Provider{Name: name, Auth: v, Issuers: []string{iss}}
+		return policy.Provider{Name: name, Auth: v, Issuers: []string{iss}}
 	}
-	f.provider = []verifier.Provider{
+	f.provider = []policy.Provider{
 		mk("a", issA, f.a, nil),
 		mk("b", issB, f.b, []config.Lookup{{Kind: config.InHeader, Name: "X-Service-Token"}}),
 	}
@@ -42,17 +43,17 @@ func newPolicyFixture(t testing.TB) *policyFixture {
 }
 
 // policy has one rule per requirement under test, chosen by path.
-func (f *policyFixture) policy(t testing.TB, rules ...verifier.Rule) *verifier.Policy {
+func (f *policyFixture) policy(t testing.TB, rules ...policy.Rule) *policy.Policy {
 	t.Helper()
-	p, err := verifier.NewPolicy(f.provider, rules, verifier.Requirement{Kind: verifier.RequireDeny})
+	p, err := policy.New(policy.Options{Providers: f.provider, Rules: rules, Default: policy.Requirement{Kind: policy.RequireDeny}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return p
 }
 
-func decide(p *verifier.Policy, r *http.Request) verifier.Decision {
-	var d verifier.Decision
+func decide(p *policy.Policy, r *http.Request) policy.Decision {
+	var d policy.Decision
 	rule := p.Match(r, config.CleanPath(r.URL.Path), nil)
 	p.Check(context.Background(), r, rule, &d, nil)
 	return d
@@ -69,13 +70,13 @@ func request(path, userToken, serviceToken string) *http.Request {
 	return r
 }
 
-func rule(name string, kind verifier.RequirementKind, providers ...string) verifier.Rule {
-	return verifier.Rule{Name: name, Match: verifier.Match{Prefix: "/" + name},
-		Require: verifier.Requirement{Kind: kind, Providers: providers}}
+func rule(name string, kind policy.RequirementKind, providers ...string) policy.Rule {
+	return policy.Rule{Name: name, Match: policy.Match{Prefix: "/" + name},
+		Require: policy.Requirement{Kind: kind, Providers: providers}}
 }
 
 // verifiedBy names the providers whose tokens a decision holds.
-func verifiedBy(p *verifier.Policy, d verifier.Decision) string {
+func verifiedBy(p *policy.Policy, d policy.Decision) string {
 	if d.Err != nil || d.Public || d.Anonymous {
 		return ""
 	}
@@ -89,12 +90,12 @@ func verifiedBy(p *verifier.Policy, d verifier.Decision) string {
 func TestRequirementKinds(t *testing.T) {
 	f := newPolicyFixture(t)
 	p := f.policy(t,
-		rule("public", verifier.RequirePublic),
-		rule("deny", verifier.RequireDeny),
-		rule("only-a", verifier.RequireAnyOf, "a"),
-		rule("any", verifier.RequireAnyOf, "a", "b"),
-		rule("all", verifier.RequireAllOf, "a", "b"),
-		rule("optional", verifier.RequireAllowMissing, "a"),
+		rule("public", policy.RequirePublic),
+		rule("deny", policy.RequireDeny),
+		rule("only-a", policy.RequireAnyOf, "a"),
+		rule("any", policy.RequireAnyOf, "a", "b"),
+		rule("all", policy.RequireAllOf, "a", "b"),
+		rule("optional", policy.RequireAllowMissing, "a"),
 	)
 	tokA := f.a.Sign(t, claims(issA))
 	tokB := f.b.Sign(t, claims(issB))
@@ -155,7 +156,7 @@ const time1h = 3600 * 1e9
 // knows.
 func TestProviderBinding(t *testing.T) {
 	f := newPolicyFixture(t)
-	p := f.policy(t, rule("a", verifier.RequireAnyOf, "a"), rule("b", verifier.RequireAnyOf, "b"))
+	p := f.policy(t, rule("a", policy.RequireAnyOf, "a"), rule("b", policy.RequireAnyOf, "b"))
 	tests := []struct {
 		name       string
 		req        *http.Request
@@ -185,7 +186,7 @@ func TestAnyOfReportsTheTellingReason(t *testing.T) {
 	f := newPolicyFixture(t)
 	// Both read the Authorization header, so both see every token.
 	f.provider[1].Auth = mustVerifier(t, verifier.Options{Keys: keysOf(t, "b2", issB, f.b), Audiences: []string{aud}, RequireExp: true})
-	p := f.policy(t, rule("ba", verifier.RequireAnyOf, "b", "a"))
+	p := f.policy(t, rule("ba", policy.RequireAnyOf, "b", "a"))
 	other := newSigner(t, "ES256", "c-1")
 	tests := []struct {
 		name       string
@@ -235,11 +236,11 @@ func jwtHS256(t testing.TB, c jwt.MapClaims) string {
 
 func TestScopesAndClaims(t *testing.T) {
 	f := newPolicyFixture(t)
-	req := func(scopes []string, cl ...verifier.ClaimRequirement) verifier.Requirement {
-		return verifier.Requirement{Kind: verifier.RequireAnyOf, Providers: []string{"a"}, Scopes: scopes, Claims: cl}
+	req := func(scopes []string, cl ...policy.ClaimRequirement) policy.Requirement {
+		return policy.Requirement{Kind: policy.RequireAnyOf, Providers: []string{"a"}, Scopes: scopes, Claims: cl}
 	}
-	claim := func(path string, values ...any) verifier.ClaimRequirement {
-		return verifier.ClaimRequirement{Claim: path, Values: values}
+	claim := func(path string, values ...any) policy.ClaimRequirement {
+		return policy.ClaimRequirement{Claim: path, Values: values}
 	}
 	tok := f.a.Sign(t, with(claims(issA),
 		"groups", []any{"staff", "admin"},
@@ -252,7 +253,7 @@ func TestScopesAndClaims(t *testing.T) {
 	))
 	tests := []struct {
 		name       string
-		require    verifier.Requirement
+		require    policy.Requirement
 		wantReason verifier.Reason
 		wantDetail string
 	}{
@@ -277,7 +278,7 @@ func TestScopesAndClaims(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := f.policy(t, verifier.Rule{Name: "r", Match: verifier.Match{Prefix: "/"}, Require: tt.require})
+			p := f.policy(t, policy.Rule{Name: "r", Match: policy.Match{Prefix: "/"}, Require: tt.require})
 			d := decide(p, request("/x", tok, ""))
 			if got := reasonOf(d.Err); got != tt.wantReason {
 				t.Errorf("reason = %q (%v), want %q", got, d.Err, tt.wantReason)
@@ -293,9 +294,9 @@ func TestScopesAndClaims(t *testing.T) {
 // each verified token, not just one of them.
 func TestAllOfChecksEveryToken(t *testing.T) {
 	f := newPolicyFixture(t)
-	p := f.policy(t, verifier.Rule{Name: "all", Match: verifier.Match{Prefix: "/"}, Require: verifier.Requirement{
-		Kind: verifier.RequireAllOf, Providers: []string{"a", "b"},
-		Claims: []verifier.ClaimRequirement{{Claim: "tenant", Values: []any{"acme"}}},
+	p := f.policy(t, policy.Rule{Name: "all", Match: policy.Match{Prefix: "/"}, Require: policy.Requirement{
+		Kind: policy.RequireAllOf, Providers: []string{"a", "b"},
+		Claims: []policy.ClaimRequirement{{Claim: "tenant", Values: []any{"acme"}}},
 	}})
 	both := request("/", f.a.Sign(t, with(claims(issA), "tenant", "acme")), f.b.Sign(t, with(claims(issB), "tenant", "acme")))
 	if d := decide(p, both); d.Err != nil || verifiedBy(p, d) != "a+b" {
@@ -311,22 +312,22 @@ func TestNewPolicyRefuses(t *testing.T) {
 	f := newPolicyFixture(t)
 	tests := []struct {
 		name    string
-		rules   []verifier.Rule
-		def     verifier.Requirement
+		rules   []policy.Rule
+		def     policy.Requirement
 		wantErr string
 	}{
-		{name: "unknown provider", rules: []verifier.Rule{rule("x", verifier.RequireAnyOf, "idp")}, wantErr: `unknown provider "idp"`},
-		{name: "provider twice", rules: []verifier.Rule{rule("x", verifier.RequireAllOf, "a", "a")}, wantErr: "named twice"},
-		{name: "no provider", rules: []verifier.Rule{rule("x", verifier.RequireAnyOf)}, wantErr: "names no provider"},
-		{name: "rule twice", rules: []verifier.Rule{rule("x", verifier.RequirePublic), rule("x", verifier.RequirePublic)}, wantErr: "name is taken"},
-		{name: "rule named default", rules: []verifier.Rule{rule("default", verifier.RequirePublic)}, wantErr: "name is taken"},
-		{name: "public with scopes", def: verifier.Requirement{Kind: verifier.RequirePublic, Scopes: []string{"x"}}, wantErr: "cannot require scopes"},
-		{name: "bad match", rules: []verifier.Rule{{Name: "x", Match: verifier.Match{Prefix: "x"}, Require: verifier.Requirement{Kind: verifier.RequirePublic}}}, wantErr: "starts with /"},
-		{name: "claim without value", def: verifier.Requirement{Kind: verifier.RequireAnyOf, Providers: []string{"a"}, Claims: []verifier.ClaimRequirement{{Claim: "x"}}}, wantErr: "no value"},
+		{name: "unknown provider", rules: []policy.Rule{rule("x", policy.RequireAnyOf, "idp")}, wantErr: `unknown provider "idp"`},
+		{name: "provider twice", rules: []policy.Rule{rule("x", policy.RequireAllOf, "a", "a")}, wantErr: "named twice"},
+		{name: "no provider", rules: []policy.Rule{rule("x", policy.RequireAnyOf)}, wantErr: "names no provider"},
+		{name: "rule twice", rules: []policy.Rule{rule("x", policy.RequirePublic), rule("x", policy.RequirePublic)}, wantErr: "name is taken"},
+		{name: "rule named default", rules: []policy.Rule{rule("default", policy.RequirePublic)}, wantErr: "name is taken"},
+		{name: "public with scopes", def: policy.Requirement{Kind: policy.RequirePublic, Scopes: []string{"x"}}, wantErr: "cannot require scopes"},
+		{name: "bad match", rules: []policy.Rule{{Name: "x", Match: policy.Match{Prefix: "x"}, Require: policy.Requirement{Kind: policy.RequirePublic}}}, wantErr: "starts with /"},
+		{name: "claim without value", def: policy.Requirement{Kind: policy.RequireAnyOf, Providers: []string{"a"}, Claims: []policy.ClaimRequirement{{Claim: "x"}}}, wantErr: "no value"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := verifier.NewPolicy(f.provider, tt.rules, tt.def)
+			_, err := policy.New(policy.Options{Providers: f.provider, Rules: tt.rules, Default: tt.def})
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Errorf("error = %v, want it to contain %q", err, tt.wantErr)
 			}
@@ -337,14 +338,14 @@ func TestNewPolicyRefuses(t *testing.T) {
 func TestTrace(t *testing.T) {
 	f := newPolicyFixture(t)
 	p := f.policy(t,
-		verifier.Rule{Name: "health", Match: verifier.Match{Path: "/healthz"}, Require: verifier.Requirement{Kind: verifier.RequirePublic}},
-		verifier.Rule{Name: "writes", Match: verifier.Match{Prefix: "/", Methods: []string{"POST"}}, Require: verifier.Requirement{Kind: verifier.RequireDeny}},
-		rule("api", verifier.RequireAnyOf, "b", "a"),
+		policy.Rule{Name: "health", Match: policy.Match{Path: "/healthz"}, Require: policy.Requirement{Kind: policy.RequirePublic}},
+		policy.Rule{Name: "writes", Match: policy.Match{Prefix: "/", Methods: []string{"POST"}}, Require: policy.Requirement{Kind: policy.RequireDeny}},
+		rule("api", policy.RequireAnyOf, "b", "a"),
 	)
 	r := request("/api/x", f.a.Sign(t, claims(issA)), "")
 	var (
-		tr verifier.Trace
-		d  verifier.Decision
+		tr policy.Trace
+		d  policy.Decision
 	)
 	ru := p.Match(r, "/api/x", &tr)
 	p.Check(context.Background(), r, ru, &d, &tr)
@@ -366,16 +367,16 @@ func TestTrace(t *testing.T) {
 func TestCheckDoesNotAllocate(t *testing.T) {
 	f := newPolicyFixture(t)
 	p := f.policy(t,
-		verifier.Rule{Name: "health", Match: verifier.Match{Path: "/healthz"}, Require: verifier.Requirement{Kind: verifier.RequirePublic}},
-		verifier.Rule{Name: "api", Match: verifier.Match{Prefix: "/api"}, Require: verifier.Requirement{
-			Kind: verifier.RequireAnyOf, Providers: []string{"a"}, Scopes: []string{"read"},
-			Claims: []verifier.ClaimRequirement{{Claim: "sub", Values: []any{"alice"}}},
+		policy.Rule{Name: "health", Match: policy.Match{Path: "/healthz"}, Require: policy.Requirement{Kind: policy.RequirePublic}},
+		policy.Rule{Name: "api", Match: policy.Match{Prefix: "/api"}, Require: policy.Requirement{
+			Kind: policy.RequireAnyOf, Providers: []string{"a"}, Scopes: []string{"read"},
+			Claims: []policy.ClaimRequirement{{Claim: "sub", Values: []any{"alice"}}},
 		}},
 	)
 	r := request("/api/items", f.a.Sign(t, claims(issA)), "")
 	ctx := context.Background()
 	if n := testing.AllocsPerRun(200, func() {
-		var d verifier.Decision
+		var d policy.Decision
 		rule := p.Match(r, config.CleanPath(r.URL.Path), nil)
 		p.Check(ctx, r, rule, &d, nil)
 		if d.Err != nil {

@@ -1,4 +1,4 @@
-package verifier_test
+package policy_test
 
 import (
 	"net/http"
@@ -7,17 +7,17 @@ import (
 	"testing"
 
 	"github.com/jwt-sidecar/jwt-sidecar/config"
-	"github.com/jwt-sidecar/jwt-sidecar/verifier"
+	"github.com/jwt-sidecar/jwt-sidecar/policy"
 )
 
 // publicPolicy is a policy whose rules are all public, to test matching
 // alone: the rule Match returns is the answer.
-func publicPolicy(t testing.TB, rules ...verifier.Rule) *verifier.Policy {
+func publicPolicy(t testing.TB, rules ...policy.Rule) *policy.Policy {
 	t.Helper()
 	for i := range rules {
-		rules[i].Require = verifier.Requirement{Kind: verifier.RequirePublic}
+		rules[i].Require = policy.Requirement{Kind: policy.RequirePublic}
 	}
-	p, err := verifier.NewPolicy(nil, rules, verifier.Requirement{Kind: verifier.RequireDeny})
+	p, err := policy.New(policy.Options{Providers: nil, Rules: rules, Default: policy.Requirement{Kind: policy.RequireDeny}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,16 +26,16 @@ func publicPolicy(t testing.TB, rules ...verifier.Rule) *verifier.Policy {
 
 func TestRuleMatching(t *testing.T) {
 	p := publicPolicy(t,
-		verifier.Rule{Name: "health", Match: verifier.Match{Path: "/healthz", Methods: []string{"GET", "HEAD"}}},
-		verifier.Rule{Name: "docs-dir", Match: verifier.Match{Path: "/docs/"}},
-		verifier.Rule{Name: "admin-host", Match: verifier.Match{Prefix: "/admin", Hosts: []string{"admin.example.com"}}},
-		verifier.Rule{Name: "admin", Match: verifier.Match{Prefix: "/admin"}},
-		verifier.Rule{Name: "static", Match: verifier.Match{Prefix: "/static/"}},
-		verifier.Rule{Name: "items", Match: verifier.Match{Glob: "/api/*/items"}},
-		verifier.Rule{Name: "reports", Match: verifier.Match{Glob: "/reports/**/pdf"}},
-		verifier.Rule{Name: "v-star", Match: verifier.Match{Glob: "/v*/status"}},
-		verifier.Rule{Name: "tenant", Match: verifier.Match{Glob: "/t/**", Hosts: []string{"*.tenants.example"}}},
-		verifier.Rule{Name: "writes", Match: verifier.Match{Prefix: "/", Methods: []string{"POST", "PUT", "DELETE"}}},
+		policy.Rule{Name: "health", Match: policy.Match{Path: "/healthz", Methods: []string{"GET", "HEAD"}}},
+		policy.Rule{Name: "docs-dir", Match: policy.Match{Path: "/docs/"}},
+		policy.Rule{Name: "admin-host", Match: policy.Match{Prefix: "/admin", Hosts: []string{"admin.example.com"}}},
+		policy.Rule{Name: "admin", Match: policy.Match{Prefix: "/admin"}},
+		policy.Rule{Name: "static", Match: policy.Match{Prefix: "/static/"}},
+		policy.Rule{Name: "items", Match: policy.Match{Glob: "/api/*/items"}},
+		policy.Rule{Name: "reports", Match: policy.Match{Glob: "/reports/**/pdf"}},
+		policy.Rule{Name: "v-star", Match: policy.Match{Glob: "/v*/status"}},
+		policy.Rule{Name: "tenant", Match: policy.Match{Glob: "/t/**", Hosts: []string{"*.tenants.example"}}},
+		policy.Rule{Name: "writes", Match: policy.Match{Prefix: "/", Methods: []string{"POST", "PUT", "DELETE"}}},
 	)
 	tests := []struct {
 		method string
@@ -93,9 +93,9 @@ func TestRuleMatching(t *testing.T) {
 
 func TestRuleMatchingDoesNotAllocate(t *testing.T) {
 	p := publicPolicy(t,
-		verifier.Rule{Name: "health", Match: verifier.Match{Path: "/healthz", Methods: []string{"GET"}}},
-		verifier.Rule{Name: "items", Match: verifier.Match{Glob: "/api/**/items/*", Hosts: []string{"*.example.com"}}},
-		verifier.Rule{Name: "api", Match: verifier.Match{Prefix: "/api"}},
+		policy.Rule{Name: "health", Match: policy.Match{Path: "/healthz", Methods: []string{"GET"}}},
+		policy.Rule{Name: "items", Match: policy.Match{Glob: "/api/**/items/*", Hosts: []string{"*.example.com"}}},
+		policy.Rule{Name: "api", Match: policy.Match{Prefix: "/api"}},
 	)
 	r := httptest.NewRequest(http.MethodGet, "http://x.example.com/api/v1/a/items/7", nil)
 	if n := testing.AllocsPerRun(100, func() {
@@ -110,23 +110,23 @@ func TestRuleMatchingDoesNotAllocate(t *testing.T) {
 func TestMatchValidate(t *testing.T) {
 	tests := []struct {
 		name    string
-		m       verifier.Match
+		m       policy.Match
 		wantErr string
 	}{
-		{name: "exact", m: verifier.Match{Path: "/a"}},
-		{name: "glob", m: verifier.Match{Glob: "/a/**/b*c"}},
-		{name: "none", m: verifier.Match{Methods: []string{"GET"}}, wantErr: "set one of path, prefix or glob"},
-		{name: "two", m: verifier.Match{Path: "/a", Prefix: "/a"}, wantErr: "only one of path, prefix and glob"},
-		{name: "relative", m: verifier.Match{Prefix: "api"}, wantErr: "starts with /"},
-		{name: "unclean", m: verifier.Match{Path: "/a/../b"}, wantErr: `did you mean "/b"`},
-		{name: "double slash", m: verifier.Match{Prefix: "//a"}, wantErr: "not a clean path"},
-		{name: "star outside a glob", m: verifier.Match{Prefix: "/public/*"}, wantErr: "only special in a glob"},
-		{name: "partial doublestar", m: verifier.Match{Glob: "/a/b**"}, wantErr: "whole segment"},
-		{name: "question mark", m: verifier.Match{Glob: "/a/?"}, wantErr: "only * and **"},
-		{name: "lower-case method", m: verifier.Match{Path: "/a", Methods: []string{"get"}}, wantErr: `write "GET"`},
-		{name: "method twice", m: verifier.Match{Path: "/a", Methods: []string{"GET", "GET"}}, wantErr: "listed twice"},
-		{name: "host with port", m: verifier.Match{Path: "/a", Hosts: []string{"a.example:80"}}, wantErr: "no port"},
-		{name: "host URL", m: verifier.Match{Path: "/a", Hosts: []string{"https://a.example"}}, wantErr: "no scheme"},
+		{name: "exact", m: policy.Match{Path: "/a"}},
+		{name: "glob", m: policy.Match{Glob: "/a/**/b*c"}},
+		{name: "none", m: policy.Match{Methods: []string{"GET"}}, wantErr: "set one of path, prefix or glob"},
+		{name: "two", m: policy.Match{Path: "/a", Prefix: "/a"}, wantErr: "only one of path, prefix and glob"},
+		{name: "relative", m: policy.Match{Prefix: "api"}, wantErr: "starts with /"},
+		{name: "unclean", m: policy.Match{Path: "/a/../b"}, wantErr: `did you mean "/b"`},
+		{name: "double slash", m: policy.Match{Prefix: "//a"}, wantErr: "not a clean path"},
+		{name: "star outside a glob", m: policy.Match{Prefix: "/public/*"}, wantErr: "only special in a glob"},
+		{name: "partial doublestar", m: policy.Match{Glob: "/a/b**"}, wantErr: "whole segment"},
+		{name: "question mark", m: policy.Match{Glob: "/a/?"}, wantErr: "only * and **"},
+		{name: "lower-case method", m: policy.Match{Path: "/a", Methods: []string{"get"}}, wantErr: `write "GET"`},
+		{name: "method twice", m: policy.Match{Path: "/a", Methods: []string{"GET", "GET"}}, wantErr: "listed twice"},
+		{name: "host with port", m: policy.Match{Path: "/a", Hosts: []string{"a.example:80"}}, wantErr: "no port"},
+		{name: "host URL", m: policy.Match{Path: "/a", Hosts: []string{"https://a.example"}}, wantErr: "no scheme"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,4 +1,4 @@
-package main
+package policy
 
 import (
 	"encoding/json"
@@ -14,11 +14,10 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/jwt-sidecar/jwt-sidecar/config"
-	"github.com/jwt-sidecar/jwt-sidecar/verifier"
 )
 
 func TestDecodeFull(t *testing.T) {
-	pf, err := readPolicyFile("testdata/policy/full.yaml")
+	pf, err := ReadFile("testdata/policy/full.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,7 +25,7 @@ func TestDecodeFull(t *testing.T) {
 		t.Fatalf("decoded %d providers, %d rules, default %v; want 5, 9, true", len(pf.Providers), len(pf.Rules), pf.DefaultSet)
 	}
 	idp := pf.Providers[0]
-	if idp.ClockSkew != time.Minute || idp.Issuer != "https://idp.example.com/realms/main" ||
+	if idp.ClockSkew != time.Minute || idp.Issuers[0] != "https://idp.example.com/realms/main" ||
 		len(idp.ClaimsToHeaders) != 3 || idp.ClaimsToHeaders[2].Claim != "realm_access.roles" || idp.ClaimsToHeaders[2].Header != "X-Auth-Roles" ||
 		idp.PayloadHeader != "X-Auth-Payload" || len(idp.TokenLookup) != 2 || idp.TokenLookup[1] != (config.Lookup{Kind: config.InCookie, Name: "session"}) {
 		t.Errorf("idp = %+v", idp)
@@ -47,12 +46,12 @@ func TestDecodeFull(t *testing.T) {
 			t.Errorf("claim %s = %#v, want %#v", c.Claim, c.Values, wantClaims[c.Claim])
 		}
 	}
-	kinds := []verifier.RequirementKind{}
+	kinds := []RequirementKind{}
 	for _, r := range pf.Rules {
 		kinds = append(kinds, r.Require.Kind)
 	}
-	want := []verifier.RequirementKind{verifier.RequirePublic, verifier.RequireAnyOf, verifier.RequireAnyOf, verifier.RequireAllOf,
-		verifier.RequireAllowMissing, verifier.RequireAllowMissing, verifier.RequireAnyOf, verifier.RequireAnyOf, verifier.RequireDeny}
+	want := []RequirementKind{RequirePublic, RequireAnyOf, RequireAnyOf, RequireAllOf,
+		RequireAllowMissing, RequireAllowMissing, RequireAnyOf, RequireAnyOf, RequireDeny}
 	if !slices.Equal(kinds, want) {
 		t.Errorf("requirement kinds = %v, want %v", kinds, want)
 	}
@@ -60,11 +59,11 @@ func TestDecodeFull(t *testing.T) {
 		t.Errorf("matches = %+v, %+v", pf.Rules[2].Match, pf.Rules[1].Match)
 	}
 	// A file without default denies what no rule matches.
-	min, err := readPolicyFile("testdata/policy/minimal.yaml")
+	min, err := ReadFile("testdata/policy/minimal.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if min.DefaultSet || min.Default.Kind != verifier.RequireDeny || min.Providers[0].Issuer != "https://idp.example.com" {
+	if min.DefaultSet || min.Default.Kind != RequireDeny || min.Providers[0].Issuers[0] != "https://idp.example.com" {
 		t.Errorf("minimal = %+v", min)
 	}
 }
@@ -125,7 +124,7 @@ func TestDecodeErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := decodePolicy("p.yaml", []byte(tt.doc))
+			_, err := Decode("p.yaml", []byte(tt.doc))
 			if err == nil {
 				t.Fatalf("no error, want %q", tt.wantErr)
 			}
@@ -142,7 +141,7 @@ func TestDecodeErrors(t *testing.T) {
 // shared by two providers.
 func TestDecodeFollowsAliases(t *testing.T) {
 	doc := "providers:\n  - name: a\n    issuer: a\n    jwks_file: /a\n    audiences: &auds [x, y]\n  - name: b\n    issuer: b\n    jwks_file: /b\n    audiences: *auds\n"
-	pf, err := decodePolicy("p.yaml", []byte(doc))
+	pf, err := Decode("p.yaml", []byte(doc))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +163,7 @@ var schemaKinds = map[string]string{
 
 func loadSchemaDoc(t *testing.T) map[string]any {
 	t.Helper()
-	raw, err := os.ReadFile("../../docs/config.schema.json")
+	raw, err := os.ReadFile("../docs/config.schema.json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,7 +275,7 @@ func configExamples(t *testing.T) map[string][]byte {
 		}
 		out[f] = raw
 	}
-	readme, err := os.ReadFile("../../README.md")
+	readme, err := os.ReadFile("../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -301,7 +300,7 @@ func TestExamplesValidate(t *testing.T) {
 		if err := sch.Validate(asJSON(t, raw)); err != nil {
 			t.Errorf("%s does not validate against the schema: %v", name, err)
 		}
-		if _, err := decodePolicy(name, raw); err != nil {
+		if _, err := Decode(name, raw); err != nil {
 			t.Errorf("%s does not decode: %v", name, err)
 		}
 	}
@@ -331,7 +330,7 @@ func TestSchemaRefusesWhatTheDecoderRefuses(t *testing.T) {
 		if err := sch.Validate(asJSON(t, []byte(doc))); err == nil {
 			t.Errorf("%s: the schema accepts it", name)
 		}
-		if _, err := decodePolicy("p.yaml", []byte(doc)); err == nil {
+		if _, err := Decode("p.yaml", []byte(doc)); err == nil {
 			t.Errorf("%s: the decoder accepts it", name)
 		}
 	}
