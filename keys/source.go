@@ -2,17 +2,12 @@ package keys
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -345,115 +340,4 @@ func (s *Source) refetchForKID(ctx context.Context, kid string) bool {
 	case <-ctx.Done():
 	}
 	return false
-}
-
-// get fetches url with the fetch timeout and the body size limit.
-func (s *Source) get(ctx context.Context, target string) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.env.opts.FetchTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
-	if err != nil {
-		return nil, fmt.Errorf("fetch %s: %w", redact(target), err)
-	}
-	req.Header.Set("Accept", "application/json, application/jwk-set+json")
-	resp, err := s.client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("fetch %s: %w", redact(target), err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
-		return nil, fmt.Errorf("fetch %s: status %d", redact(target), resp.StatusCode)
-	}
-	limit := s.env.opts.MaxBytes
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
-	if err != nil {
-		return nil, fmt.Errorf("fetch %s: %w", redact(target), err)
-	}
-	if int64(len(raw)) > limit {
-		return nil, fmt.Errorf("fetch %s: body exceeds %d bytes", redact(target), limit)
-	}
-	return raw, nil
-}
-
-// discover reads the OpenID Connect discovery document and returns jwks_uri.
-// OpenID Connect Discovery §4.3: the document's issuer must equal the
-// configured one exactly, trailing slash included.
-func (s *Source) discover(ctx context.Context) (string, error) {
-	raw, err := s.get(ctx, wellKnown(s.url))
-	if err != nil {
-		return "", fmt.Errorf("discovery: %w", err)
-	}
-	var doc struct {
-		Issuer  string `json:"issuer"`
-		JWKSURI string `json:"jwks_uri"`
-	}
-	if err := json.Unmarshal(raw, &doc); err != nil {
-		return "", fmt.Errorf("discovery: not a JSON document: %w", err)
-	}
-	if doc.Issuer != s.url {
-		return "", fmt.Errorf("discovery: issuer %q does not equal the configured %q", doc.Issuer, s.url)
-	}
-	u, err := url.Parse(doc.JWKSURI)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return "", fmt.Errorf("discovery: jwks_uri %q is not an absolute http(s) URL", doc.JWKSURI)
-	}
-	return doc.JWKSURI, nil
-}
-
-// wellKnown builds the discovery URL: the issuer, without a trailing slash,
-// followed by /.well-known/openid-configuration (Discovery §4).
-func wellKnown(issuer string) string {
-	for len(issuer) > 0 && issuer[len(issuer)-1] == '/' {
-		issuer = issuer[:len(issuer)-1]
-	}
-	return issuer + "/.well-known/openid-configuration"
-}
-
-func (s *Source) cacheFile() string {
-	sum := sha256.Sum256([]byte(s.name))
-	return filepath.Join(s.env.opts.CacheDir, "jwks-"+hex.EncodeToString(sum[:8])+".json")
-}
-
-// saveToDisk writes the last good JWK Set atomically (rename), so a crash
-// never leaves a half-written file for the next start.
-func (s *Source) saveToDisk(raw []byte) error {
-	dir := s.env.opts.CacheDir
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, ".jwks-*")
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(raw); err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		return err
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	return os.Rename(f.Name(), s.cacheFile())
-}
-
-// loadFromDisk loads the JWK Set a previous run saved, so a sidecar
-// restarted while the issuer is down still verifies.
-func (s *Source) loadFromDisk() {
-	raw, err := readLimited(s.cacheFile(), s.env.opts.MaxBytes)
-	if errors.Is(err, os.ErrNotExist) {
-		return
-	}
-	if err != nil {
-		s.env.log.Warn("could not read the key cache", "source", s.name, "error", err)
-		return
-	}
-	s.refreshMu.Lock()
-	defer s.refreshMu.Unlock()
-	if err := s.applyJSON(raw, TriggerStart, RefreshFromDisk); err != nil {
-		s.env.log.Warn("ignoring an unusable key cache file", "source", s.name, "file", s.cacheFile(), "error", err)
-		return
-	}
-	s.env.log.Info("loaded cached keys from disk", "source", s.name, "keys", s.KeyCount())
 }

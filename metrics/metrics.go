@@ -62,7 +62,8 @@ type Metrics struct {
 
 // New creates the instruments and registers them, with the Go and process
 // collectors, on reg. main passes a fresh prometheus.NewRegistry(), never the
-// global one.
+// global one. It is long because it is a list: one declaration per
+// instrument, read top to bottom like the exposition.
 func New(reg prometheus.Registerer, labels Labels) *Metrics {
 	m := &Metrics{
 		reg:    reg,

@@ -299,7 +299,7 @@ func BenchmarkLoopbackHandler(b *testing.B) {
 func BenchmarkHandlerPolicy(b *testing.B) {
 	reg := prometheus.NewRegistry()
 	m := testMetrics(reg)
-	pol, err := policy.New(policy.Options{Providers: testProviders(b, m), Rules: testRules(), Recorder: metrics.NewPolicy(reg)})
+	pol, err := policy.New(policy.Options{Providers: testProviders(b, m), Rules: testRules(), Recorder: metrics.NewRules(reg)})
 	if err != nil {
 		b.Fatal(err)
 	}

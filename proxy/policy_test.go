@@ -90,11 +90,11 @@ func testRules() []policy.Rule {
 
 // policyHarness is a proxy with testProviders and testRules (default
 // deny) in front of a recording upstream.
-func policyHarness(t testing.TB) (*harness, *metrics.Policy) {
+func policyHarness(t testing.TB) (*harness, *metrics.Rules) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	m := testMetrics(reg)
-	pm := metrics.NewPolicy(reg)
+	pm := metrics.NewRules(reg)
 	pol, err := policy.New(policy.Options{Providers: testProviders(t, m), Rules: testRules(), Recorder: pm})
 	if err != nil {
 		t.Fatal(err)
@@ -343,7 +343,7 @@ func TestSetPolicyUnderLoad(t *testing.T) {
 	user := k.ec.Sign(t, claims(issA))
 	h, _ := policyHarness(t)
 	reg := prometheus.NewRegistry()
-	pm := metrics.NewPolicy(reg)
+	pm := metrics.NewRules(reg)
 	ps := testProviders(t, nil)
 	open, err := policy.New(policy.Options{Providers: ps, Rules: testRules(), Recorder: pm})
 	if err != nil {

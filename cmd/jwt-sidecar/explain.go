@@ -38,7 +38,9 @@ or usage error.
 Flags:
 `
 
-// explain is jwt-sidecar explain.
+// explain is jwt-sidecar explain: flags, the request it builds, the
+// proxy's own decision, and the report, in that order. Each step is a
+// few lines; splitting them would only pass the flags around.
 func explain(ctx context.Context, args []string, env map[string]string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("explain", flag.ContinueOnError)
 	fs.SetOutput(stderr)

@@ -123,7 +123,7 @@ func newApp(cfg *config.Config, log *slog.Logger) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
-	rt := newRuntime(cfg, log, m, metrics.NewPolicy(reg))
+	rt := newRuntime(cfg, log, m, metrics.NewRules(reg))
 	if spec.FromFile() {
 		rt.stamp, _ = statFile(cfg.ConfigFile)
 	}

@@ -164,4 +164,3 @@ func ActiveClaims() map[string]any {
 		"realm_access": map[string]any{"roles": []string{"admin", "user"}},
 	}
 }
-

@@ -32,9 +32,9 @@ func buildAll(t *testing.T) string {
 		t.Fatalf("the go command is needed to build the binaries: %v", err)
 	}
 	bin := t.TempDir()
-	pkgs := []string{"./cmd/jwt-issuer", "./cmd/echo-upstream", "./cmd/jwt-sidecar", "./cmd/jwt-loadgen", "./demo"}
+	pkgs := []string{"./cmd/jwt-issuer", "./cmd/echo-upstream", "./cmd/jwt-sidecar", "./cmd/jwt-loadgen", "./tools/demo"}
 	cmd := exec.Command(goBin, append([]string{"build", "-o", bin + string(filepath.Separator)}, pkgs...)...)
-	cmd.Dir = ".." // the module root
+	cmd.Dir = "../.." // the module root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build %s failed, so the demo cannot run:\n%s", strings.Join(pkgs, " "), out)
 	}

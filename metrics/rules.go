@@ -14,9 +14,9 @@ const (
 	ReloadFailure = "failure"
 )
 
-// Policy holds the instruments of a CONFIG_FILE policy: reloads, and
+// Rules holds the instruments of a CONFIG_FILE policy: reloads, and
 // requests per rule. They exist only when a file is in use.
-type Policy struct {
+type Rules struct {
 	reloads     *prometheus.CounterVec
 	lastSuccess prometheus.Gauge
 	rules       *prometheus.CounterVec
@@ -25,9 +25,9 @@ type Policy struct {
 	known map[string]bool // rule names with series
 }
 
-// NewPolicy creates the policy instruments and registers them on reg.
-func NewPolicy(reg prometheus.Registerer) *Policy {
-	m := &Policy{
+// NewRules creates the policy instruments and registers them on reg.
+func NewRules(reg prometheus.Registerer) *Rules {
+	m := &Rules{
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace,
 			Name:      "config_reloads_total",
@@ -53,7 +53,7 @@ func NewPolicy(reg prometheus.Registerer) *Policy {
 
 // Loaded records that a policy came into force at t: at start, or by a
 // reload (which then also counts as a success).
-func (m *Policy) Loaded(t time.Time, reload bool) {
+func (m *Rules) Loaded(t time.Time, reload bool) {
 	if reload {
 		m.reloads.WithLabelValues(ReloadSuccess).Inc()
 	}
@@ -61,11 +61,11 @@ func (m *Policy) Loaded(t time.Time, reload bool) {
 }
 
 // ReloadFailed counts a refused file.
-func (m *Policy) ReloadFailed() { m.reloads.WithLabelValues(ReloadFailure).Inc() }
+func (m *Rules) ReloadFailed() { m.reloads.WithLabelValues(ReloadFailure).Inc() }
 
 // RuleCounter returns the increment of the (rule, outcome) series, which it
 // creates at zero.
-func (m *Policy) RuleCounter(rule, outcome string) func() {
+func (m *Rules) RuleCounter(rule, outcome string) func() {
 	m.mu.Lock()
 	m.known[rule] = true
 	m.mu.Unlock()
@@ -74,7 +74,7 @@ func (m *Policy) RuleCounter(rule, outcome string) func() {
 
 // KeepRules removes the series of every rule not named: after a reload,
 // only the rules in force are exported.
-func (m *Policy) KeepRules(names []string) {
+func (m *Rules) KeepRules(names []string) {
 	keep := make(map[string]bool, len(names))
 	for _, n := range names {
 		keep[n] = true

@@ -13,7 +13,7 @@ import (
 
 func TestPolicyMetrics(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	m := metrics.NewPolicy(reg)
+	m := metrics.NewRules(reg)
 	// Both reload results exist from the start.
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(`
 # HELP jwt_sidecar_config_reloads_total Reloads of CONFIG_FILE by result: success (the new policy is in force) or failure (the file was refused; the running policy stays).
