@@ -333,6 +333,9 @@ func TestValidationIsReal(t *testing.T) {
 		{name: "Issuer unknown field", stream: full, kind: "Issuer", old: "selfSigned: {}", new: "selfSigned: {}\n  selfsigned: {}", wantError: "'selfsigned' not allowed"},
 		{name: "Certificate isCA not a bool", stream: full, kind: "Certificate", old: "isCA: true", new: "isCA: \"yes\"", wantError: "isCA"},
 		{name: "CRD metadata is a real ObjectMeta", stream: full, kind: "ServiceMonitor", old: "metadata:", new: "metadata:\n  nam: x", wantError: "'nam' not allowed"},
+		{name: "PrometheusRule typo", stream: full, kind: "PrometheusRule", old: "- alert: JWTSidecarKeysStale", new: "- alertt: JWTSidecarKeysStale", wantError: "'alertt' not allowed"},
+		{name: "PrometheusRule for not a duration", stream: full, kind: "PrometheusRule", old: "for: 5m", new: "for: five minutes", wantError: "for"},
+		{name: "NetworkPolicy typo", stream: full, kind: "NetworkPolicy", old: "policyTypes:", new: "policyType:", wantError: "'policyType' not allowed"},
 		{name: "wrong apiVersion for kind", stream: defaults, kind: "PodDisruptionBudget", old: "apiVersion: policy/v1", new: "apiVersion: apps/v1", wantError: "could not find schema"},
 	}
 	for _, tt := range tests {
