@@ -50,14 +50,22 @@ func testResources() corev1.ResourceRequirements {
 
 func newTestInjector(t testing.TB, defaults map[string]string) (*Injector, *prometheus.Registry) {
 	t.Helper()
+	return newTestInjectorWith(t, defaults, func(*Options) {})
+}
+
+// newTestInjectorWith is newTestInjector with the options changed by edit.
+func newTestInjectorWith(t testing.TB, defaults map[string]string, edit func(*Options)) (*Injector, *prometheus.Registry) {
+	t.Helper()
 	reg := prometheus.NewRegistry()
-	in, err := New(Options{
+	opts := Options{
 		Image:      testImage,
 		PullPolicy: corev1.PullIfNotPresent,
 		Defaults:   defaults,
 		Resources:  testResources(),
 		LogLevel:   "info",
-	}, NewMetrics(reg))
+	}
+	edit(&opts)
+	in, err := New(opts, NewMetrics(reg))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -79,6 +79,9 @@ type Options struct {
 	Resources corev1.ResourceRequirements
 	// LogLevel is the sidecar's LOG_LEVEL.
 	LogLevel string
+	// PrometheusAnnotations adds prometheus.io/scrape, port and path
+	// (the sidecar's admin port) to injected pods that set none of their own.
+	PrometheusAnnotations bool
 }
 
 // Injector decides about admission requests. It is safe for concurrent use.

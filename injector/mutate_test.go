@@ -25,6 +25,8 @@ type want struct {
 	native bool
 	port   string
 	env    map[string]string
+	// prometheus: the prometheus.io/* annotations the injector adds.
+	prometheus map[string]string
 }
 
 var fixtures = map[string]want{
@@ -46,6 +48,13 @@ var fixtures = map[string]want{
 	"empty-arrays":           {outcome: Injected, native: true, port: "3000"},
 	"dry-run":                {outcome: Injected, native: true, port: "3000"},
 	"nodefaults-oidc-only":   {outcome: Injected, native: true, port: "3000", env: map[string]string{"OIDC_ISSUER_URL": "https://login.example/realms/shop"}},
+	"labels-absent":          {outcome: Injected, native: true, port: "3000"},
+
+	// prometheus-*: an injector with PrometheusAnnotations on.
+	"prometheus-annotations": {outcome: Injected, native: true, port: "3000", prometheus: map[string]string{
+		"prometheus.io/scrape": "true", "prometheus.io/port": "7071", "prometheus.io/path": "/metrics",
+	}},
+	"prometheus-own-annotations": {outcome: Injected, native: false, port: "3000"},
 
 	"already-injected-status":         {outcome: Skipped, reason: AlreadyInjected},
 	"existing-sidecar-container":      {outcome: Skipped, reason: AlreadyInjected},
@@ -122,6 +131,7 @@ func readReview(t *testing.T, path string) *admissionv1.AdmissionReview {
 func TestMutateGolden(t *testing.T) {
 	withDefaults, _ := newTestInjector(t, testDefaults())
 	noDefaults, _ := newTestInjector(t, nil)
+	withPrometheus, _ := newTestInjectorWith(t, testDefaults(), func(o *Options) { o.PrometheusAnnotations = true })
 	files, err := filepath.Glob("testdata/*.json")
 	if err != nil {
 		t.Fatal(err)
@@ -136,8 +146,11 @@ func TestMutateGolden(t *testing.T) {
 				t.Fatalf("%s has no expectation in fixtures", f)
 			}
 			in := withDefaults
-			if strings.HasPrefix(name, "nodefaults-") {
+			switch {
+			case strings.HasPrefix(name, "nodefaults-"):
 				in = noDefaults
+			case strings.HasPrefix(name, "prometheus-"):
+				in = withPrometheus
 			}
 			review := readReview(t, f)
 			d := in.Mutate(review.Request)
@@ -341,8 +354,26 @@ func checkInjected(t *testing.T, original, patch []byte, w want) {
 			t.Errorf("annotation %s = %q, want it kept as %q", k, pod.Annotations[k], v)
 		}
 	}
-	if len(pod.Annotations) != len(before.Annotations)+1 {
-		t.Errorf("annotations = %v, want the pod's and the status", pod.Annotations)
+	for k, v := range w.prometheus {
+		if pod.Annotations[k] != v {
+			t.Errorf("annotation %s = %q, want %q", k, pod.Annotations[k], v)
+		}
+	}
+	if len(pod.Annotations) != len(before.Annotations)+1+len(w.prometheus) {
+		t.Errorf("annotations = %v, want the pod's, the status and %v", pod.Annotations, w.prometheus)
+	}
+
+	// The label a PodMonitor selects injected pods by; the pod's own stay.
+	if got := pod.Labels[InjectedLabel]; got != "true" {
+		t.Errorf("label %s = %q, want \"true\"", InjectedLabel, got)
+	}
+	for k, v := range before.Labels {
+		if pod.Labels[k] != v {
+			t.Errorf("label %s = %q, want it kept as %q", k, pod.Labels[k], v)
+		}
+	}
+	if len(pod.Labels) != len(before.Labels)+1 {
+		t.Errorf("labels = %v, want the pod's and %s", pod.Labels, InjectedLabel)
 	}
 }
 
@@ -413,8 +444,9 @@ func TestPatchWithoutAnnotations(t *testing.T) {
 			t.Fatal(err)
 		}
 		all := append(slices.Clone(got.Spec.InitContainers), got.Spec.Containers...)
-		if len(all) != 1 || all[0].Name != ContainerName || got.Annotations[Prefix+Status] != StatusInjected || len(got.Spec.Volumes) != 1 {
-			t.Errorf("native=%v: containers %v, annotations %v, volumes %d", native, names(all), got.Annotations, len(got.Spec.Volumes))
+		if len(all) != 1 || all[0].Name != ContainerName || got.Annotations[Prefix+Status] != StatusInjected ||
+			got.Labels[InjectedLabel] != "true" || len(got.Spec.Volumes) != 1 {
+			t.Errorf("native=%v: containers %v, annotations %v, labels %v, volumes %d", native, names(all), got.Annotations, got.Labels, len(got.Spec.Volumes))
 		}
 	}
 }

@@ -1,6 +1,9 @@
 package injector
 
 import (
+	"maps"
+	"slices"
+	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -15,7 +18,8 @@ type Operation struct {
 	Value any    `json:"value,omitempty"`
 }
 
-// patch adds the sidecar, its cache volume and the status annotation. An
+// patch adds the sidecar, its cache volume, the status annotation, the
+// injected label and, when asked, the prometheus.io/* annotations. An
 // absent array or map is added whole: RFC 6902 §4.1 needs the parent of a
 // new member to exist.
 func (in *Injector) patch(pod *corev1.Pod, s *settings) []Operation {
@@ -40,12 +44,44 @@ func (in *Injector) patch(pod *corev1.Pod, s *settings) []Operation {
 	} else {
 		ops = append(ops, Operation{"add", "/spec/volumes/-", v})
 	}
-	if pod.Annotations == nil {
-		ops = append(ops, Operation{"add", "/metadata/annotations", map[string]string{Prefix + Status: StatusInjected}})
-	} else {
-		ops = append(ops, Operation{"add", "/metadata/annotations/" + escape(Prefix+Status), StatusInjected})
+	ops = append(ops, addToMap("/metadata/labels", pod.Labels, map[string]string{InjectedLabel: "true"})...)
+	annotations := map[string]string{Prefix + Status: StatusInjected}
+	if in.opts.PrometheusAnnotations && !hasPrometheusAnnotation(pod.Annotations) {
+		// For scrapers that discover pods by annotation (one port per pod):
+		// the sidecar's admin port. A pod that already names its own
+		// prometheus.io/* target keeps it.
+		annotations[PrometheusScrape] = "true"
+		annotations[PrometheusPort] = strconv.Itoa(AdminPort)
+		annotations[PrometheusPath] = "/metrics"
+	}
+	ops = append(ops, addToMap("/metadata/annotations", pod.Annotations, annotations)...)
+	return ops
+}
+
+// addToMap adds entries to the map at path: the whole map when the pod has
+// none, else one operation per key, in key order (the patch is
+// golden-tested).
+func addToMap(path string, have, add map[string]string) []Operation {
+	if have == nil {
+		return []Operation{{"add", path, add}}
+	}
+	keys := slices.Sorted(maps.Keys(add))
+	ops := make([]Operation, 0, len(keys))
+	for _, k := range keys {
+		ops = append(ops, Operation{"add", path + "/" + escape(k), add[k]})
 	}
 	return ops
+}
+
+// hasPrometheusAnnotation reports whether the pod sets any prometheus.io/*
+// annotation of its own.
+func hasPrometheusAnnotation(annotations map[string]string) bool {
+	for k := range annotations {
+		if strings.HasPrefix(k, "prometheus.io/") {
+			return true
+		}
+	}
+	return false
 }
 
 // escape makes a JSON pointer reference token (RFC 6901 §3): "~" first,

@@ -34,6 +34,19 @@ const (
 // StatusInjected is the value of jwt-sidecar.io/status on an injected pod.
 const StatusInjected = "injected"
 
+// InjectedLabel is set to "true" on every injected pod, so that a PodMonitor
+// (or a NetworkPolicy) can select the pods that run a sidecar: annotations
+// cannot be selected on.
+const InjectedLabel = Prefix + "injected"
+
+// The annotations that annotation-based Prometheus scrapers read, set when
+// Options.PrometheusAnnotations asks for them.
+const (
+	PrometheusScrape = "prometheus.io/scrape"
+	PrometheusPort   = "prometheus.io/port"
+	PrometheusPath   = "prometheus.io/path"
+)
+
 // Settings lists, in order, the annotations that configure the sidecar:
 // every one has an injector default.
 func Settings() []string {

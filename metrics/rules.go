@@ -19,6 +19,7 @@ const (
 type Rules struct {
 	reloads     *prometheus.CounterVec
 	lastSuccess prometheus.Gauge
+	lastOK      prometheus.Gauge
 	rules       *prometheus.CounterVec
 
 	mu    sync.Mutex
@@ -38,6 +39,15 @@ func NewRules(reg prometheus.Registerer) *Rules {
 			Name:      "config_last_reload_success_timestamp_seconds",
 			Help:      "Unix time at which the policy in force was loaded from CONFIG_FILE (at start, or by the last successful reload).",
 		}),
+		// Like prometheus_config_last_reload_successful: an alert can say
+		// "the file on disk is refused" for as long as it is, which a
+		// counter's increase cannot (a refused file is not retried until
+		// it changes again).
+		lastOK: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace,
+			Name:      "config_last_reload_successful",
+			Help:      "1 when the last load of CONFIG_FILE (at start or by a reload) put it in force, 0 when the last reload was refused and an older policy is running.",
+		}),
 		rules: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace,
 			Name:      "rule_requests_total",
@@ -45,7 +55,7 @@ func NewRules(reg prometheus.Registerer) *Rules {
 		}, []string{"rule", "outcome"}),
 		known: map[string]bool{},
 	}
-	reg.MustRegister(m.reloads, m.lastSuccess, m.rules)
+	reg.MustRegister(m.reloads, m.lastSuccess, m.lastOK, m.rules)
 	m.reloads.WithLabelValues(ReloadSuccess)
 	m.reloads.WithLabelValues(ReloadFailure)
 	return m
@@ -58,10 +68,14 @@ func (m *Rules) Loaded(t time.Time, reload bool) {
 		m.reloads.WithLabelValues(ReloadSuccess).Inc()
 	}
 	m.lastSuccess.Set(float64(t.UnixNano()) / 1e9)
+	m.lastOK.Set(1)
 }
 
 // ReloadFailed counts a refused file.
-func (m *Rules) ReloadFailed() { m.reloads.WithLabelValues(ReloadFailure).Inc() }
+func (m *Rules) ReloadFailed() {
+	m.reloads.WithLabelValues(ReloadFailure).Inc()
+	m.lastOK.Set(0)
+}
 
 // RuleCounter returns the increment of the (rule, outcome) series, which it
 // creates at zero.

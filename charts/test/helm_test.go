@@ -61,23 +61,44 @@ func parseValues(t *testing.T, doc string) map[string]any {
 	return v
 }
 
+// kubeVersion is the cluster the tests install into unless they say
+// otherwise: Helm's library default (1.20) is older than the chart allows.
+const kubeVersion = "v1.33.0"
+
 // renderValues coalesces overrides with the chart's values and validates them
 // against values.schema.json, as helm install does.
 func renderValues(ch *chart.Chart, overrides map[string]any) (chartutil.Values, error) {
+	return renderValuesOn(ch, overrides, kubeVersion)
+}
+
+// renderValuesOn is renderValues for a cluster of the given version.
+func renderValuesOn(ch *chart.Chart, overrides map[string]any, version string) (chartutil.Values, error) {
+	kv, err := chartutil.ParseKubeVersion(version)
+	if err != nil {
+		return nil, err
+	}
+	caps := *chartutil.DefaultCapabilities
+	caps.KubeVersion = *kv
 	return chartutil.ToRenderValues(ch, overrides, chartutil.ReleaseOptions{
 		Name:      releaseName,
 		Namespace: releaseNS,
 		Revision:  1,
 		IsInstall: true,
-	}, chartutil.DefaultCapabilities)
+	}, &caps)
 }
 
 // render renders the chart strictly (a template that reads a value the values
 // do not have is an error) and answers the output by template name.
 func render(t *testing.T, overrides map[string]any) map[string]string {
 	t.Helper()
+	return renderOn(t, overrides, kubeVersion)
+}
+
+// renderOn is render for a cluster of the given version.
+func renderOn(t *testing.T, overrides map[string]any, version string) map[string]string {
+	t.Helper()
 	ch := loadChart(t)
-	vals, err := renderValues(ch, overrides)
+	vals, err := renderValuesOn(ch, overrides, version)
 	if err != nil {
 		t.Fatalf("values: %v", err)
 	}
@@ -220,9 +241,10 @@ func TestRenderKinds(t *testing.T) {
 		values string
 		want   []string
 	}{
-		{values: "default", want: []string{"Deployment", "MutatingWebhookConfiguration", "PodDisruptionBudget", "Secret", "Service", "ServiceAccount"}},
-		{values: "full", want: []string{"Certificate", "Certificate", "Deployment", "Issuer", "Issuer", "MutatingWebhookConfiguration", "PodDisruptionBudget", "PodMonitor", "Service", "ServiceAccount", "ServiceMonitor"}},
-		{values: "cert-manager", want: []string{"Certificate", "Deployment", "MutatingWebhookConfiguration", "PodDisruptionBudget", "Service", "ServiceAccount"}},
+		{values: "default", want: []string{"Deployment", "MutatingWebhookConfiguration", "Pod", "PodDisruptionBudget", "Secret", "Service", "ServiceAccount"}},
+		{values: "full", want: []string{"Certificate", "Certificate", "ConfigMap", "Deployment", "Issuer", "Issuer", "MutatingWebhookConfiguration",
+			"NetworkPolicy", "NetworkPolicy", "NetworkPolicy", "Pod", "PodDisruptionBudget", "PodMonitor", "PodMonitor", "PrometheusRule", "Service", "ServiceAccount", "ServiceMonitor"}},
+		{values: "cert-manager", want: []string{"Certificate", "Deployment", "MutatingWebhookConfiguration", "Pod", "PodDisruptionBudget", "Service", "ServiceAccount"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.values, func(t *testing.T) {
@@ -311,6 +333,9 @@ func TestValidationIsReal(t *testing.T) {
 		{name: "Issuer unknown field", stream: full, kind: "Issuer", old: "selfSigned: {}", new: "selfSigned: {}\n  selfsigned: {}", wantError: "'selfsigned' not allowed"},
 		{name: "Certificate isCA not a bool", stream: full, kind: "Certificate", old: "isCA: true", new: "isCA: \"yes\"", wantError: "isCA"},
 		{name: "CRD metadata is a real ObjectMeta", stream: full, kind: "ServiceMonitor", old: "metadata:", new: "metadata:\n  nam: x", wantError: "'nam' not allowed"},
+		{name: "PrometheusRule typo", stream: full, kind: "PrometheusRule", old: "- alert: JWTSidecarKeysStale", new: "- alertt: JWTSidecarKeysStale", wantError: "'alertt' not allowed"},
+		{name: "PrometheusRule for not a duration", stream: full, kind: "PrometheusRule", old: "for: 5m", new: "for: five minutes", wantError: "for"},
+		{name: "NetworkPolicy typo", stream: full, kind: "NetworkPolicy", old: "policyTypes:", new: "policyType:", wantError: "'policyType' not allowed"},
 		{name: "wrong apiVersion for kind", stream: defaults, kind: "PodDisruptionBudget", old: "apiVersion: policy/v1", new: "apiVersion: apps/v1", wantError: "could not find schema"},
 	}
 	for _, tt := range tests {

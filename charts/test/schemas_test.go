@@ -32,6 +32,7 @@ var crdFiles = map[string][]string{
 	promOperator: {
 		"example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml",
 		"example/prometheus-operator-crd/monitoring.coreos.com_podmonitors.yaml",
+		"example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml",
 	},
 	certManager: {
 		"deploy/crds/cert-manager.io_certificates.yaml",

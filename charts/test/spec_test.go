@@ -25,7 +25,7 @@ var injectorEnv = []string{
 	"DEFAULT_AUDIENCES", "DEFAULT_CLAIMS_TO_HEADERS", "DEFAULT_PUBLIC_PATHS",
 	"DEFAULT_REQUIRED_SCOPES", "DEFAULT_TOKEN_LOOKUP", "DEFAULT_NATIVE_SIDECAR",
 	"SIDECAR_CPU_REQUEST", "SIDECAR_MEMORY_REQUEST", "SIDECAR_CPU_LIMIT", "SIDECAR_MEMORY_LIMIT",
-	"SIDECAR_LOG_LEVEL",
+	"SIDECAR_LOG_LEVEL", "SIDECAR_PROMETHEUS_ANNOTATIONS",
 }
 
 // podAnnotations are SPEC's pod annotations, without the jwt-sidecar.io/ prefix.
@@ -127,6 +127,8 @@ func TestInjectorDeploymentDefaults(t *testing.T) {
 		"SIDECAR_CPU_LIMIT":         "",
 		"SIDECAR_MEMORY_LIMIT":      "64Mi",
 		"SIDECAR_LOG_LEVEL":         "info",
+
+		"SIDECAR_PROMETHEUS_ANNOTATIONS": "false",
 	}
 	for k, w := range want {
 		if env[k] != w {
@@ -212,7 +214,7 @@ func TestFullValuesReachTheDeployment(t *testing.T) {
 	want := map[string]string{
 		"LISTEN_ADDR":               ":9443",
 		"ADMIN_ADDR":                ":9081",
-		"SIDECAR_IMAGE":             "registry.example.com/jwt-sidecar:0.1.0",
+		"SIDECAR_IMAGE":             "registry.example.com/jwt-sidecar@sha256:fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210",
 		"DEFAULT_UPSTREAM_PORT":     "3000",
 		"DEFAULT_ISSUERS":           "https://idp.example.com/realms/main,https://idp2.example.com",
 		"DEFAULT_CLAIMS_TO_HEADERS": "sub=X-Auth-Subject,email=X-Auth-Email,realm_access.roles=X-Auth-Roles",
@@ -221,6 +223,8 @@ func TestFullValuesReachTheDeployment(t *testing.T) {
 		"DEFAULT_NATIVE_SIDECAR":    "false",
 		"SIDECAR_CPU_LIMIT":         "500m",
 		"LOG_FORMAT":                "text",
+
+		"SIDECAR_PROMETHEUS_ANNOTATIONS": "true",
 	}
 	for k, w := range want {
 		if env[k] != w {

@@ -49,6 +49,8 @@ type Config struct {
 	SidecarCPULimit      string `env:"SIDECAR_CPU_LIMIT" help:"the sidecar's CPU limit; empty: none (throttling adds latency to every request)"`
 	SidecarMemoryLimit   string `env:"SIDECAR_MEMORY_LIMIT" envDefault:"64Mi" help:"the sidecar's memory limit; set but empty: none"`
 	SidecarLogLevel      string `env:"SIDECAR_LOG_LEVEL" envDefault:"info" help:"the sidecar's LOG_LEVEL: debug, info, warn or error"`
+
+	SidecarPrometheusAnnotations bool `env:"SIDECAR_PROMETHEUS_ANNOTATIONS" envDefault:"false" help:"true: add prometheus.io/scrape, port (7071) and path (/metrics) to injected pods that set no prometheus.io/* annotation of their own, for annotation-based scrapers"`
 }
 
 // loadConfig parses environ into a Config and validates it. The error names
@@ -190,6 +192,8 @@ func (c *Config) options() injector.Options {
 		Defaults:   c.defaults(),
 		Resources:  res,
 		LogLevel:   c.SidecarLogLevel,
+
+		PrometheusAnnotations: c.SidecarPrometheusAnnotations,
 	}
 }
 
@@ -219,5 +223,7 @@ Pod annotations (an annotation that is present must be valid, or the pod is refu
   %[1]stoken-lookup       the sidecar's TOKEN_LOOKUP
   %[1]snative             "true" or "false" (a plain container, for clusters before 1.29)
   %[1]sstatus             set to "injected" by the injector; such a pod is never injected again
-`, injector.Prefix)
+
+Injected pods also get the label %[2]s="true" (a PodMonitor selects them by it).
+`, injector.Prefix, injector.InjectedLabel)
 }

@@ -49,6 +49,7 @@ func TestNamesAreTheChartContract(t *testing.T) {
 		"DEFAULT_UPSTREAM_PORT", "DEFAULT_ISSUERS", "DEFAULT_OIDC_ISSUER_URL", "DEFAULT_JWKS_URLS", "DEFAULT_AUDIENCES",
 		"DEFAULT_CLAIMS_TO_HEADERS", "DEFAULT_PUBLIC_PATHS", "DEFAULT_REQUIRED_SCOPES", "DEFAULT_TOKEN_LOOKUP", "DEFAULT_NATIVE_SIDECAR",
 		"SIDECAR_CPU_REQUEST", "SIDECAR_MEMORY_REQUEST", "SIDECAR_CPU_LIMIT", "SIDECAR_MEMORY_LIMIT", "SIDECAR_LOG_LEVEL",
+		"SIDECAR_PROMETHEUS_ANNOTATIONS",
 	}
 	var got []string
 	typ := reflect.TypeFor[Config]()
@@ -164,8 +165,20 @@ func TestOptionsFromConfig(t *testing.T) {
 	if _, ok := c2.options().Resources.Limits[corev1.ResourceMemory]; ok {
 		t.Error("SIDECAR_MEMORY_LIMIT set but empty: a memory limit remains")
 	}
-	if o.Image != env["SIDECAR_IMAGE"] || o.PullPolicy != corev1.PullAlways || o.LogLevel != "info" {
+	if o.Image != env["SIDECAR_IMAGE"] || o.PullPolicy != corev1.PullAlways || o.LogLevel != "info" || o.PrometheusAnnotations {
 		t.Errorf("options = %+v", o)
+	}
+	env["SIDECAR_PROMETHEUS_ANNOTATIONS"] = "true"
+	c3, err := loadConfig(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c3.options().PrometheusAnnotations {
+		t.Error("SIDECAR_PROMETHEUS_ANNOTATIONS=true does not reach the injector's options")
+	}
+	env["SIDECAR_PROMETHEUS_ANNOTATIONS"] = "maybe"
+	if _, err := loadConfig(env); err == nil || !strings.Contains(err.Error(), "SIDECAR_PROMETHEUS_ANNOTATIONS") {
+		t.Errorf("SIDECAR_PROMETHEUS_ANNOTATIONS=maybe: error %v, want one naming the variable", err)
 	}
 	wantDefaults := map[string]string{
 		injector.UpstreamPort: "8080", injector.Issuers: "https://a.example", injector.Native: "true",

@@ -109,6 +109,23 @@ func TestDashboardMetricsLive(t *testing.T) {
 			}
 		}
 	})
+	t.Run("variables", func(t *testing.T) {
+		for _, v := range loadDashboard(t).Templating.List[1:] {
+			vs, label, err := labelValuesQuery(v)
+			if err != nil {
+				t.Fatalf("variable %s: %v", v.Name, err)
+			}
+			problems := checkAgainstExpositions(vs, expositions)
+			if !isTargetLabel(label) {
+				problems = append(problems, checkAgainstExpositions(&parser.AggregateExpr{
+					Op: parser.SUM, Expr: vs, Grouping: []string{label},
+				}, expositions)...)
+			}
+			for _, p := range problems {
+				t.Errorf("variable %s: %s", v.Name, p)
+			}
+		}
+	})
 	t.Run("promtool", func(t *testing.T) {
 		promtool := lookPromtool(t)
 		for _, job := range sortedNames(scraped) {
@@ -172,8 +189,16 @@ func checkAgainstExpositions(e parser.Expr, expositions map[string]exposition) [
 }
 
 // isTargetLabel reports whether Prometheus adds the label at scrape time,
-// so that no exposition carries it.
-func isTargetLabel(name string) bool { return name == "job" || name == "instance" }
+// so that no exposition carries it: job and instance always; namespace, pod
+// and workload from a Kubernetes scrape (the chart's PodMonitor) or, in the
+// compose stack, from prometheus.yml.
+func isTargetLabel(name string) bool {
+	switch name {
+	case "job", "instance", "namespace", "pod", "workload":
+		return true
+	}
+	return false
+}
 
 // matchingJobs is the jobs whose name the selector's job matchers accept.
 func matchingJobs(vs *parser.VectorSelector, expositions map[string]exposition) []string {

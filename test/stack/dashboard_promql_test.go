@@ -27,14 +27,18 @@ var grafanaGlobals = map[string]string{
 // $name, ${name} (optionally ${name:format}) and the deprecated [[name]].
 var grafanaVariable = regexp.MustCompile(`\$\{(\w+)(?::\w+)?\}|\$(\w+)|\[\[(\w+)\]\]`)
 
-// substituteGrafanaVariables replaces Grafana's built-in variables; any
-// other variable is an error, since the dashboard defines none.
+// substituteGrafanaVariables replaces Grafana's built-in variables and the
+// dashboard's own (dashboardVariables, as "All" sets them); any other
+// variable is an error.
 func substituteGrafanaVariables(expr string) (string, error) {
 	var unknown []string
 	out := grafanaVariable.ReplaceAllStringFunc(expr, func(ref string) string {
 		m := grafanaVariable.FindStringSubmatch(ref)
 		name := m[1] + m[2] + m[3] // exactly one of them matched
 		if v, ok := grafanaGlobals[name]; ok {
+			return v
+		}
+		if v, ok := dashboardVariables[name]; ok {
 			return v
 		}
 		unknown = append(unknown, ref)

@@ -15,14 +15,27 @@ import (
 )
 
 // The files Grafana is provisioned with (CONTRACTS.md, stream dashboard).
+// The dashboard is the Helm chart's: compose mounts its folder.
 const (
-	dashboardPath  = "../../deploy/grafana/dashboards/jwt-sidecar.json"
+	dashboardPath  = "../../charts/jwt-sidecar/dashboards/jwt-sidecar.json"
 	datasourcePath = "../../deploy/grafana/provisioning/datasources/prometheus.yaml"
 	providerPath   = "../../deploy/grafana/provisioning/dashboards/dashboards.yaml"
 
-	// datasourceUID is how every panel names the Prometheus datasource.
+	// datasourceUID is the compose stack's Prometheus datasource: the
+	// default one, which the dashboard's datasource variable picks.
 	datasourceUID = "prometheus"
+	// panelDatasource is how every panel and query names its datasource:
+	// the variable, so that a cluster's Grafana can choose its Prometheus.
+	panelDatasource = "${datasource}"
 )
+
+// dashboardVariables are the dashboard's query variables, with the value
+// "All" gives them (allValue): every one is a multi-value regex.
+var dashboardVariables = map[string]string{
+	"namespace": ".*",
+	"pod":       ".*",
+	"provider":  ".*",
+}
 
 // dashboard is the part of Grafana's dashboard JSON model the tests read.
 type dashboard struct {
@@ -36,7 +49,7 @@ type dashboard struct {
 		To   string `json:"to"`
 	} `json:"time"`
 	Templating struct {
-		List []json.RawMessage `json:"list"`
+		List []variable `json:"list"`
 	} `json:"templating"`
 	Panels []panel `json:"panels"`
 }
@@ -54,6 +67,18 @@ type panel struct {
 	} `json:"fieldConfig"`
 	Targets []panelTarget `json:"targets"`
 	Panels  []panel       `json:"panels"` // a collapsed row keeps its panels here
+}
+
+// variable is one template variable.
+type variable struct {
+	Name       string          `json:"name"`
+	Type       string          `json:"type"`
+	Query      json.RawMessage `json:"query"` // a string, or an object for query variables
+	Datasource *datasourceRef  `json:"datasource"`
+	Definition string          `json:"definition"`
+	Multi      bool            `json:"multi"`
+	IncludeAll bool            `json:"includeAll"`
+	AllValue   string          `json:"allValue"`
 }
 
 type gridPos struct {
@@ -163,17 +188,61 @@ func TestDashboardModel(t *testing.T) {
 	if d.SchemaVersion < 39 {
 		t.Errorf("schemaVersion = %d, want 39 or later (Grafana 10.4+)", d.SchemaVersion)
 	}
-	if d.Refresh != "5s" {
-		t.Errorf("refresh = %q, want 5s", d.Refresh)
+	// A fleet of hundreds of sidecars: every refresh runs every query.
+	if d.Refresh != "30s" {
+		t.Errorf("refresh = %q, want 30s", d.Refresh)
 	}
 	if d.Time.From != "now-15m" || d.Time.To != "now" {
 		t.Errorf("time = %s..%s, want now-15m..now", d.Time.From, d.Time.To)
 	}
-	// Template variables would need values before the expressions parse;
-	// the dashboard has none, so only Grafana's built-ins can appear.
-	if n := len(d.Templating.List); n != 0 {
-		t.Errorf("templating has %d variables, want none", n)
+	// The variables: the datasource first (the others query it), then
+	// namespace, pod and provider, each multi-value with "All" as .*.
+	var names []string
+	for _, v := range d.Templating.List {
+		names = append(names, v.Name)
 	}
+	if want := []string{"datasource", "namespace", "pod", "provider"}; !slices.Equal(names, want) {
+		t.Fatalf("variables = %v, want %v", names, want)
+	}
+	if ds := d.Templating.List[0]; ds.Type != "datasource" || string(ds.Query) != `"prometheus"` {
+		t.Errorf("variable datasource: type %s, query %s; want a datasource variable of type prometheus", ds.Type, ds.Query)
+	}
+	for _, v := range d.Templating.List[1:] {
+		if v.Type != "query" || !v.Multi || !v.IncludeAll || v.AllValue != dashboardVariables[v.Name] {
+			t.Errorf("variable %s: type %s, multi %t, includeAll %t, allValue %q; want a multi-value query with All = %q",
+				v.Name, v.Type, v.Multi, v.IncludeAll, v.AllValue, dashboardVariables[v.Name])
+		}
+		if v.Datasource == nil || v.Datasource.UID != panelDatasource {
+			t.Errorf("variable %s: datasource %+v, want uid %s", v.Name, v.Datasource, panelDatasource)
+		}
+		if _, _, err := labelValuesQuery(v); err != nil {
+			t.Errorf("variable %s: %v", v.Name, err)
+		}
+	}
+}
+
+// labelValuesQuery parses a query variable's definition, which must be
+// label_values(SELECTOR, LABEL).
+func labelValuesQuery(v variable) (*parser.VectorSelector, string, error) {
+	m := regexp.MustCompile(`^label_values\((.+),\s*(\w+)\)$`).FindStringSubmatch(v.Definition)
+	if m == nil {
+		return nil, "", fmt.Errorf("definition %q is not label_values(SELECTOR, LABEL)", v.Definition)
+	}
+	var q struct {
+		Query string `json:"query"`
+	}
+	if err := json.Unmarshal(v.Query, &q); err != nil || q.Query != v.Definition {
+		return nil, "", fmt.Errorf("query %s differs from the definition %q", v.Query, v.Definition)
+	}
+	expr, err := parseQuery(m[1])
+	if err != nil {
+		return nil, "", err
+	}
+	vs, ok := expr.(*parser.VectorSelector)
+	if !ok {
+		return nil, "", fmt.Errorf("%s is not a series selector", m[1])
+	}
+	return vs, m[2], nil
 }
 
 func TestDashboardPanels(t *testing.T) {
@@ -213,8 +282,8 @@ func TestDashboardPanels(t *testing.T) {
 		if len(p.Panels) != 0 {
 			t.Errorf("%s: only rows hold panels", name)
 		}
-		if p.Datasource == nil || p.Datasource.UID != datasourceUID || p.Datasource.Type != "prometheus" {
-			t.Errorf("%s: datasource = %+v, want type prometheus, uid %s", name, p.Datasource, datasourceUID)
+		if p.Datasource == nil || p.Datasource.UID != panelDatasource || p.Datasource.Type != "prometheus" {
+			t.Errorf("%s: datasource = %+v, want type prometheus, uid %s", name, p.Datasource, panelDatasource)
 		}
 		if len(p.Targets) == 0 {
 			t.Errorf("%s: no queries", name)
@@ -225,8 +294,8 @@ func TestDashboardPanels(t *testing.T) {
 				t.Errorf("%s: refId %q is empty or repeated", name, tg.RefID)
 			}
 			refIDs[tg.RefID] = true
-			if tg.Datasource == nil || tg.Datasource.UID != datasourceUID {
-				t.Errorf("%s, query %s: datasource = %+v, want uid %s", name, tg.RefID, tg.Datasource, datasourceUID)
+			if tg.Datasource == nil || tg.Datasource.UID != panelDatasource {
+				t.Errorf("%s, query %s: datasource = %+v, want uid %s", name, tg.RefID, tg.Datasource, panelDatasource)
 			}
 			if strings.TrimSpace(tg.Expr) == "" {
 				t.Errorf("%s, query %s: no expression", name, tg.RefID)

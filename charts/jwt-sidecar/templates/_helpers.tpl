@@ -57,14 +57,39 @@ app.kubernetes.io/part-of: jwt-sidecar
 {{- end -}}
 {{- end -}}
 
-{{/* SIDECAR_IMAGE: sidecar.image when set, else the project image. */}}
+{{/* SIDECAR_IMAGE: sidecar.image when set (by digest, or by tag), else the
+     project image. An empty sidecar repository means image.repository. */}}
 {{- define "jwt-sidecar.sidecarImage" -}}
-{{- if or .Values.sidecar.image.repository .Values.sidecar.image.tag -}}
-{{- printf "%s:%s" (default .Values.image.repository .Values.sidecar.image.repository) (default (default .Chart.AppVersion .Values.image.tag) .Values.sidecar.image.tag) -}}
+{{- $img := .Values.sidecar.image -}}
+{{- $repo := default .Values.image.repository $img.repository -}}
+{{- if $img.digest -}}
+{{- printf "%s@%s" $repo $img.digest -}}
+{{- else if or $img.repository $img.tag -}}
+{{- printf "%s:%s" $repo (default (default .Chart.AppVersion .Values.image.tag) $img.tag) -}}
 {{- else -}}
 {{- include "jwt-sidecar.image" . -}}
 {{- end -}}
 {{- end -}}
+
+{{/* DEFAULT_NATIVE_SIDECAR: sidecar.native, or with "auto" the cluster's
+     version: native sidecars (restartPolicy on an init container) need 1.29. */}}
+{{- define "jwt-sidecar.native" -}}
+{{- if eq (toString .Values.sidecar.native) "auto" -}}
+{{- semverCompare ">=1.29.0-0" .Capabilities.KubeVersion.Version | toString -}}
+{{- else -}}
+{{- .Values.sidecar.native | toString -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Labels of the helm test pod, which the injector's NetworkPolicy admits. */}}
+{{- define "jwt-sidecar.testLabels" -}}
+app.kubernetes.io/name: {{ include "jwt-sidecar.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: test
+{{- end -}}
+
+{{/* The label every injected pod carries (the injector sets it). */}}
+{{- define "jwt-sidecar.injectedLabel" -}}jwt-sidecar.io/injected{{- end -}}
 
 {{/* The Secret holding tls.crt, tls.key (and ca.crt) for the webhook listener. */}}
 {{- define "jwt-sidecar.tlsSecretName" -}}
