@@ -88,9 +88,9 @@ type Options struct {
 	// ones: issuer, audience, azp and nonce.
 	VerifyIDToken func(ctx context.Context, raw string) (verifier.Claims, error)
 
-	HTTPClient *http.Client    // default: 10 s timeout
-	Recorder   Recorder        // default: records nothing
-	Log        *slog.Logger    // default: discards
+	HTTPClient *http.Client     // default: 10 s timeout
+	Recorder   Recorder         // default: records nothing
+	Log        *slog.Logger     // default: discards
 	Now        func() time.Time // default time.Now
 }
 
