@@ -42,7 +42,11 @@ func (l *Login) safeReturn(r *http.Request, raw string) (string, bool) {
 	if u.Scheme != "https" && !(u.Scheme == "http" && l.opts.PlainHTTP) {
 		return "", false
 	}
-	if u.Host == "" || !l.hostAllowed(r, u.Host) {
+	// Only plain ASCII host names: an IDN or a percent-encoded host is
+	// read differently by different parsers.
+	if u.Host == "" || strings.IndexFunc(u.Host, func(c rune) bool {
+		return !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune(".-:[]", c))
+	}) >= 0 || !l.hostAllowed(r, u.Host) {
 		return "", false
 	}
 	return u.String(), true
