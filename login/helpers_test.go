@@ -301,6 +301,32 @@ func (u *upstream) count() int {
 	return len(u.seen)
 }
 
+// pages counts the requests for path (a browser also asks for
+// /favicon.ico after each page).
+func (u *upstream) pages(path string) int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	n := 0
+	for _, r := range u.seen {
+		if r.URL.Path == path {
+			n++
+		}
+	}
+	return n
+}
+
+// lastPage is the last request for path.
+func (u *upstream) lastPage(path string) *http.Request {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for i := len(u.seen) - 1; i >= 0; i-- {
+		if u.seen[i].URL.Path == path {
+			return u.seen[i]
+		}
+	}
+	return nil
+}
+
 func (u *upstream) last() *http.Request {
 	u.mu.Lock()
 	defer u.mu.Unlock()
