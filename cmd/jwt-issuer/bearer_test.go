@@ -344,7 +344,7 @@ func TestJWTBearerDiscovery(t *testing.T) {
 	if err := json.Unmarshal(body, &d); err != nil {
 		t.Fatal(err)
 	}
-	if strings.Join(d.GrantTypesSupported, " ") != "client_credentials "+grantJWTBearer {
+	if strings.Join(d.GrantTypesSupported, " ") != "client_credentials "+grantJWTBearer+" authorization_code refresh_token" {
 		t.Errorf("grant_types_supported = %v", d.GrantTypesSupported)
 	}
 	if d.IntrospectionEndpoint != "http://issuer.test/introspect" || d.RevocationEndpoint != "http://issuer.test/revoke" {

@@ -25,6 +25,10 @@ type config struct {
 	TokenTTL            time.Duration `env:"TOKEN_TTL" envDefault:"10m" help:"lifetime of issued tokens; a retired key stays published this long"`
 	Audience            string        `env:"AUDIENCE" envDefault:"demo-api" help:"aud of issued tokens"`
 	Clients             []string      `env:"CLIENTS" envDefault:"demo:demo-secret" help:"static clients, comma-separated id:secret; they authenticate to /token, /introspect and /revoke"`
+	Users               []string      `env:"USERS" envDefault:"alice:alice" help:"development users of the browser login form at /authorize, comma-separated name:password"`
+	UsersFile           string        `env:"USERS_FILE" help:"more development users: a JSON array of {\"username\",\"password\",\"claims\":{...}}, the claims added to their tokens"`
+	RedirectURIs        []string      `env:"REDIRECT_URIS" help:"the redirect_uri and post_logout_redirect_uri values clients may use, comma-separated, exact match (default: any http(s) URL on a loopback host)"`
+	RefreshTokenTTL     time.Duration `env:"REFRESH_TOKEN_TTL" envDefault:"8h" help:"lifetime of refresh tokens of browser logins; each is rotated on use"`
 	ClientKeys          []string      `env:"CLIENT_KEYS" help:"clients that may use the jwt-bearer grant (RFC 7523), comma-separated client_id=/path/public.pem or client_id=/path/jwks.json; their assertions must be signed with these public keys"`
 }
 
@@ -69,6 +73,7 @@ func (c config) validate() error {
 	if _, err := parseClientKeyEntries(c.ClientKeys); err != nil {
 		errs = append(errs, fmt.Errorf("CLIENT_KEYS: %w", err))
 	}
+	errs = append(errs, c.validateLogin()...)
 	return errors.Join(errs...)
 }
 

@@ -170,6 +170,13 @@ serve endpoints:
   POST /introspect                         token introspection (RFC 7662), client auth as /token
   POST /revoke                             token revocation (RFC 7009), client auth as /token;
                                            only the client a token was issued to may revoke it
+  GET  /authorize                          browser login (development only): a plain login form for
+                                           USERS / USERS_FILE; POST signs in and redirects with a one-use
+                                           code (authorization code flow, PKCE S256 required); /token
+                                           then takes grant_type=authorization_code (ID token with nonce,
+                                           rotating refresh token) and grant_type=refresh_token
+  GET  /end_session                        RP-initiated logout: revokes the user's refresh tokens,
+                                           returns to post_logout_redirect_uri
   GET  /metrics                            Prometheus metrics (jwt_issuer_*)
   GET  /healthz                            liveness
 serve stops gracefully on SIGINT or SIGTERM and logs JSON to stderr.

@@ -39,6 +39,8 @@ var endpointCodes = map[string][]int{
 	endpointDiscovery:  {200, 405},
 	endpointHealthz:    {200, 405},
 	endpointMetrics:    {200, 405, 500},
+	endpointAuthorize:  {200, 303, 400, 401, 405},
+	endpointEndSession: {200, 302, 400, 405},
 }
 
 // durationBuckets resolve microseconds (an introspection of a cached key

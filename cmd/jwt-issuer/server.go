@@ -52,6 +52,8 @@ type server struct {
 	assertionParser *jwt.Parser
 	clientKeyfunc   jwt.Keyfunc
 	usedAssertions  *expirySet[assertionKey] // until each assertion's exp + leeway
+
+	login *loginState // codes and refresh tokens of browser logins
 }
 
 // newServer builds a server from a validated config: it loads
@@ -64,6 +66,10 @@ func newServer(cfg config, log *slog.Logger) (*server, error) {
 	clientKeys, err := loadClientKeys(cfg.ClientKeys)
 	if err != nil {
 		return nil, fmt.Errorf("CLIENT_KEYS: %w", err)
+	}
+	users, err := loadUsers(cfg.Users, cfg.UsersFile)
+	if err != nil {
+		return nil, err
 	}
 	first, err := firstKey(cfg)
 	if err != nil {
@@ -86,6 +92,7 @@ func newServer(cfg config, log *slog.Logger) (*server, error) {
 
 		clientKeys:     clientKeys,
 		usedAssertions: newExpirySet[assertionKey](),
+		login:          newLoginState(users),
 	}
 	s.ownParser = s.newOwnParser()
 	s.ownKeyfunc = s.ownKey
@@ -134,6 +141,7 @@ func (s *server) routes() http.Handler {
 	} {
 		mux.Handle(rt.path, s.metrics.instrument(rt.endpoint, allowMethod(rt.method, rt.h)))
 	}
+	s.loginRoutes(mux)
 	return mux
 }
 
@@ -173,6 +181,7 @@ type discovery struct {
 	TokenEndpointAuthMethods         []string `json:"token_endpoint_auth_methods_supported"`
 	IntrospectionAuthMethods         []string `json:"introspection_endpoint_auth_methods_supported"`
 	RevocationAuthMethods            []string `json:"revocation_endpoint_auth_methods_supported"`
+	loginDiscovery
 }
 
 func (s *server) handleDiscovery(w http.ResponseWriter, _ *http.Request) {
@@ -189,16 +198,18 @@ func (s *server) handleDiscovery(w http.ResponseWriter, _ *http.Request) {
 		TokenEndpointAuthMethods:         authMethods,
 		IntrospectionAuthMethods:         authMethods,
 		RevocationAuthMethods:            authMethods,
+		loginDiscovery:                   s.loginDiscovery(),
 	})
 }
 
 // grantTypes are the grant_type values /token accepts: jwt-bearer only
 // when CLIENT_KEYS names a client that could use it.
 func (s *server) grantTypes() []string {
-	if len(s.clientKeys) == 0 {
-		return []string{grantClientCredentials}
+	grants := []string{grantClientCredentials}
+	if len(s.clientKeys) > 0 {
+		grants = append(grants, grantJWTBearer)
 	}
-	return []string{grantClientCredentials, grantJWTBearer}
+	return append(grants, grantAuthorizationCode, grantRefreshToken)
 }
 
 func (s *server) handleJWKS(w http.ResponseWriter, _ *http.Request) {

@@ -35,7 +35,7 @@ func TestDiscovery(t *testing.T) {
 		"issuer":                                "http://issuer.test:8080",
 		"jwks_uri":                              "http://issuer.test:8080/.well-known/jwks.json",
 		"token_endpoint":                        "http://issuer.test:8080/token",
-		"grant_types_supported":                 []any{"client_credentials"},
+		"grant_types_supported":                 []any{"client_credentials", "authorization_code", "refresh_token"},
 		"id_token_signing_alg_values_supported": []any{"ES256"},
 		"token_endpoint_auth_methods_supported": []any{"client_secret_basic", "client_secret_post"},
 	}
@@ -224,7 +224,7 @@ func TestTokenErrors(t *testing.T) {
 		{name: "client_id differs from basic", body: "grant_type=client_credentials&client_id=other", auth: basic("demo", "demo-secret"), wantStatus: 400, wantError: "invalid_request"},
 		{name: "missing grant_type", body: "scope=read", auth: basic("demo", "demo-secret"), wantStatus: 400, wantError: "invalid_request"},
 		{name: "unsupported grant_type", body: "grant_type=password&username=a&password=b", auth: basic("demo", "demo-secret"), wantStatus: 400, wantError: "unsupported_grant_type"},
-		{name: "authorization_code", body: "grant_type=authorization_code&code=x", auth: basic("demo", "demo-secret"), wantStatus: 400, wantError: "unsupported_grant_type"},
+		{name: "unknown authorization code", body: "grant_type=authorization_code&code=x", auth: basic("demo", "demo-secret"), wantStatus: 400, wantError: "invalid_grant"},
 		{name: "repeated parameter", body: "grant_type=client_credentials&grant_type=client_credentials", auth: basic("demo", "demo-secret"), wantStatus: 400, wantError: "invalid_request"},
 		{name: "json body", contentType: "application/json", body: `{"grant_type":"client_credentials"}`, auth: basic("demo", "demo-secret"), wantStatus: 400, wantError: "invalid_request"},
 		{name: "no content type", contentType: "-", body: good.Encode(), auth: basic("demo", "demo-secret"), wantStatus: 400, wantError: "invalid_request"},

@@ -75,6 +75,9 @@ func (s *server) handleToken(w http.ResponseWriter, r *http.Request) {
 		s.tokenError(w, http.StatusBadRequest, errUnsupportedGrantType, "supported: "+strings.Join(s.grantTypes(), ", "))
 		return
 	}
+	if s.loginGrant(w, form, clientID) {
+		return
+	}
 	scope := form.Get("scope")
 	if !validScope(scope) {
 		s.tokenError(w, http.StatusBadRequest, errInvalidScope, "scope must be space-separated tokens of printable ASCII without quote or backslash")
