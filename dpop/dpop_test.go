@@ -104,7 +104,7 @@ func TestParseProofRefusals(t *testing.T) {
 		{name: "no typ", proof: signProof(t, jwt.SigningMethodES256, k, map[string]any{"jwk": jwk, "typ": nil}, goodClaims())},
 		{name: "typ JWT", proof: signProof(t, jwt.SigningMethodES256, k, map[string]any{"jwk": jwk, "typ": "JWT"}, goodClaims())},
 		{name: "no jwk", proof: signProof(t, jwt.SigningMethodES256, k, nil, goodClaims())},
-		{name: "jwk with d", proof: signProof(t, jwt.SigningMethodES256, k, map[string]any{"jwk": with(jwk, "d", b64(k.D.Bytes()))}, goodClaims())},
+		{name: "jwk with d", proof: signProof(t, jwt.SigningMethodES256, k, map[string]any{"jwk": with(jwk, "d", b64(mustBytes(t, k)))}, goodClaims())},
 		{name: "jwk not an object", proof: signProof(t, jwt.SigningMethodES256, k, map[string]any{"jwk": "key"}, goodClaims())},
 		{name: "jwk of another key", proof: signProof(t, jwt.SigningMethodES256, k, map[string]any{"jwk": ecJWK(other)}, goodClaims())},
 		{name: "jwk short x", proof: signProof(t, jwt.SigningMethodES256, k, map[string]any{"jwk": with(jwk, "x", b64([]byte{1, 2}))}, goodClaims())},
@@ -390,4 +390,12 @@ func TestCertificateBinding(t *testing.T) {
 			}
 		})
 	}
+}
+
+func mustBytes(t *testing.T, k *ecdsa.PrivateKey) []byte {
+	b, err := k.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
