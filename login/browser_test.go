@@ -15,6 +15,7 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
+	"github.com/jwt-sidecar/jwt-sidecar/keys"
 	"github.com/jwt-sidecar/jwt-sidecar/test/proctest"
 	"github.com/jwt-sidecar/jwt-sidecar/verifier"
 )
@@ -62,7 +63,7 @@ func TestBrowserLogin(t *testing.T) {
 	idp.WaitFor(t, issuer+"/healthz", http.StatusOK)
 
 	// The sidecar's verifier, with keys found by OIDC discovery.
-	keys, err := verifier.NewKeys(verifier.KeyOptions{}, nil, slog.New(slog.DiscardHandler), verifier.NewOIDCSource(issuer, nil))
+	keys, err := keys.NewKeys(keys.KeyOptions{}, nil, slog.New(slog.DiscardHandler), keys.NewOIDCSource(issuer, nil))
 	if err != nil {
 		t.Fatal(err)
 	}

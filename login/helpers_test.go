@@ -27,6 +27,7 @@ import (
 	"github.com/MicahParks/jwkset"
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/jwt-sidecar/jwt-sidecar/keys"
 	"github.com/jwt-sidecar/jwt-sidecar/verifier"
 )
 
@@ -226,8 +227,8 @@ func (p *testIdP) tokenRequests() int {
 // is what refuses a token from it.
 func idVerifier(t testing.TB, p *testIdP, now func() time.Time) func(context.Context, string) (verifier.Claims, error) {
 	t.Helper()
-	src := verifier.NewRemoteSource(p.issuer+"/jwks", []string{p.issuer, otherIssuer}, nil)
-	keys, err := verifier.NewKeys(verifier.KeyOptions{}, nil, slog.New(slog.DiscardHandler), src)
+	src := keys.NewRemoteSource(p.issuer+"/jwks", []string{p.issuer, otherIssuer}, nil)
+	keys, err := keys.NewKeys(keys.KeyOptions{}, nil, slog.New(slog.DiscardHandler), src)
 	if err != nil {
 		t.Fatal(err)
 	}

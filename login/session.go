@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jwt-sidecar/jwt-sidecar/config"
 	"github.com/jwt-sidecar/jwt-sidecar/verifier"
 )
 
@@ -87,7 +88,7 @@ func decodeClaims(raw []byte) (map[string]any, error) {
 func claimsOf(raw []byte, values map[string]any, expires time.Time, cookie string) verifier.Claims {
 	c := verifier.NewClaims(values)
 	c.Payload = base64.RawURLEncoding.EncodeToString(raw)
-	c.From = verifier.Lookup{Kind: verifier.InCookie, Name: cookie}
+	c.From = config.Lookup{Kind: config.InCookie, Name: cookie}
 	c.Issuer, _ = values["iss"].(string)
 	c.Subject, _ = values["sub"].(string)
 	c.Expiry = expires

@@ -164,8 +164,9 @@ func (s *server) checkAssertion(assertion, sender string) (string, error) {
 
 // jwtBearer answers the jwt-bearer grant (RFC 7523 §2.1): the assertion is
 // the authorization grant, and its client gets a token. sender is the
-// authenticated client, or "" when none authenticated.
-func (s *server) jwtBearer(w http.ResponseWriter, form url.Values, sender string) {
+// authenticated client, or "" when none authenticated; jkt binds the token
+// to a DPoP key.
+func (s *server) jwtBearer(w http.ResponseWriter, form url.Values, sender, jkt string) {
 	assertion := form.Get("assertion")
 	if assertion == "" {
 		s.tokenError(w, http.StatusBadRequest, errInvalidRequest, "assertion is required")
@@ -180,5 +181,5 @@ func (s *server) jwtBearer(w http.ResponseWriter, form url.Values, sender string
 		s.tokenError(w, http.StatusBadRequest, errInvalidGrant, err.Error())
 		return
 	}
-	s.issue(w, client, form.Get("scope"), grantLabelJWTBearer)
+	s.issue(w, client, form.Get("scope"), grantLabelJWTBearer, jkt)
 }

@@ -125,7 +125,7 @@ func (s *server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	claims, err := s.verifyOwn(tok)
-	if err != nil || s.revoked.contains(revocationKeyOf(tok, claims), s.now()) {
+	if err != nil || s.revoked.contains(revocationKeyOf(tok, claims), s.now()) || s.subjectRevoked(claims) {
 		s.metrics.introspection(false)
 		_, _ = w.Write(inactive)
 		return
@@ -136,6 +136,9 @@ func (s *server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 	// claim of the token may override.
 	claims["active"] = true
 	claims["token_type"] = "Bearer"
+	if _, bound := claims["cnf"]; bound {
+		claims["token_type"] = tokenTypeDPoP // RFC 9449 §6.2
+	}
 	_ = json.NewEncoder(w).Encode(claims) // the client went away; nothing to do
 }
 

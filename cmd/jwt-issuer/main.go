@@ -166,7 +166,8 @@ serve endpoints:
                                            client auth by HTTP Basic or client_id/client_secret;
                                            with CLIENT_KEYS also grant_type=
                                            urn:ietf:params:oauth:grant-type:jwt-bearer with an
-                                           assertion signed by the client's key (RFC 7523)
+                                           assertion signed by the client's key (RFC 7523);
+                                           with a DPoP proof header, a DPoP-bound token (RFC 9449)
   POST /introspect                         token introspection (RFC 7662), client auth as /token
   POST /revoke                             token revocation (RFC 7009), client auth as /token;
                                            only the client a token was issued to may revoke it
@@ -177,6 +178,10 @@ serve endpoints:
                                            rotating refresh token) and grant_type=refresh_token
   GET  /end_session                        RP-initiated logout: revokes the user's refresh tokens,
                                            returns to post_logout_redirect_uri
+  POST /revoke-subject                     revoke every token of the client's own subject issued
+                                           so far (the demo's "log out everywhere"), client auth
+  GET  /revocations                        the revocation list (jwt-sidecar's format) with ETag;
+                                           304 to a matching If-None-Match
   GET  /metrics                            Prometheus metrics (jwt_issuer_*)
   GET  /healthz                            liveness
 serve stops gracefully on SIGINT or SIGTERM and logs JSON to stderr.

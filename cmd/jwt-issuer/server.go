@@ -17,6 +17,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/jwt-sidecar/jwt-sidecar/dpop"
+
 	"github.com/jwt-sidecar/jwt-sidecar/internal/cli"
 )
 
@@ -45,6 +47,10 @@ type server struct {
 	ownParser  *jwt.Parser
 	ownKeyfunc jwt.Keyfunc
 	revoked    *expirySet[revocationKey] // until each token's exp
+	// revokedSubjects are /revoke-subject's entries; dpop checks the proofs
+	// of token requests (revocations.go, dpop.go).
+	revokedSubjects *subjectRevocations
+	dpop            *dpop.Checker
 
 	// clientKeys are CLIENT_KEYS: the keys each client signs jwt-bearer
 	// assertions with; the parser, keyfunc and used jtis serve that grant.
@@ -79,6 +85,10 @@ func newServer(cfg config, log *slog.Logger) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
+	proofs, err := dpop.New(dpop.Options{})
+	if err != nil {
+		return nil, err
+	}
 	reg := prometheus.NewRegistry()
 	s := &server{
 		cfg:      cfg,
@@ -89,6 +99,9 @@ func newServer(cfg config, log *slog.Logger) (*server, error) {
 		registry: reg,
 		metrics:  newMetrics(reg, cli.Version(version)),
 		revoked:  newExpirySet[revocationKey](),
+
+		revokedSubjects: newSubjectRevocations(),
+		dpop:            proofs,
 
 		clientKeys:     clientKeys,
 		usedAssertions: newExpirySet[assertionKey](),
@@ -134,6 +147,8 @@ func (s *server) routes() http.Handler {
 		{http.MethodPost, "/token", endpointToken, http.HandlerFunc(s.handleToken)},
 		{http.MethodPost, "/introspect", endpointIntrospect, http.HandlerFunc(s.handleIntrospect)},
 		{http.MethodPost, "/revoke", endpointRevoke, http.HandlerFunc(s.handleRevoke)},
+		{http.MethodPost, "/revoke-subject", endpointRevokeSubject, http.HandlerFunc(s.handleRevokeSubject)},
+		{http.MethodGet, "/revocations", endpointRevocations, http.HandlerFunc(s.handleRevocations)},
 		{http.MethodGet, "/healthz", endpointHealthz, http.HandlerFunc(s.handleHealthz)},
 		{http.MethodGet, "/metrics", endpointMetrics, promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{
 			ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelError),

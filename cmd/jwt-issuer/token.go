@@ -83,11 +83,15 @@ func (s *server) handleToken(w http.ResponseWriter, r *http.Request) {
 		s.tokenError(w, http.StatusBadRequest, errInvalidScope, "scope must be space-separated tokens of printable ASCII without quote or backslash")
 		return
 	}
-	if gt == grantJWTBearer {
-		s.jwtBearer(w, form, clientID)
+	jkt, ok := s.dpopBinding(w, r) // RFC 9449 §5: "" for a Bearer token
+	if !ok {
 		return
 	}
-	s.issue(w, clientID, scope, grantLabelClientCredentials)
+	if gt == grantJWTBearer {
+		s.jwtBearer(w, form, clientID, jkt)
+		return
+	}
+	s.issue(w, clientID, scope, grantLabelClientCredentials, jkt)
 }
 
 // hasCredentials reports whether a request carries client credentials: an
@@ -98,9 +102,10 @@ func hasCredentials(r *http.Request, form url.Values) bool {
 }
 
 // issue answers a token request of clientID with a fresh access token for
-// scope; grant is the metric label of the grant that authorized it.
+// scope; grant is the metric label of the grant that authorized it. A
+// token with jkt is DPoP-bound to that key (RFC 9449 §6.1: cnf.jkt).
 // The caller has checked scope.
-func (s *server) issue(w http.ResponseWriter, clientID, scope, grant string) {
+func (s *server) issue(w http.ResponseWriter, clientID, scope, grant, jkt string) {
 	key := s.keys.signer()
 	now := s.now()
 	jti := rand.Text()
@@ -117,6 +122,11 @@ func (s *server) issue(w http.ResponseWriter, clientID, scope, grant string) {
 	if scope != "" {
 		claims["scope"] = scope
 	}
+	tokenType := "Bearer"
+	if jkt != "" {
+		claims["cnf"] = map[string]any{"jkt": jkt}
+		tokenType = tokenTypeDPoP
+	}
 	tok, err := key.sign(claims, nil, true)
 	if err != nil {
 		s.log.Error("sign token", "err", err)
@@ -124,13 +134,13 @@ func (s *server) issue(w http.ResponseWriter, clientID, scope, grant string) {
 		return
 	}
 	s.metrics.tokenIssued(grant)
-	s.log.Info("issued token", "client_id", clientID, "grant", grant, "jti", jti, "kid", key.kid, "scope", scope)
+	s.log.Info("issued token", "client_id", clientID, "grant", grant, "jti", jti, "kid", key.kid, "scope", scope, "token_type", tokenType)
 	// RFC 6749 §5.1: responses with tokens are never cached.
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Pragma", "no-cache")
 	writeJSON(w, http.StatusOK, tokenResponse{
 		AccessToken: tok,
-		TokenType:   "Bearer",
+		TokenType:   tokenType,
 		ExpiresIn:   int64(s.cfg.TokenTTL.Seconds()),
 		Scope:       scope,
 	})
