@@ -10,7 +10,9 @@ FUZZMINIMIZE ?= 2000x
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 # Fuzz targets: package and target, one pair per line of the loop below.
-FUZZ := ./verifier:FuzzVerify ./verifier:FuzzIntrospectionAnswer ./verifier:FuzzGlobMatch ./proxy:FuzzClaimHeaders ./cmd/jwt-issuer:FuzzClientEndpoints
+FUZZ := ./verifier:FuzzVerify ./verifier:FuzzIntrospectionAnswer ./policy:FuzzGlobMatch ./proxy:FuzzClaimHeaders \
+	./cmd/jwt-issuer:FuzzClientEndpoints ./login:FuzzSessionCookie ./login:FuzzDecodeSession ./login:FuzzSafeReturn \
+	./revocation:FuzzParse ./dpop:FuzzParseProof
 
 .PHONY: all build demo compare test check fmt vet staticcheck fuzz bench bench-go bench-load ci clean
 
