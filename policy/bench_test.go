@@ -24,7 +24,6 @@ func BenchmarkPolicyRequest(b *testing.B) {
 		b.Fatal(err)
 	}
 	ks := mustKeys(b, keys.KeyOptions{}, nil, src)
-	load(b, ks)
 	v, err := verifier.New(verifier.Options{
 		Keys: ks, Audiences: []string{aud}, ClockSkew: 30 * time.Second,
 		RequireExp: true, RequiredScopes: []string{"read"}, CacheSize: 1000,

@@ -31,7 +31,6 @@ func newPolicyFixture(t testing.TB) *policyFixture {
 			t.Fatal(err)
 		}
 		keys := mustKeys(t, keys.KeyOptions{}, nil, src)
-		load(t, keys)
 		v := mustVerifier(t, verifier.Options{Keys: keys, Lookups: lookups, Audiences: []string{aud}, RequireExp: true, CacheSize: 100})
 		return policy.Provider{Name: name, Auth: v, Issuers: []string{iss}}
 	}
@@ -221,7 +220,6 @@ func keysOf(t testing.TB, name, iss string, s signer) *keys.Keys {
 		t.Fatal(err)
 	}
 	k := mustKeys(t, keys.KeyOptions{}, nil, src)
-	load(t, k)
 	return k
 }
 
