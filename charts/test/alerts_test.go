@@ -16,6 +16,8 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 
 	"github.com/jwt-sidecar/jwt-sidecar/injector"
+	"github.com/jwt-sidecar/jwt-sidecar/internal/telemetry"
+	"github.com/jwt-sidecar/jwt-sidecar/keys"
 	"github.com/jwt-sidecar/jwt-sidecar/metrics"
 	"github.com/jwt-sidecar/jwt-sidecar/verifier"
 )
@@ -26,19 +28,19 @@ import (
 func exportedSeries(t *testing.T) map[string][]map[string]string {
 	t.Helper()
 	sidecarReg := prometheus.NewRegistry()
-	m := metrics.New(sidecarReg)
+	m := metrics.New(sidecarReg, telemetry.Labels())
 	m.IntrospectionMode()
 	for _, src := range []string{"https://idp.example/jwks.json", "oidc:https://idp.example", "file:/keys/jwks.json", "pem:/keys/a.pem", "hmac:/keys/secret"} {
-		for _, trig := range []string{verifier.TriggerStart, verifier.TriggerInterval, verifier.TriggerUnknownKID, verifier.TriggerFileChange} {
-			for _, res := range []string{verifier.RefreshOK, verifier.RefreshError, verifier.RefreshInvalid, verifier.RefreshEmpty, verifier.RefreshCooldown, verifier.RefreshFromDisk} {
+		for _, trig := range []string{keys.TriggerStart, keys.TriggerInterval, keys.TriggerUnknownKID, keys.TriggerFileChange} {
+			for _, res := range []string{keys.RefreshOK, keys.RefreshError, keys.RefreshInvalid, keys.RefreshEmpty, keys.RefreshCooldown, keys.RefreshFromDisk} {
 				m.KeyRefresh(src, trig, res)
 			}
 		}
 		m.KeysLoaded(src, 2, time.Now())
 	}
-	m.Verification(metrics.ModeJWT, time.Millisecond)
-	m.Verification(metrics.ModeIntrospection, time.Millisecond)
-	p := metrics.NewPolicy(sidecarReg)
+	m.Verification(verifier.ModeJWT, time.Millisecond)
+	m.Verification(verifier.ModeIntrospection, time.Millisecond)
+	p := metrics.NewRules(sidecarReg)
 	p.Loaded(time.Now(), false)
 
 	injectorReg := prometheus.NewRegistry()

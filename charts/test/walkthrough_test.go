@@ -13,6 +13,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 
 	"github.com/jwt-sidecar/jwt-sidecar/test/proctest"
+	"github.com/jwt-sidecar/jwt-sidecar/tools/proc"
 )
 
 const kubernetesDoc = "../../docs/kubernetes.md"
@@ -157,7 +158,7 @@ func start(t *testing.T, bin, name string, args []string, readyURL string, env .
 	t.Helper()
 	cmd := exec.Command(filepath.Join(bin, name), args...)
 	cmd.Env = env
-	c, err := proctest.StartChild(name, filepath.Join(t.TempDir(), name+".log"), cmd)
+	c, err := proc.StartChild(name, filepath.Join(t.TempDir(), name+".log"), cmd)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,9 +21,9 @@ import (
 
 	"github.com/jwt-sidecar/jwt-sidecar/config"
 	"github.com/jwt-sidecar/jwt-sidecar/internal/cli"
+	"github.com/jwt-sidecar/jwt-sidecar/internal/telemetry"
 	"github.com/jwt-sidecar/jwt-sidecar/metrics"
 	"github.com/jwt-sidecar/jwt-sidecar/proxy"
-	"github.com/jwt-sidecar/jwt-sidecar/verifier"
 )
 
 // defaultGCPercent is GOGC unless the environment sets it.
@@ -96,28 +96,12 @@ type app struct {
 	proxy *proxy.Proxy
 }
 
-// labels are the metric label sets, from the packages that own them.
-func labels() metrics.Labels {
-	l := metrics.Labels{
-		Passed:               []string{string(verifier.Allowed), string(verifier.Public)},
-		Refusals:             map[string]string{},
-		Modes:                []string{verifier.ModeJWT, verifier.ModeIntrospection},
-		UpstreamErrors:       proxy.UpstreamErrorKinds,
-		SkewClaims:           verifier.SkewClaims,
-		IntrospectionResults: verifier.IntrospectionResults,
-	}
-	for _, r := range verifier.Reasons {
-		l.Refusals[string(r)] = string(r.Outcome())
-	}
-	return l
-}
-
 // newApp wires the sidecar. The environment and CONFIG_FILE both become a
 // policy.Spec, built by one runtime: there is one path, whichever way the
 // policy was given.
 func newApp(cfg *config.Config, log *slog.Logger) (*app, error) {
 	reg := prometheus.NewRegistry()
-	m := metrics.New(reg, labels())
+	m := metrics.New(reg, telemetry.Labels())
 	m.BuildInfo(cli.Version(version))
 	spec, err := readSpec(cfg)
 	if err != nil {
