@@ -27,7 +27,7 @@ const (
 	prometheusFile  = "../../deploy/prometheus/prometheus.yml"
 	standinsScript  = "../../.ci/standins"
 	dockerfile      = "../../Dockerfile"
-	projectImage    = "ghcr.io/jwt-sidecar/jwt-sidecar:dev"
+	projectImage    = "ghcr.io/jwt-sidecar/jwt-sidecar-dev:dev"
 	secretsInsideAt = "/run/secrets/"
 )
 
