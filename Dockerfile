@@ -17,6 +17,11 @@
 # BuildKit. CI, which reaches no registry, builds on local stand-ins of both
 # base images (.ci/standins).
 
+# The base of the three images. Only CI sets it: it reaches no registry, and
+# Docker's classic image store keeps one platform per tag, so the arm64 build
+# names the arm64 stand-in (.ci/standins) here.
+ARG RUNTIME_BASE=gcr.io/distroless/static:nonroot
+
 FROM --platform=$BUILDPLATFORM golang:1.26 AS build
 WORKDIR /src
 COPY go.mod go.sum ./
@@ -33,7 +38,7 @@ RUN --mount=type=cache,target=/go/pkg/mod \
 # dev: every binary the build stage made, at /<name>: a new folder under cmd/
 # needs no line here. docker-compose.yml and deploy/examples run the dev tools
 # from it with `entrypoint:` or `command:`.
-FROM gcr.io/distroless/static:nonroot AS dev
+FROM ${RUNTIME_BASE} AS dev
 ARG VERSION=dev
 ARG REVISION=unknown
 LABEL org.opencontainers.image.title="jwt-sidecar-dev" \
@@ -49,7 +54,7 @@ EXPOSE 7070 7071
 ENTRYPOINT ["/jwt-sidecar"]
 
 # injector: the admission webhook alone; the chart's Deployment runs it.
-FROM gcr.io/distroless/static:nonroot AS injector
+FROM ${RUNTIME_BASE} AS injector
 ARG VERSION=dev
 ARG REVISION=unknown
 LABEL org.opencontainers.image.title="jwt-sidecar-injector" \
@@ -66,7 +71,7 @@ ENTRYPOINT ["/jwt-sidecar-injector"]
 
 # jwt-sidecar: the proxy alone, the production image. Last, so that a build
 # without --target makes it.
-FROM gcr.io/distroless/static:nonroot AS jwt-sidecar
+FROM ${RUNTIME_BASE} AS jwt-sidecar
 ARG VERSION=dev
 ARG REVISION=unknown
 LABEL org.opencontainers.image.title="jwt-sidecar" \

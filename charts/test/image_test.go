@@ -67,11 +67,24 @@ func readDockerfile(t *testing.T) dockerfile {
 		cur.Reset()
 	}
 	d := dockerfile{binaries: cmdBinaries(t)}
+	args := map[string]string{} // global ARG defaults, for FROM ${NAME}
 	copyFrom := regexp.MustCompile(`^COPY\s+--from=build\s+(\S+)\s+(\S+)$`)
 	var st *stage
 	for _, in := range instrs {
 		op, rest, _ := strings.Cut(in, " ")
+		if strings.ToUpper(op) == "ARG" && st == nil {
+			if k, v, ok := strings.Cut(rest, "="); ok {
+				args[k] = v
+			}
+			continue
+		}
 		if strings.ToUpper(op) == "FROM" {
+			rest = os.Expand(rest, func(k string) string {
+				if v, ok := args[k]; ok {
+					return v
+				}
+				return "$" + k // BuildKit's own, like BUILDPLATFORM
+			})
 			st = &stage{from: rest, copied: map[string]string{}}
 			if i := strings.Index(strings.ToLower(rest), " as "); i >= 0 {
 				st.from, st.name = rest[:i], strings.TrimSpace(rest[i+4:])
