@@ -55,7 +55,7 @@ compare: build
 ## test: every test: the module's with the race detector, then the chart's and
 ## the deployment files' (separate modules, so Helm, kubeconform, compose-go and
 ## Prometheus stay out of the binaries); test/stack brings the compose stack up
-## when docker is there (DOCKER names the CLI, see README)
+## when docker is there (DOCKER names the CLI, see CONTRIBUTING.md)
 test:
 	$(GO) test -race -count=1 -timeout 15m ./...
 	cd charts/test && $(GO) test -count=1 -timeout 15m ./...
