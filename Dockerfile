@@ -1,40 +1,86 @@
-# One image for every binary under cmd/, each at /<name>: the proxy (the
-# ENTRYPOINT), the admission webhook injector, the development token service,
-# the demo app and whatever else cmd/ holds. The Helm chart runs this image as
-# ghcr.io/jwt-sidecar/jwt-sidecar:<appVersion>; docker-compose.yml builds it
-# as :dev and picks a binary per service with `entrypoint:`.
+# Three images from one build stage, for any platform BuildKit is asked for,
+# cross-compiled on the build machine's own platform (Go needs no emulation):
 #
-#   DOCKER_BUILDKIT=1 docker build --build-arg VERSION=$(git describe --tags --always) \
-#     -t ghcr.io/jwt-sidecar/jwt-sidecar:dev .
+#   jwt-sidecar (the default target)  /jwt-sidecar only: what runs beside your app
+#   injector                          /jwt-sidecar-injector only: the Kubernetes webhook
+#   dev                               every binary under cmd/ at /<name>: the dev token
+#                                     service, the demo app, the load generator, the
+#                                     sidecar and the injector (the compose stack, examples)
 #
-# No frontend "syntax" directive: it would pull an image. The cache mounts need BuildKit.
-# CI, which reaches no registry, builds it on local stand-ins of both base
-# images (.ci/standins).
+#   V=$(git describe --tags --always)
+#   DOCKER_BUILDKIT=1 docker build --build-arg VERSION=$V -t ghcr.io/jwt-sidecar/jwt-sidecar:${V#v} .
+#   DOCKER_BUILDKIT=1 docker build --build-arg VERSION=$V --target injector -t ghcr.io/jwt-sidecar/jwt-sidecar-injector:${V#v} .
+#   DOCKER_BUILDKIT=1 docker build --build-arg VERSION=$V --target dev -t ghcr.io/jwt-sidecar/jwt-sidecar-dev:${V#v} .
+#   docker buildx build --platform linux/amd64,linux/arm64 ...   # both architectures
+#
+# No frontend "syntax" directive: it would pull an image. The cache mounts need
+# BuildKit. CI, which reaches no registry, builds on local stand-ins of both
+# base images (.ci/standins).
 
-FROM golang:1.26 AS build
+# The base of the three images. Only CI sets it: it reaches no registry, and
+# Docker's classic image store keeps one platform per tag, so the arm64 build
+# names the arm64 stand-in (.ci/standins) here.
+ARG RUNTIME_BASE=gcr.io/distroless/static:nonroot
+
+FROM --platform=$BUILDPLATFORM golang:1.26 AS build
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN --mount=type=cache,target=/go/pkg/mod go mod download
 COPY . .
 ARG VERSION=dev
+# Set by BuildKit from --platform (default: the builder's own).
+ARG TARGETOS TARGETARCH
 # Every folder under cmd/ becomes one static binary in /out.
 RUN --mount=type=cache,target=/go/pkg/mod \
     --mount=type=cache,target=/root/.cache/go-build \
-    CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/ ./cmd/...
+    CGO_ENABLED=0 GOOS=${TARGETOS} GOARCH=${TARGETARCH} go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/ ./cmd/...
 
-FROM gcr.io/distroless/static:nonroot
+# dev: every binary the build stage made, at /<name>: a new folder under cmd/
+# needs no line here. docker-compose.yml and deploy/examples run the dev tools
+# from it with `entrypoint:` or `command:`.
+FROM ${RUNTIME_BASE} AS dev
+ARG VERSION=dev
+ARG REVISION=unknown
+LABEL org.opencontainers.image.title="jwt-sidecar-dev" \
+      org.opencontainers.image.description="jwt-sidecar with its development tools: a token service, a demo app, a load generator and the injector" \
+      org.opencontainers.image.source="https://github.com/jwt-sidecar/jwt-sidecar" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}"
+COPY --from=build /out/ /
+# distroless's nonroot user; the chart's securityContext uses the same IDs.
+USER 65532:65532
+EXPOSE 7070 7071
+ENTRYPOINT ["/jwt-sidecar"]
+
+# injector: the admission webhook alone; the chart's Deployment runs it.
+FROM ${RUNTIME_BASE} AS injector
+ARG VERSION=dev
+ARG REVISION=unknown
+LABEL org.opencontainers.image.title="jwt-sidecar-injector" \
+      org.opencontainers.image.description="The Kubernetes mutating admission webhook that injects jwt-sidecar" \
+      org.opencontainers.image.source="https://github.com/jwt-sidecar/jwt-sidecar" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}"
+COPY --from=build /out/jwt-sidecar-injector /jwt-sidecar-injector
+USER 65532:65532
+# 8443 the webhook (TLS), 8081 its admin endpoints.
+EXPOSE 8443 8081
+ENTRYPOINT ["/jwt-sidecar-injector"]
+
+# jwt-sidecar: the proxy alone, the production image. Last, so that a build
+# without --target makes it.
+FROM ${RUNTIME_BASE} AS jwt-sidecar
 ARG VERSION=dev
 ARG REVISION=unknown
 LABEL org.opencontainers.image.title="jwt-sidecar" \
-      org.opencontainers.image.description="A reverse proxy that verifies bearer JWTs locally, its Kubernetes sidecar injector, a development token service and a demo app" \
+      org.opencontainers.image.description="A reverse proxy that verifies bearer JWTs locally" \
       org.opencontainers.image.source="https://github.com/jwt-sidecar/jwt-sidecar" \
-      org.opencontainers.image.url="https://github.com/jwt-sidecar/jwt-sidecar" \
+      org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}"
-# Every binary the build stage made, at /<name>: a new folder under cmd/
-# needs no line here.
-COPY --from=build /out/ /
-# distroless's nonroot user; the chart's securityContext uses the same IDs.
+COPY --from=build /out/jwt-sidecar /jwt-sidecar
 USER 65532:65532
 # 7070 the proxy (http-auth), 7071 its admin endpoints (http-admin).
 EXPOSE 7070 7071

@@ -20,7 +20,7 @@ import (
 )
 
 // Config is the whole contract of the environment: --help, parsing and
-// validation all walk this one struct. SPEC.md fixes the first names; the
+// validation all walk this one struct. docs/contract.md fixes the first names; the
 // rest extend it and are documented in the README.
 type Config struct {
 	UpstreamURL *url.URL `env:"UPSTREAM_URL,required" help:"where verified requests go, e.g. http://127.0.0.1:3000"`

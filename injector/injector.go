@@ -2,7 +2,7 @@
 // (admission.k8s.io/v1): it adds the sidecar to pods annotated
 // jwt-sidecar.io/inject: "true", configured from the injector's defaults and
 // the pod's annotations, and refuses pods whose annotations are malformed
-// rather than inject something broken (SPEC.md, "The injector").
+// rather than inject something broken (docs/contract.md, "The injector").
 package injector
 
 import (

@@ -13,7 +13,7 @@ const (
 	ReloadError = "error"
 )
 
-// Metrics is every instrument of the injector (SPEC.md names them).
+// Metrics is every instrument of the injector (docs/contract.md names them).
 type Metrics struct {
 	injections  *prometheus.CounterVec
 	failures    *prometheus.CounterVec

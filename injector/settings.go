@@ -15,7 +15,7 @@ import (
 const Prefix = "jwt-sidecar.io/"
 
 // Annotations without the prefix. Each setting overrides the injector's
-// default of the same name (SPEC.md, "The injector").
+// default of the same name (docs/contract.md, "The injector").
 const (
 	Inject          = "inject"
 	Status          = "status"

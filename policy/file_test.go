@@ -263,7 +263,7 @@ func asJSON(t *testing.T, raw []byte) any {
 var readmeYAML = regexp.MustCompile("(?s)```yaml\n(.*?)```")
 
 // configExamples are the testdata files and every YAML block of the README
-// that is a CONFIG_FILE (it has a top-level providers key).
+// and docs/policy.md that is a CONFIG_FILE (it has a top-level providers key).
 func configExamples(t *testing.T) map[string][]byte {
 	t.Helper()
 	out := map[string][]byte{}
@@ -275,19 +275,21 @@ func configExamples(t *testing.T) map[string][]byte {
 		}
 		out[f] = raw
 	}
-	readme, err := os.ReadFile("../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
 	n := 0
-	for i, m := range readmeYAML.FindAllSubmatch(readme, -1) {
-		if regexp.MustCompile(`(?m)^providers:`).Match(m[1]) {
-			out["README.md block "+string(rune('0'+i))] = m[1]
-			n++
+	for _, doc := range []string{"README.md", "docs/policy.md"} {
+		raw, err := os.ReadFile("../" + doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, m := range readmeYAML.FindAllSubmatch(raw, -1) {
+			if regexp.MustCompile(`(?m)^providers:`).Match(m[1]) {
+				out[doc+" block "+string(rune('0'+i))] = m[1]
+				n++
+			}
 		}
 	}
 	if n == 0 {
-		t.Error("README.md has no CONFIG_FILE example")
+		t.Error("docs/policy.md has no CONFIG_FILE example")
 	}
 	return out
 }

@@ -13,19 +13,33 @@ import (
 	corev1 "k8s.io/api/core/v1"
 )
 
-const imageRepository = "ghcr.io/jwt-sidecar/jwt-sidecar"
+// The images the Dockerfile's targets become (docs/contract.md).
+const (
+	imageRepository    = "ghcr.io/jwt-sidecar/jwt-sidecar"          // target jwt-sidecar, the default
+	injectorRepository = "ghcr.io/jwt-sidecar/jwt-sidecar-injector" // target injector
+	devRepository      = "ghcr.io/jwt-sidecar/jwt-sidecar-dev"      // target dev
+)
 
-// dockerfile is what the tests need to know of ../../Dockerfile.
-type dockerfile struct {
-	froms      []string          // base images in order
-	buildsAll  bool              // a go build of ./cmd/... into /out/
+// targetOf names the Dockerfile target an image repository is built from.
+var targetOf = map[string]string{imageRepository: "jwt-sidecar", injectorRepository: "injector", devRepository: "dev"}
+
+// stage is what the tests need to know of one stage of ../../Dockerfile.
+type stage struct {
+	name       string
+	from       string
+	buildsAll  bool              // a cross-compiling go build of ./cmd/... into /out/
 	copiesAll  bool              // COPY --from=build /out/ /: every binary built, at /<name>
-	binaries   []string          // what the go build makes: one per folder under cmd/
 	copied     map[string]string // destination in the image -> source in the build stage
 	user       string
 	entrypoint string
 	exposed    []string
 	labels     string
+}
+
+// dockerfile is the Dockerfile's stages in order; the last is the default target.
+type dockerfile struct {
+	stages   []*stage
+	binaries []string // what the go build makes: one per folder under cmd/
 }
 
 func readDockerfile(t *testing.T) dockerfile {
@@ -52,33 +66,57 @@ func readDockerfile(t *testing.T) dockerfile {
 		instrs = append(instrs, cur.String())
 		cur.Reset()
 	}
-	d := dockerfile{copied: map[string]string{}, binaries: cmdBinaries(t)}
+	d := dockerfile{binaries: cmdBinaries(t)}
+	args := map[string]string{} // global ARG defaults, for FROM ${NAME}
 	copyFrom := regexp.MustCompile(`^COPY\s+--from=build\s+(\S+)\s+(\S+)$`)
+	var st *stage
 	for _, in := range instrs {
 		op, rest, _ := strings.Cut(in, " ")
+		if strings.ToUpper(op) == "ARG" && st == nil {
+			if k, v, ok := strings.Cut(rest, "="); ok {
+				args[k] = v
+			}
+			continue
+		}
+		if strings.ToUpper(op) == "FROM" {
+			rest = os.Expand(rest, func(k string) string {
+				if v, ok := args[k]; ok {
+					return v
+				}
+				return "$" + k // BuildKit's own, like BUILDPLATFORM
+			})
+			st = &stage{from: rest, copied: map[string]string{}}
+			if i := strings.Index(strings.ToLower(rest), " as "); i >= 0 {
+				st.from, st.name = rest[:i], strings.TrimSpace(rest[i+4:])
+			}
+			d.stages = append(d.stages, st)
+			continue
+		}
+		if st == nil {
+			continue // ARG before the first FROM
+		}
 		switch strings.ToUpper(op) {
-		case "FROM":
-			d.froms = append(d.froms, rest)
 		case "RUN":
 			if strings.Contains(rest, "go build") && strings.Contains(rest, "-o /out/") && strings.HasSuffix(strings.TrimSpace(rest), "./cmd/...") &&
-				strings.Contains(rest, "CGO_ENABLED=0") && strings.Contains(rest, "-trimpath") && strings.Contains(rest, "-X main.version=") {
-				d.buildsAll = true
+				strings.Contains(rest, "CGO_ENABLED=0") && strings.Contains(rest, "-trimpath") && strings.Contains(rest, "-X main.version=") &&
+				strings.Contains(rest, "GOARCH=${TARGETARCH}") && strings.Contains(rest, "GOOS=${TARGETOS}") {
+				st.buildsAll = true
 			}
 		case "COPY":
 			switch m := copyFrom.FindStringSubmatch(in); {
 			case m != nil && m[1] == "/out/" && m[2] == "/":
-				d.copiesAll = true
+				st.copiesAll = true
 			case m != nil:
-				d.copied[m[2]] = m[1]
+				st.copied[m[2]] = m[1]
 			}
 		case "USER":
-			d.user = rest
+			st.user = rest
 		case "ENTRYPOINT":
-			d.entrypoint = rest
+			st.entrypoint = rest
 		case "EXPOSE":
-			d.exposed = append(d.exposed, strings.Fields(rest)...)
+			st.exposed = append(st.exposed, strings.Fields(rest)...)
 		case "LABEL":
-			d.labels += rest
+			st.labels += rest
 		}
 	}
 	if err := sc.Err(); err != nil {
@@ -87,10 +125,22 @@ func readDockerfile(t *testing.T) dockerfile {
 	return d
 }
 
-// has reports whether the image holds the binary at path /<name>.
-func (d dockerfile) has(path string) bool {
+// stage returns the stage a target names.
+func (d dockerfile) stage(t *testing.T, name string) *stage {
+	t.Helper()
+	for _, s := range d.stages {
+		if s.name == name {
+			return s
+		}
+	}
+	t.Fatalf("the Dockerfile has no stage %q", name)
+	return nil
+}
+
+// has reports whether the stage's image holds the binary at path /<name>.
+func (d dockerfile) has(s *stage, path string) bool {
 	name := strings.TrimPrefix(path, "/")
-	return d.copied[path] == "/out/"+name || (d.copiesAll && d.buildsAll && slices.Contains(d.binaries, name))
+	return s.copied[path] == "/out/"+name || (s.copiesAll && slices.Contains(d.binaries, name))
 }
 
 // cmdBinaries answers the folders under ../../cmd: one binary each.
@@ -113,44 +163,64 @@ func cmdBinaries(t *testing.T) []string {
 
 func TestDockerfile(t *testing.T) {
 	d := readDockerfile(t)
-	if !slices.Equal(d.froms, []string{"golang:1.26 AS build", "gcr.io/distroless/static:nonroot"}) {
-		t.Errorf("FROM = %q", d.froms)
+	if len(d.stages) != 4 {
+		t.Fatalf("%d stages, want build, dev, injector, jwt-sidecar", len(d.stages))
 	}
-	if !d.buildsAll {
-		t.Error("no RUN that builds ./cmd/... statically (CGO_ENABLED=0, -trimpath, -X main.version) into /out/")
+	build := d.stage(t, "build")
+	// Cross-compiled on the builder's platform: no emulation for arm64.
+	if build.from != "--platform=$BUILDPLATFORM golang:1.26" {
+		t.Errorf("build stage FROM %q, want --platform=$BUILDPLATFORM golang:1.26", build.from)
 	}
-	if d.user != "65532:65532" {
-		t.Errorf("USER = %q, want 65532:65532", d.user)
+	if !build.buildsAll {
+		t.Error("no RUN that builds ./cmd/... statically for TARGETOS/TARGETARCH (CGO_ENABLED=0, -trimpath, -X main.version) into /out/")
 	}
-	if d.entrypoint != `["/jwt-sidecar"]` {
-		t.Errorf("ENTRYPOINT = %s, want [\"/jwt-sidecar\"]", d.entrypoint)
+	if last := d.stages[len(d.stages)-1]; last.name != "jwt-sidecar" {
+		t.Errorf("the default (last) target is %q, want jwt-sidecar, the production image", last.name)
 	}
-	if !slices.Equal(d.exposed, []string{"7070", "7071"}) {
-		t.Errorf("EXPOSE = %v, want 7070 7071", d.exposed)
+	images := []struct {
+		target, entrypoint string
+		exposed            []string
+		only               string // the one binary it holds; empty: every binary
+	}{
+		{"jwt-sidecar", `["/jwt-sidecar"]`, []string{"7070", "7071"}, "jwt-sidecar"},
+		{"injector", `["/jwt-sidecar-injector"]`, []string{"8443", "8081"}, "jwt-sidecar-injector"},
+		{"dev", `["/jwt-sidecar"]`, []string{"7070", "7071"}, ""},
 	}
-	for _, l := range []string{"org.opencontainers.image.source", "org.opencontainers.image.version", "org.opencontainers.image.revision"} {
-		if !strings.Contains(d.labels, l) {
-			t.Errorf("no label %s", l)
+	for _, im := range images {
+		s := d.stage(t, im.target)
+		if s.from != "gcr.io/distroless/static:nonroot" {
+			t.Errorf("%s: FROM %q, want gcr.io/distroless/static:nonroot", im.target, s.from)
+		}
+		if s.user != "65532:65532" {
+			t.Errorf("%s: USER = %q, want 65532:65532", im.target, s.user)
+		}
+		if s.entrypoint != im.entrypoint {
+			t.Errorf("%s: ENTRYPOINT = %s, want %s", im.target, s.entrypoint, im.entrypoint)
+		}
+		if !slices.Equal(s.exposed, im.exposed) {
+			t.Errorf("%s: EXPOSE = %v, want %v", im.target, s.exposed, im.exposed)
+		}
+		for _, l := range []string{"org.opencontainers.image.source", "org.opencontainers.image.version", "org.opencontainers.image.revision"} {
+			if !strings.Contains(s.labels, l) {
+				t.Errorf("%s: no label %s", im.target, l)
+			}
+		}
+		for _, bin := range d.binaries {
+			if want := im.only == "" || bin == im.only; d.has(s, "/"+bin) != want {
+				t.Errorf("%s: holds /%s = %t, want %t", im.target, bin, d.has(s, "/"+bin), want)
+			}
+		}
+		// Everything copied is built from a folder under cmd/.
+		for dst, src := range s.copied {
+			name := strings.TrimPrefix(src, "/out/")
+			if dst != "/"+name || !slices.Contains(d.binaries, name) {
+				t.Errorf("%s: COPY %s %s: there is no cmd/%s to build it from", im.target, src, dst, name)
+			}
 		}
 	}
 	raw, _ := os.ReadFile("../../Dockerfile")
 	if strings.Contains(string(raw), "# syntax=") {
 		t.Error("a # syntax= line pulls a frontend image; the build must work offline")
-	}
-
-	// Every folder under cmd/ ends up in the image, at /<name>.
-	for _, bin := range cmdBinaries(t) {
-		if !d.has("/" + bin) {
-			t.Errorf("cmd/%s is built but not copied to /%s", bin, bin)
-		}
-	}
-	// And everything copied is built from a folder under cmd/.
-	bins := cmdBinaries(t)
-	for dst, src := range d.copied {
-		name := strings.TrimPrefix(src, "/out/")
-		if dst != "/"+name || !slices.Contains(bins, name) {
-			t.Errorf("COPY %s %s: there is no cmd/%s to build it from", src, dst, name)
-		}
 	}
 
 	// .dockerignore keeps the context to the main module.
@@ -165,29 +235,35 @@ func TestDockerfile(t *testing.T) {
 	}
 }
 
-// TestChartUsesTheProjectImage: the chart and the examples run the image the
-// Dockerfile builds, and only binaries it contains.
+// TestChartUsesTheProjectImage: the chart and the examples run the images the
+// Dockerfile builds, at the chart's appVersion, and only binaries they contain.
 func TestChartUsesTheProjectImage(t *testing.T) {
 	ch := loadChart(t)
 	img := ch.Values["image"].(map[string]any)
-	if img["repository"] != imageRepository {
-		t.Errorf("image.repository = %v, want %s", img["repository"], imageRepository)
+	if img["repository"] != injectorRepository {
+		t.Errorf("image.repository = %v, want %s", img["repository"], injectorRepository)
 	}
-	want := imageRepository + ":" + ch.Metadata.AppVersion
 	d := readDockerfile(t)
-	entry := strings.Trim(d.entrypoint, `[]"`)
 
+	// checkPod: every container of a project image runs a binary that
+	// image's target holds.
 	checkPod := func(where string, spec corev1.PodSpec) {
 		for _, c := range append(slices.Clone(spec.InitContainers), spec.Containers...) {
-			if !strings.HasPrefix(c.Image, imageRepository+":") && !strings.HasPrefix(c.Image, imageRepository+"@") {
-				continue // only the project image has to match the Dockerfile
+			repo, _, _ := strings.Cut(c.Image, "@") // a digest
+			if i := strings.LastIndexByte(repo, ':'); i > strings.LastIndexByte(repo, '/') {
+				repo = repo[:i] // a tag, not a registry's port
 			}
-			bin := entry
+			target, ok := targetOf[repo]
+			if !ok {
+				continue // only the project's images have to match the Dockerfile
+			}
+			s := d.stage(t, target)
+			bin := strings.Trim(s.entrypoint, `[]"`)
 			if len(c.Command) > 0 {
 				bin = c.Command[0]
 			}
-			if !d.has(bin) {
-				t.Errorf("%s: container %s runs %s, which the Dockerfile does not copy into the image", where, c.Name, bin)
+			if !d.has(s, bin) {
+				t.Errorf("%s: container %s runs %s, which the Dockerfile's %s target does not hold", where, c.Name, bin, target)
 			}
 		}
 	}
@@ -199,12 +275,14 @@ func TestChartUsesTheProjectImage(t *testing.T) {
 			}
 			dep := decode[appsv1.Deployment](t, o)
 			checkPod(name+" values", dep.Spec.Template.Spec)
-			if name == "default" && dep.Spec.Template.Spec.Containers[0].Image != want {
+			if want := injectorRepository + ":" + ch.Metadata.AppVersion; name == "default" && dep.Spec.Template.Spec.Containers[0].Image != want {
 				t.Errorf("default image = %s, want %s", dep.Spec.Template.Spec.Containers[0].Image, want)
 			}
 		}
 	}
 
+	// The examples: the sidecar runs the slim image, the dev tools the dev
+	// image, all at the chart's appVersion.
 	files, _ := filepath.Glob("../../deploy/examples/*.yaml")
 	for _, f := range files {
 		b, err := os.ReadFile(f)
@@ -218,8 +296,12 @@ func TestChartUsesTheProjectImage(t *testing.T) {
 			dep := decode[appsv1.Deployment](t, o)
 			checkPod(filepath.Base(f), dep.Spec.Template.Spec)
 			for _, c := range append(dep.Spec.Template.Spec.InitContainers, dep.Spec.Template.Spec.Containers...) {
+				want := devRepository + ":" + ch.Metadata.AppVersion
+				if c.Name == "jwt-sidecar" {
+					want = imageRepository + ":" + ch.Metadata.AppVersion
+				}
 				if c.Image != want {
-					t.Errorf("%s: %s runs %s, want %s (the chart's appVersion)", filepath.Base(f), c.Name, c.Image, want)
+					t.Errorf("%s: %s runs %s, want %s", filepath.Base(f), c.Name, c.Image, want)
 				}
 			}
 		}

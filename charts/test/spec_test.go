@@ -93,10 +93,11 @@ func TestInjectorDeploymentDefaults(t *testing.T) {
 	if got := strings.Join(c.Command, " "); got != "/jwt-sidecar-injector" {
 		t.Errorf("command = %q, want /jwt-sidecar-injector", got)
 	}
-	image := "ghcr.io/jwt-sidecar/jwt-sidecar:" + appVersion(t)
+	image := injectorRepository + ":" + appVersion(t)
 	if c.Image != image {
 		t.Errorf("image = %s, want %s", c.Image, image)
 	}
+	sidecarImage := imageRepository + ":" + appVersion(t)
 
 	names, env := envMap(t, c)
 	if !slices.Equal(sorted(names), sorted(injectorEnv)) {
@@ -110,7 +111,7 @@ func TestInjectorDeploymentDefaults(t *testing.T) {
 		"SHUTDOWN_TIMEOUT":          "20s",
 		"LOG_LEVEL":                 "info",
 		"LOG_FORMAT":                "json",
-		"SIDECAR_IMAGE":             image,
+		"SIDECAR_IMAGE":             sidecarImage,
 		"SIDECAR_IMAGE_PULL_POLICY": "IfNotPresent",
 		"DEFAULT_UPSTREAM_PORT":     "8080",
 		"DEFAULT_ISSUERS":           "",
@@ -478,16 +479,13 @@ func servesAuthPort(t *testing.T, objs []object, name string) {
 	t.Errorf("no Service %s", name)
 }
 
-// TestSpecFixesWhatTheChartAssumes reads SPEC.md (shared/, beside the
-// repository) and checks the facts the chart and this test rely on are still there.
+// TestSpecFixesWhatTheChartAssumes reads the repository's contract
+// (docs/contract.md) and checks the facts the chart and this test rely on are
+// still there.
 func TestSpecFixesWhatTheChartAssumes(t *testing.T) {
-	path := os.Getenv("JWT_SIDECAR_SPEC")
-	if path == "" {
-		path = "../../../shared/SPEC.md"
-	}
-	raw, err := os.ReadFile(path)
+	raw, err := os.ReadFile("../../docs/contract.md")
 	if err != nil {
-		t.Skipf("SPEC.md not found (%v); set JWT_SIDECAR_SPEC", err)
+		t.Fatal(err)
 	}
 	spec := strings.Join(strings.Fields(string(raw)), " ")
 	for _, s := range []string{
@@ -507,7 +505,7 @@ func TestSpecFixesWhatTheChartAssumes(t *testing.T) {
 		"`cmd/jwt-sidecar`",
 	} {
 		if !strings.Contains(spec, s) {
-			t.Errorf("SPEC.md no longer says %q", s)
+			t.Errorf("docs/contract.md no longer says %q", s)
 		}
 	}
 	// The annotation table: every row's names, e.g. "| issuers, oidc-issuer-url, jwks-urls, audiences |".

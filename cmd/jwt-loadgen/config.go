@@ -19,7 +19,7 @@ import (
 const maxRate = 100_000
 
 // Config is the whole environment of jwt-loadgen: --help, parsing and
-// validation walk this one struct. CONTRACTS.md fixes the first names; the
+// validation walk this one struct. docs/contract.md fixes the first names; the
 // rest are documented in the README.
 type Config struct {
 	TokenURL         string        `env:"TOKEN_URL,required" help:"the token endpoint; the client_credentials grant, client authenticated with HTTP Basic"`

@@ -125,7 +125,7 @@ func TestDefaultsAndTidyTargets(t *testing.T) {
 		t.Errorf("TARGETS = %q, want %q", got, want)
 	}
 	if c.Rate != 50 || c.Concurrency != 16 || c.Duration != 0 || c.AdminAddr != ":9090" {
-		t.Errorf("defaults = rate %g, concurrency %d, duration %s, admin %q; want CONTRACTS.md's 50, 16, 0, :9090",
+		t.Errorf("defaults = rate %g, concurrency %d, duration %s, admin %q; want docs/contract.md's 50, 16, 0, :9090",
 			c.Rate, c.Concurrency, c.Duration, c.AdminAddr)
 	}
 	if secret != "s3cret" {

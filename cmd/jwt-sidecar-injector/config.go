@@ -18,7 +18,7 @@ import (
 )
 
 // Config is the whole contract of the environment: --help, parsing and
-// validation all walk this one struct. SPEC.md ("The injector") fixes the
+// validation all walk this one struct. docs/contract.md ("The injector") fixes the
 // names; the Helm chart sets them. A field with an `annotation` tag is the
 // default of that per-pod setting, validated by the same parser as the
 // annotation.

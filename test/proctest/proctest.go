@@ -3,7 +3,7 @@
 // deadline (never a sleep), stopped with real signals, their logs shown when
 // something fails. Start and Process are for tests; StartChild and Child are
 // for the programs that run the binaries outside `go test` (the demo,
-// test/compare, test/load), with a log file per process.
+// tools/compare, tools/load), with a log file per process.
 package proctest
 
 import (

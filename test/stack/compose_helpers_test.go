@@ -27,7 +27,7 @@ const (
 	prometheusFile  = "../../deploy/prometheus/prometheus.yml"
 	standinsScript  = "../../.ci/standins"
 	dockerfile      = "../../Dockerfile"
-	projectImage    = "ghcr.io/jwt-sidecar/jwt-sidecar:dev"
+	projectImage    = "ghcr.io/jwt-sidecar/jwt-sidecar-dev:dev"
 	secretsInsideAt = "/run/secrets/"
 )
 
@@ -224,9 +224,14 @@ func dockerfileBases(t *testing.T) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Global ARG defaults, for FROM ${NAME}; --platform only picks a variant.
+	args := map[string]string{}
+	for _, m := range regexp.MustCompile(`(?m)^ARG\s+(\w+)=(\S+)`).FindAllStringSubmatch(string(raw), -1) {
+		args[m[1]] = m[2]
+	}
 	var out []string
-	for _, m := range regexp.MustCompile(`(?m)^FROM\s+(\S+)`).FindAllStringSubmatch(string(raw), -1) {
-		out = append(out, m[1])
+	for _, m := range regexp.MustCompile(`(?m)^FROM\s+(?:--platform=\S+\s+)?(\S+)`).FindAllStringSubmatch(string(raw), -1) {
+		out = append(out, os.Expand(m[1], func(k string) string { return args[k] }))
 	}
 	return out
 }

@@ -38,8 +38,8 @@ func TestComposeFile(t *testing.T) {
 				if s.Image != projectImage {
 					t.Errorf("%s: image %q, want %s (one image for every project service)", s.Name, s.Image, projectImage)
 				}
-				if ctx, _ := filepath.Abs(repoRoot); s.Build.Context != ctx || s.Build.Dockerfile != "Dockerfile" {
-					t.Errorf("%s: builds %s/%s, want the top-level Dockerfile", s.Name, s.Build.Context, s.Build.Dockerfile)
+				if ctx, _ := filepath.Abs(repoRoot); s.Build.Context != ctx || s.Build.Dockerfile != "Dockerfile" || s.Build.Target != "dev" {
+					t.Errorf("%s: builds %s/%s target %q, want the top-level Dockerfile's dev target (every binary)", s.Name, s.Build.Context, s.Build.Dockerfile, s.Build.Target)
 				}
 			case s.Image == "":
 				t.Errorf("%s: neither builds nor names an image", s.Name)

@@ -22,7 +22,7 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 )
 
-// The Prometheus jobs of the compose stack (CONTRACTS.md): a dashboard
+// The Prometheus jobs of the compose stack (docs/contract.md): a dashboard
 // selector with a job matcher must find its metric in that job's exposition.
 const (
 	jobIssuer        = "issuer"

@@ -14,8 +14,8 @@ import (
 	"go.yaml.in/yaml/v4"
 )
 
-// The files Grafana is provisioned with (CONTRACTS.md, stream dashboard).
-// The dashboard is the Helm chart's: compose mounts its folder.
+// The files Grafana is provisioned with (docs/compose.md). The dashboard is
+// the Helm chart's: compose mounts its folder.
 const (
 	dashboardPath  = "../../charts/jwt-sidecar/dashboards/jwt-sidecar.json"
 	datasourcePath = "../../deploy/grafana/provisioning/datasources/prometheus.yaml"
@@ -334,7 +334,7 @@ func checkNoOverlap(t *testing.T, panels []panel) {
 	}
 }
 
-// requiredMetrics are the series the panels must show (CONTRACTS.md,
+// requiredMetrics are the series the panels must show (docs/contract.md,
 // Dashboard, and issue 3), so that no panel silently goes away.
 var requiredMetrics = []string{
 	"jwt_sidecar_verification_duration_seconds_bucket",

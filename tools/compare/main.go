@@ -8,7 +8,7 @@
 // own /metrics.
 //
 //	go build -o bin/ ./cmd/...
-//	go run ./test/compare -bin bin [-quick] [-json .bench/compare.json]
+//	go run ./tools/compare -bin bin [-quick] [-json .bench/compare.json]
 //
 // Progress goes to stderr, the table to stdout. It exits 1 when the run
 // failed or a result is not what the two modes should give (the table says
@@ -70,7 +70,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		comparison.Quick.Warmup, comparison.Quick.Steady, comparison.Quick.Outage, comparison.Quick.Recovery))
 	fs.StringVar(&c.jsonPath, "json", "", "also write the results as JSON to this file")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: go run ./test/compare [flags]\n\nStateless JWT verification vs token introspection on 127.0.0.1, with an issuer outage.\n\n")
+		fmt.Fprintf(fs.Output(), "usage: go run ./tools/compare [flags]\n\nStateless JWT verification vs token introspection on 127.0.0.1, with an issuer outage.\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -117,7 +117,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "compare: %v\n", err)
 		return exitFail
 	}
-	res.Command = report.Command("go run ./test/compare", args)
+	res.Command = report.Command("go run ./tools/compare", args)
 	fmt.Fprintln(stdout)
 	res.WriteTable(stdout)
 	if c.jsonPath != "" {

@@ -46,7 +46,7 @@ func (d *demo) stepCompare(ctx context.Context) {
 		d.unexpectedf("the comparison did not run: %v", err)
 		return
 	}
-	res.Command = fmt.Sprintf("go run ./test/compare -bin %s -quick -rate %d -concurrency %d -modes %s",
+	res.Command = fmt.Sprintf("go run ./tools/compare -bin %s -quick -rate %d -concurrency %d -modes %s",
 		d.opts.bin, compareRate, compareConcurrency, strings.Join(modes, ","))
 	fmt.Fprintln(d.out)
 	res.WriteTable(d.out)

@@ -8,7 +8,7 @@
 // Run it from the repository root after building the binaries:
 //
 //	go build -o bin/ ./cmd/...
-//	go run ./demo -bin bin
+//	go run ./tools/demo -bin bin
 //
 // or simply `make demo`. With -once it stops the stack after the steps, for
 // tests and CI. It exits 1 when a step did not give the expected result.

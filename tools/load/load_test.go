@@ -50,7 +50,7 @@ func runLoad(t *testing.T, args ...string) string {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
 	code := run(t.Context(), args, &stdout, &stderr)
-	t.Logf("go run ./test/load %s\n%s\n%s", strings.Join(args, " "), stdout.String(), stderr.String())
+	t.Logf("go run ./tools/load %s\n%s\n%s", strings.Join(args, " "), stdout.String(), stderr.String())
 	if code != exitOK {
 		t.Fatalf("exit code %d, want 0", code)
 	}
@@ -143,7 +143,7 @@ func TestLoadRun(t *testing.T) {
 	if !strings.Contains(out, "Not checked: jwt-sidecar was not measured.") {
 		t.Errorf("no note that the targets were not checked")
 	}
-	if !strings.Contains(out, "command: go run ./test/load -rounds 1") {
+	if !strings.Contains(out, "command: go run ./tools/load -rounds 1") {
 		t.Errorf("the report does not print the command")
 	}
 

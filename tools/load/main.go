@@ -7,7 +7,7 @@
 // It reports medians over rounds of throughput, latency, CPU per request and
 // peak RSS, and the ratios of jwt-sidecar to the plain reverse proxy.
 //
-//	go run ./test/load -bin bin
+//	go run ./tools/load -bin bin
 //
 // The upstream and the plain reverse proxy are this program itself, re-executed
 // with a hidden subcommand, so every subject is its own process and /proc
@@ -22,6 +22,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -36,9 +37,25 @@ const (
 	subjectNginx        = "nginx"
 	subjectReverseProxy = "reverseproxy"
 	subjectSidecar      = "jwt-sidecar"
+	// The peers (make peers): jwt-sidecar with its token cache off, so that
+	// every request is a full signature check as in oauth2-proxy, and
+	// oauth2-proxy in bearer-JWT mode.
+	subjectSidecarNoCache = "jwt-sidecar-nocache"
+	subjectOAuth2Proxy    = "oauth2-proxy"
 )
 
-var allSubjects = []string{subjectDirect, subjectNginx, subjectReverseProxy, subjectSidecar}
+// allSubjects are the default run (make bench-load); knownSubjects adds the
+// peers, which need an OIDC issuer and a binary built elsewhere.
+var (
+	allSubjects   = []string{subjectDirect, subjectNginx, subjectReverseProxy, subjectSidecar}
+	knownSubjects = []string{subjectDirect, subjectNginx, subjectReverseProxy, subjectSidecar, subjectSidecarNoCache, subjectOAuth2Proxy}
+)
+
+// verifies reports whether a subject authenticates requests, so that its
+// preflight must see a request without a valid token refused.
+func verifies(subject string) bool {
+	return subject == subjectSidecar || subject == subjectSidecarNoCache || subject == subjectOAuth2Proxy
+}
 
 // Exit codes. exitMissingTool is for a load generator that is not installed
 // outside CI, so `make bench` on a laptop says what to install; exitUsage is
@@ -84,6 +101,8 @@ type config struct {
 	strict      bool
 	jsonPath    string
 	nginxPath   string
+	oauth2Proxy string   // the oauth2-proxy binary (subject oauth2-proxy)
+	issuer      string   // the jwt-issuer binary: with oauth2-proxy, the OIDC issuer of the run
 	sidecarEnv  envList  // extra environment for tuning experiments
 	args        []string // as given, for the report
 }
@@ -115,9 +134,11 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&cfg.strict, "strict", false, "exit 1 when any target FAILs")
 	fs.StringVar(&cfg.jsonPath, "json", "", "also write the results as JSON to this file")
 	fs.StringVar(&cfg.nginxPath, "nginx", "", "nginx binary (default: nginx in PATH, then /usr/sbin/nginx)")
+	fs.StringVar(&cfg.oauth2Proxy, "oauth2-proxy", "", "oauth2-proxy binary for the oauth2-proxy subject (default: oauth2-proxy in -bin)")
+	fs.StringVar(&cfg.issuer, "issuer", "", "jwt-issuer binary, the OIDC issuer every subject trusts when oauth2-proxy is measured (default: jwt-issuer in -bin)")
 	fs.Var(&cfg.sidecarEnv, "sidecar-env", "extra KEY=VALUE for jwt-sidecar, repeatable, for tuning experiments (e.g. GOMEMLIMIT=24MiB); the default run uses none")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: go run ./test/load [flags]\n\nMeasures direct, nginx, reverseproxy and jwt-sidecar on 127.0.0.1 with wrk.\n\n")
+		fmt.Fprintf(fs.Output(), "usage: go run ./tools/load [flags]\n\nMeasures direct, nginx, reverseproxy and jwt-sidecar on 127.0.0.1 with wrk\n(and, when named in -subjects, jwt-sidecar-nocache and oauth2-proxy: make peers).\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -131,8 +152,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		s = strings.TrimSpace(s)
 		switch {
 		case s == "":
-		case !slices.Contains(allSubjects, s):
-			problems = append(problems, fmt.Errorf("-subjects: unknown subject %q (known: %s)", s, strings.Join(allSubjects, ", ")))
+		case !slices.Contains(knownSubjects, s):
+			problems = append(problems, fmt.Errorf("-subjects: unknown subject %q (known: %s)", s, strings.Join(knownSubjects, ", ")))
 		case slices.Contains(cfg.subjects, s):
 			problems = append(problems, fmt.Errorf("-subjects: %q given twice", s))
 		default:
@@ -156,6 +177,12 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	if cfg.threads < 1 {
 		problems = append(problems, errors.New("-t: must be at least 1"))
+	}
+	if cfg.oauth2Proxy == "" {
+		cfg.oauth2Proxy = filepath.Join(cfg.binDir, "oauth2-proxy")
+	}
+	if cfg.issuer == "" {
+		cfg.issuer = filepath.Join(cfg.binDir, "jwt-issuer")
 	}
 	// wrk refuses fewer connections than threads.
 	cfg.threads = min(cfg.threads, cfg.connections)
@@ -208,10 +235,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "nothing left to measure")
 		return exitFail
 	}
-	if slices.Contains(cfg.subjects, subjectSidecar) {
+	if slices.Contains(cfg.subjects, subjectSidecar) || slices.Contains(cfg.subjects, subjectSidecarNoCache) {
 		if err := checkSidecarBinary(sidecarPath(cfg)); err != nil {
 			fmt.Fprintln(stderr, err)
 			return exitFail
+		}
+	}
+	if slices.Contains(cfg.subjects, subjectOAuth2Proxy) {
+		for _, b := range []struct{ path, build string }{
+			{cfg.oauth2Proxy, "make peers builds it from tools/peers"},
+			{cfg.issuer, "make build"},
+		} {
+			if err := checkBinary(b.path, b.build); err != nil {
+				fmt.Fprintln(stderr, err)
+				return exitFail
+			}
 		}
 	}
 

@@ -93,6 +93,7 @@ type machine struct {
 	GoVersion     string `json:"go_version"`
 	SidecarGo     string `json:"jwt_sidecar_go_version,omitempty"`
 	Nginx         string `json:"nginx_version,omitempty"`
+	OAuth2Proxy   string `json:"oauth2_proxy_version,omitempty"`
 	LoadGenerator string `json:"load_generator"`
 }
 
@@ -164,7 +165,19 @@ func measure(ctx context.Context, cfg config, gen loadGenerator, progress io.Wri
 		creds:      creds,
 		nginxPath:  cfg.nginxPath,
 		sidecar:    sidecarPath(cfg),
+		oauth2:     cfg.oauth2Proxy,
 		sidecarEnv: cfg.sidecarEnv,
+	}
+	if slices.Contains(cfg.subjects, subjectOAuth2Proxy) {
+		// oauth2-proxy finds its keys by OIDC discovery only: the dev issuer
+		// becomes every subject's issuer, and its token the load's.
+		iss, c, err := startIssuer(ctx, cfg.issuer, dir, max(time.Hour, cfg.budget()+10*time.Minute))
+		if err != nil {
+			return nil, err
+		}
+		defer iss.Stop(5 * time.Second)
+		e.creds = c
+		creds = c
 	}
 	e.upstream, err = startUpstream(ctx, exe, dir, e.lifetime)
 	if err != nil {
@@ -182,12 +195,15 @@ func measure(ctx context.Context, cfg config, gen loadGenerator, progress io.Wri
 	}()
 	res := &results{
 		Machine:     describeMachine(gen, cfg, e.sidecar),
-		Command:     report.Command("go run ./test/load", cfg.args),
+		Command:     report.Command("go run ./tools/load", cfg.args),
 		Rounds:      cfg.rounds,
 		Duration:    cfg.duration.String(),
 		Warmup:      cfg.warmup.String(),
 		Connections: cfg.connections,
 		Threads:     cfg.threads,
+	}
+	if e.creds.issuerURL != "" {
+		res.Notes = append(res.Notes, "every subject that verifies trusts the dev issuer (jwt-issuer serve) by OIDC discovery, and the load sends one RS256 client_credentials token from it; oauth2-proxy runs with --skip-jwt-bearer-tokens and --request-logging=false")
 	}
 	if len(cfg.sidecarEnv) > 0 && slices.Contains(cfg.subjects, subjectSidecar) {
 		res.Notes = append(res.Notes, fmt.Sprintf("jwt-sidecar ran with extra environment %s: these are not the defaults a user gets", cfg.sidecarEnv.String()))
@@ -198,7 +214,7 @@ func measure(ctx context.Context, cfg config, gen loadGenerator, progress io.Wri
 			return nil, err
 		}
 		subjects = append(subjects, s)
-		notes, err := s.preflight(ctx, creds.token)
+		notes, err := s.preflight(ctx, creds)
 		if err != nil {
 			return nil, err
 		}
@@ -343,6 +359,11 @@ func describeMachine(gen loadGenerator, cfg config, sidecar string) machine {
 	if cfg.nginxPath != "" && slices.Contains(cfg.subjects, subjectNginx) {
 		if out, err := exec.Command(cfg.nginxPath, "-v").CombinedOutput(); err == nil {
 			m.Nginx = strings.TrimPrefix(strings.TrimSpace(string(out)), "nginx version: ")
+		}
+	}
+	if slices.Contains(cfg.subjects, subjectOAuth2Proxy) {
+		if out, err := exec.Command(cfg.oauth2Proxy, "--version").CombinedOutput(); err == nil {
+			m.OAuth2Proxy = strings.TrimSpace(string(out))
 		}
 	}
 	if gen.name == "wrk" {

@@ -150,6 +150,8 @@ func writeReport(w io.Writer, r *results) {
 		}
 	}
 
+	writeRatios(w, r)
+
 	fmt.Fprintf(w, "\n### jwt-sidecar vs reverseproxy\n\n")
 	if len(r.Checks) == 0 {
 		fmt.Fprintf(w, "Not checked: jwt-sidecar was not measured.\n")
@@ -198,7 +200,66 @@ func writeReport(w io.Writer, r *results) {
 	if m.Nginx != "" {
 		fmt.Fprintf(w, ", %s", m.Nginx)
 	}
+	if m.OAuth2Proxy != "" {
+		fmt.Fprintf(w, ", %s", m.OAuth2Proxy)
+	}
 	fmt.Fprintf(w, ", %s\n", m.LoadGenerator)
 	fmt.Fprintf(w, "command: %s\n", r.Command)
 	fmt.Fprintf(w, "load:    %s\n", r.LoadCommand)
+}
+
+// pairedDiff is the median over rounds of side's value minus base's in the
+// same round.
+func pairedDiff(side, base *subjectResult, f func(runResult) float64) float64 {
+	var diffs []float64
+	for _, s := range side.Runs {
+		for _, b := range base.Runs {
+			if s.Round == b.Round {
+				diffs = append(diffs, f(s)-f(b))
+			}
+		}
+	}
+	return median(diffs)
+}
+
+// writeRatios prints every proxy against the plain reverse proxy: paired
+// ratios of throughput and CPU per request, the latency each adds to the
+// upstream's own (its p50 and p99 minus direct's, same round), and peak RSS.
+// It is the table of make peers; without reverseproxy there is no base.
+func writeRatios(w io.Writer, r *results) {
+	rp := r.subject(subjectReverseProxy)
+	if rp == nil || rp.RPS == 0 || len(r.Subjects) < 2 {
+		return
+	}
+	direct := r.subject(subjectDirect)
+	added := func(s *subjectResult, f func(runResult) float64) string {
+		if direct == nil {
+			return "n/a (direct not measured)"
+		}
+		d := pairedDiff(s, direct, f)
+		base := pairedDiff(rp, direct, f)
+		if base <= 0 {
+			return fmt.Sprintf("%+.2f ms", d)
+		}
+		return fmt.Sprintf("%+.2f ms (%.2f×)", d, d/base)
+	}
+	fmt.Fprintf(w, "\n### Against the plain reverse proxy\n\n")
+	fmt.Fprintf(w, "Paired per round, medians over rounds: × is the subject's value divided by reverseproxy's; added latency is the subject's p50 or p99 minus direct's in the same round, and × divides it by what reverseproxy adds.\n\n")
+	fmt.Fprintf(w, "| subject | throughput | CPU per request | added p50 | added p99 | peak RSS |\n|---|---:|---:|---:|---:|---:|\n")
+	for i := range r.Subjects {
+		s := &r.Subjects[i]
+		if s.Name == subjectDirect {
+			continue
+		}
+		rss := "n/a"
+		if rp.PeakRSSMiB > 0 {
+			rss = fmt.Sprintf("%.1f MiB (%.2f×)", s.PeakRSSMiB, s.PeakRSSMiB/rp.PeakRSSMiB)
+		}
+		fmt.Fprintf(w, "| %s | %.2f× | %.2f× | %s | %s | %s |\n", s.Name,
+			pairedRatio(s, rp, func(r runResult) float64 { return r.RPS }),
+			pairedRatio(s, rp, func(r runResult) float64 { return r.CPUMicrosPerReq }),
+			added(s, func(r runResult) float64 { return r.P50Ms }),
+			added(s, func(r runResult) float64 { return r.P99Ms }),
+			rss)
+	}
 }

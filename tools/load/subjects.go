@@ -90,6 +90,7 @@ type env struct {
 	creds     credentials
 	nginxPath string
 	sidecar   string // path of the jwt-sidecar binary
+	oauth2    string // path of the oauth2-proxy binary
 	// sidecarEnv is added to jwt-sidecar's environment (-sidecar-env).
 	sidecarEnv []string
 }
@@ -104,8 +105,10 @@ func startSubject(ctx context.Context, name string, e env) (*subject, error) {
 		return startReverseProxy(ctx, e)
 	case subjectNginx:
 		return startNginx(ctx, e)
-	case subjectSidecar:
-		return startSidecar(ctx, e)
+	case subjectSidecar, subjectSidecarNoCache:
+		return startSidecar(ctx, name, e)
+	case subjectOAuth2Proxy:
+		return startOAuth2Proxy(ctx, e)
 	}
 	return nil, fmt.Errorf("unknown subject %q", name)
 }
@@ -151,7 +154,7 @@ func findNginx(flagPath string) (string, error) {
 
 // nginxConfig is a plain reverse proxy with upstream keepalive. Every path
 // is inside the prefix directory, so nginx needs neither /etc/nginx nor root.
-const nginxConfig = `# written by test/load
+const nginxConfig = `# written by tools/load
 worker_processes %[1]d;
 pid %[2]s/nginx.pid;
 error_log %[2]s/error.log warn;
@@ -222,8 +225,10 @@ func startNginx(ctx context.Context, e env) (*subject, error) {
 }
 
 // startSidecar runs the real binary with the defaults a user gets, logging
-// included, verifying RS256 from a JWKS file.
-func startSidecar(ctx context.Context, e env) (*subject, error) {
+// included, verifying RS256 from a JWKS file or, when the run has an issuer,
+// from the keys OIDC discovery finds there. jwt-sidecar-nocache is the same
+// with TOKEN_CACHE_SIZE=0: every request a full signature check.
+func startSidecar(ctx context.Context, name string, e env) (*subject, error) {
 	if err := checkSidecarBinary(e.sidecar); err != nil {
 		return nil, err
 	}
@@ -242,17 +247,23 @@ func startSidecar(ctx context.Context, e env) (*subject, error) {
 		"UPSTREAM_URL=" + e.upstream.url,
 		"LISTEN_ADDR=" + addr,
 		"ADMIN_ADDR=" + admin,
-		"ISSUERS=" + tokenIssuer,
 		"AUDIENCES=" + tokenAudience,
-		"JWKS_FILE=" + e.creds.jwksFile,
 		"CLAIMS_TO_HEADERS=sub=" + subjectHeader,
 	}
+	if e.creds.issuerURL != "" {
+		cmd.Env = append(cmd.Env, "OIDC_ISSUER_URL="+e.creds.issuerURL)
+	} else {
+		cmd.Env = append(cmd.Env, "ISSUERS="+tokenIssuer, "JWKS_FILE="+e.creds.jwksFile)
+	}
+	if name == subjectSidecarNoCache {
+		cmd.Env = append(cmd.Env, "TOKEN_CACHE_SIZE=0")
+	}
 	cmd.Env = append(cmd.Env, e.sidecarEnv...) // later entries win
-	p, err := startProcess(subjectSidecar, filepath.Join(e.dir, "jwt-sidecar.log"), cmd)
+	p, err := startProcess(name, filepath.Join(e.dir, name+".log"), cmd)
 	if err != nil {
 		return nil, err
 	}
-	s := &subject{name: subjectSidecar, url: "http://" + addr + "/", proc: p, adminURL: "http://" + admin}
+	s := &subject{name: name, url: "http://" + addr + "/", proc: p, adminURL: "http://" + admin}
 	s.pids = s.onePID
 	if err := p.WaitReady(ctx, s.adminURL+"/readyz", startTimeout); err != nil {
 		p.Stop(time.Second)
@@ -261,37 +272,108 @@ func startSidecar(ctx context.Context, e env) (*subject, error) {
 	return s, nil
 }
 
+// oauth2ProxyCookieSecret is the cookie secret oauth2-proxy insists on; in
+// bearer-JWT mode it never sets a cookie, so any 32 bytes do.
+const oauth2ProxyCookieSecret = "load-run-cookie-secret-32-bytes!"
+
+// startOAuth2Proxy runs oauth2-proxy in bearer-JWT mode: an OIDC provider
+// (the run's dev issuer, found by discovery), --skip-jwt-bearer-tokens so a
+// request with a valid bearer JWT is verified locally and forwarded, the
+// audience as client ID. Its per-request log is off, as jwt-sidecar writes
+// no line for an allowed request.
+func startOAuth2Proxy(ctx context.Context, e env) (*subject, error) {
+	if e.creds.issuerURL == "" {
+		return nil, errors.New("oauth2-proxy needs the run's OIDC issuer")
+	}
+	addr, err := proc.PickAddr()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(e.oauth2,
+		"--http-address="+addr,
+		"--upstream="+e.upstream.url+"/",
+		"--provider=oidc",
+		"--oidc-issuer-url="+e.creds.issuerURL,
+		"--client-id="+tokenAudience,
+		"--client-secret=unused",
+		"--cookie-secret="+oauth2ProxyCookieSecret,
+		"--cookie-secure=false",
+		"--email-domain=*",
+		"--skip-jwt-bearer-tokens=true",
+		"--request-logging=false",
+		"--pass-user-headers=true",
+	)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	p, err := startProcess(subjectOAuth2Proxy, filepath.Join(e.dir, "oauth2-proxy.log"), cmd)
+	if err != nil {
+		return nil, err
+	}
+	s := &subject{name: subjectOAuth2Proxy, url: "http://" + addr + "/", proc: p}
+	s.pids = s.onePID
+	if err := p.WaitReady(ctx, "http://"+addr+"/ping", startTimeout); err != nil {
+		p.Stop(time.Second)
+		return nil, err
+	}
+	return s, nil
+}
+
 // preflight proves a subject answers the load request with 200 before it is
-// measured. For jwt-sidecar it also proves that it verifies at all (no token
-// is refused), maps the subject claim and strips the token; a deviation
-// there is returned as a note, since the numbers are still worth printing.
-func (s *subject) preflight(ctx context.Context, token string) (notes []string, err error) {
-	code, body, err := get(ctx, s.url, token)
+// measured. A subject that verifies tokens must refuse a request without one
+// and one with a tampered signature, so that it is not measured as a plain
+// proxy. jwt-sidecar must also map the subject claim and strip the token; a
+// deviation there is returned as a note, since the numbers are still worth
+// printing.
+func (s *subject) preflight(ctx context.Context, creds credentials) (notes []string, err error) {
+	code, body, err := get(ctx, s.url, creds.token)
 	if err != nil {
 		return nil, fmt.Errorf("%s preflight: %w", s.name, err)
 	}
 	if code != http.StatusOK {
 		return nil, fmt.Errorf("%s preflight: GET %s with the token: status %d, want 200: %s\nlast lines of %s:\n%s", s.name, s.url, code, body, s.proc.LogPath, s.proc.Tail(20))
 	}
-	if s.name != subjectSidecar {
+	if !verifies(s.name) {
 		return nil, nil
 	}
-	code, body, err = get(ctx, s.url, "")
-	if err != nil {
-		return nil, fmt.Errorf("%s preflight: %w", s.name, err)
+	for _, bad := range []struct{ what, token string }{
+		{"without a token", ""},
+		{"with a tampered signature", tamper(creds.token)},
+	} {
+		code, body, err = get(ctx, s.url, bad.token)
+		if err != nil {
+			return nil, fmt.Errorf("%s preflight: %w", s.name, err)
+		}
+		if code < 400 || (s.name != subjectOAuth2Proxy && code != http.StatusUnauthorized) {
+			return nil, fmt.Errorf("%s preflight: GET %s %s: status %d, want a refusal: it does not authenticate: %s", s.name, s.url, bad.what, code, body)
+		}
 	}
-	if code != http.StatusUnauthorized {
-		return nil, fmt.Errorf("%s preflight: GET %s without a token: status %d, want 401: it does not authenticate: %s", s.name, s.url, code, body)
+	if s.name == subjectOAuth2Proxy {
+		return nil, nil
 	}
 	echo := strings.TrimSuffix(s.url, "/") + echoPath
-	code, body, err = get(ctx, echo, token)
+	code, body, err = get(ctx, echo, creds.token)
 	if err != nil {
 		return nil, fmt.Errorf("%s preflight: %w", s.name, err)
 	}
-	if want := fmt.Sprintf("sub=%s auth=false", tokenSubject); code != http.StatusOK || body != want {
-		notes = append(notes, fmt.Sprintf("jwt-sidecar preflight: the upstream saw %q (status %d), want %q: claim header or token stripping is off", body, code, want))
+	if want := fmt.Sprintf("sub=%s auth=false", creds.subject); code != http.StatusOK || body != want {
+		notes = append(notes, fmt.Sprintf("%s preflight: the upstream saw %q (status %d), want %q: claim header or token stripping is off", s.name, body, code, want))
 	}
 	return notes, nil
+}
+
+// tamper flips one character in the middle of a JWS signature: the same
+// length and alphabet, so only the signature check can refuse it.
+func tamper(token string) string {
+	i := strings.LastIndexByte(token, '.') + 10
+	if i >= len(token) {
+		return token + "x"
+	}
+	b := []byte(token)
+	if b[i] == 'A' {
+		b[i] = 'B'
+	} else {
+		b[i] = 'A'
+	}
+	return string(b)
 }
 
 func sidecarPath(cfg config) string { return filepath.Join(cfg.binDir, "jwt-sidecar") }
@@ -299,12 +381,18 @@ func sidecarPath(cfg config) string { return filepath.Join(cfg.binDir, "jwt-side
 // checkSidecarBinary fails early, before anything starts, when the binary to
 // measure is missing.
 func checkSidecarBinary(path string) error {
+	return checkBinary(path, "make build; or leave jwt-sidecar out of -subjects")
+}
+
+// checkBinary fails early when a binary the run needs is missing; build
+// says how to make it.
+func checkBinary(path, build string) error {
 	fi, err := os.Stat(path)
 	if err == nil && fi.IsDir() {
 		err = errors.New("is a directory")
 	}
 	if err != nil {
-		return fmt.Errorf("jwt-sidecar binary %s: %w (build it first: make build; or leave jwt-sidecar out of -subjects)", path, err)
+		return fmt.Errorf("%s binary %s: %w (build it first: %s)", filepath.Base(path), path, err, build)
 	}
 	return nil
 }

@@ -24,10 +24,13 @@ const (
 	subjectHeader = "X-Auth-Subject" // CLAIMS_TO_HEADERS=sub=X-Auth-Subject
 )
 
-// credentials are a signed token and the JWKS file that verifies it.
+// credentials are a signed token and what verifies it: a JWKS file, or,
+// when issuerURL is set, the OIDC issuer that issued it (make peers).
 type credentials struct {
-	token    string
-	jwksFile string
+	token     string
+	subject   string // the token's sub, which the upstream must see
+	jwksFile  string
+	issuerURL string
 }
 
 // newCredentials makes an RSA-2048 key, writes its public half to dir as a
@@ -63,5 +66,5 @@ func newCredentials(dir string, now time.Time, validFor time.Duration) (credenti
 	if err != nil {
 		return credentials{}, fmt.Errorf("sign: %w", err)
 	}
-	return credentials{token: signed, jwksFile: path}, nil
+	return credentials{token: signed, subject: tokenSubject, jwksFile: path}, nil
 }

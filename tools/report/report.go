@@ -1,5 +1,5 @@
 // Package report has the parts of a measurement's report that the measuring
-// programs share (test/load behind `make bench`, test/compare behind `make
+// programs share (tools/load behind `make bench`, tools/compare behind `make
 // compare`): the command that reproduces the run, the CPU it ran on, and the
 // results as a JSON file. Each program prints its own table.
 package report

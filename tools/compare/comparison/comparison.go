@@ -5,7 +5,7 @@
 // keeps the load on (the outage), then restarts it (the recovery), and
 // reads every number from the processes' own /metrics.
 //
-// `make compare` (test/compare) and the last step of `make demo` use it.
+// `make compare` (tools/compare) and the last step of `make demo` use it.
 package comparison
 
 import (
@@ -66,7 +66,7 @@ type Options struct {
 // Phases are how long each phase of a run lasts.
 type Phases struct{ Warmup, Steady, Outage, Recovery time.Duration }
 
-// Quick are the phases of a short run, `go run ./test/compare -quick` and
+// Quick are the phases of a short run, `go run ./tools/compare -quick` and
 // the demo's last step: enough to see the difference, far too short to
 // quote.
 var Quick = Phases{Warmup: time.Second, Steady: 3 * time.Second, Outage: 3 * time.Second, Recovery: 2 * time.Second}

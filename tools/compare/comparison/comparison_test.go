@@ -278,7 +278,7 @@ func results(t *testing.T, jwtOutage, introspectionOutage PhaseStats, caches boo
 			{Name: "outage (issuer killed)", Seconds: 10, Counted: true}, {Name: "issuer restart", Seconds: 0.1},
 			{Name: "recovery", Seconds: 10, Counted: true},
 		},
-		Command: "go run ./test/compare -bin bin",
+		Command: "go run ./tools/compare -bin bin",
 	}
 	for i, out := range []PhaseStats{jwtOutage, introspectionOutage} {
 		st := phaseStats(a, b, specs[i])
@@ -372,7 +372,7 @@ func TestWriteTableGolden(t *testing.T) {
 		"¹ Bucket-interpolated",
 		"NOTE: introspection, steady: jwt-loadgen dropped 10 of 2000",
 		"machine: Test CPU, 2 cores, linux/amd64, go1.26.8",
-		"command: go run ./test/compare -bin bin",
+		"command: go run ./tools/compare -bin bin",
 	} {
 		if !strings.Contains(out.String(), line) {
 			t.Errorf("table lacks %q", line)
@@ -384,7 +384,7 @@ func TestWriteTableGolden(t *testing.T) {
 }
 
 // TestRecordedJWTRun computes the table of a real run's scrapes
-// (testdata/recorded-jwt: `go run ./test/compare -quick -modes jwt` on a
+// (testdata/recorded-jwt: `go run ./tools/compare -quick -modes jwt` on a
 // build whose issuer had no /metrics yet; go_ and process_ series cut).
 func TestRecordedJWTRun(t *testing.T) {
 	labels := []string{"warm", "steady", "outage", "restarted", "recovered"}

@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// Metric names read from the processes (CONTRACTS.md, SPEC.md).
+// Metric names read from the processes (docs/contract.md).
 const (
 	loadRequests      = "jwt_loadgen_requests_total"
 	loadDuration      = "jwt_loadgen_request_duration_seconds"
