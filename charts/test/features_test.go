@@ -56,7 +56,6 @@ func TestSidecarImage(t *testing.T) {
 		values, want string
 	}{
 		{want: imageRepository + ":" + appVersion(t)},
-		{values: "image: {digest: " + digest + "}", want: imageRepository + "@" + digest},
 		{values: "sidecar: {image: {tag: v2}}", want: imageRepository + ":v2"},
 		{values: "sidecar: {image: {digest: " + digest + "}}", want: imageRepository + "@" + digest},
 		{values: "sidecar: {image: {repository: r.example/s, tag: v2, digest: " + digest + "}}", want: "r.example/s@" + digest},
@@ -239,7 +238,8 @@ func TestHelmTestHook(t *testing.T) {
 		t.Errorf("hook = %q, want test", pod.Annotations["helm.sh/hook"])
 	}
 	c := pod.Spec.Containers[0]
-	if !readDockerfile(t).has(c.Command[0]) {
+	// The chart's image is the injector's target of the Dockerfile.
+	if d := readDockerfile(t); !d.has(d.stage(t, "injector"), c.Command[0]) {
 		t.Errorf("the test runs %s, which the image does not hold", c.Command[0])
 	}
 	svc := decode[corev1.Service](t, find(t, objs, "Service"))
