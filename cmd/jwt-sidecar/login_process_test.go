@@ -77,7 +77,7 @@ func writeTestFile(t *testing.T, path, content string) {
 	}
 }
 
-func newLoginRig(t *testing.T) *loginRig {
+func newLoginRig(t *testing.T, configFile bool) *loginRig {
 	t.Helper()
 	issuer, idp := startIssuer(t)
 	up := &seenUpstream{}
@@ -93,7 +93,7 @@ func newLoginRig(t *testing.T) *loginRig {
 	secret, cookieKeys := filepath.Join(dir, "secret"), filepath.Join(dir, "cookie-keys")
 	writeTestFile(t, secret, "web-secret\n")
 	writeTestFile(t, cookieKeys, "# current first\nkey-A-0123456789abcdef0123456789abcdef\n")
-	s := startSidecar(t, map[string]string{
+	env := map[string]string{
 		"UPSTREAM_URL":             app.URL,
 		"OIDC_ISSUER_URL":          issuer,
 		"ISSUERS":                  issuer,
@@ -104,7 +104,38 @@ func newLoginRig(t *testing.T) *loginRig {
 		"LOGIN_CLIENT_SECRET_FILE": secret,
 		"LOGIN_COOKIE_KEY_FILE":    cookieKeys,
 		"LOGIN_PLAIN_HTTP":         "true",
-	})
+	}
+	if configFile {
+		// The same provider and login from CONFIG_FILE, with rules whose
+		// claim requirements a session must meet like a token.
+		file := filepath.Join(dir, "policy.yaml")
+		writeTestFile(t, file, `providers:
+  - name: web
+    oidc_issuer_url: `+issuer+`
+    audiences: [demo-api]
+    claims_to_headers: {sub: X-Sub, email: X-Email, groups: X-Groups}
+    login:
+      client_id: web-app
+      client_secret_file: `+secret+`
+      cookie_key_file: `+cookieKeys+`
+      plain_http: true
+rules:
+  - name: public
+    match: {prefix: /public/}
+    require: public
+  - name: admins
+    match: {prefix: /admin/}
+    require: web
+    claims: {groups: admin}
+  - name: staff
+    match: {prefix: /staff/}
+    require: web
+    claims: {groups: staff}
+default: {require: web}
+`)
+		env = map[string]string{"UPSTREAM_URL": app.URL, "CONFIG_FILE": file, "ISSUERS": "", "AUDIENCES": ""}
+	}
+	s := startSidecar(t, env)
 	s.waitFor(t, "/readyz", http.StatusOK)
 	return &loginRig{issuer: issuer, idp: idp, s: s, up: up, base: "http://" + s.listen}
 }
@@ -188,7 +219,7 @@ func TestLoginProcess(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs jwt-issuer")
 	}
-	rg := newLoginRig(t)
+	rg := newLoginRig(t, false)
 	c := browser(t)
 
 	// API clients, XHR and form posts without a token get the RFC 6750
@@ -367,4 +398,37 @@ func scrape(t *testing.T, s *sidecar) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestLoginProcessRules: from CONFIG_FILE, a session meets the rules'
+// claim requirements exactly as a token would: a rule the user's groups
+// satisfy passes, one they do not is 403 insufficient_scope, unseen by the
+// upstream.
+func TestLoginProcessRules(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs jwt-issuer")
+	}
+	rg := newLoginRig(t, true)
+	c := browser(t)
+	callback := rg.signIn(t, send(t, c, http.MethodGet, rg.base+"/staff/home", navigation))
+	if back := send(t, c, http.MethodGet, callback, navigation); back.StatusCode != http.StatusFound || back.Header.Get("Location") != "/staff/home" {
+		t.Fatalf("callback: status %d to %q, want 302 to /staff/home", back.StatusCode, back.Header.Get("Location"))
+	}
+	if resp := send(t, c, http.MethodGet, rg.base+"/staff/home", navigation); resp.StatusCode != http.StatusOK || rg.up.last().Header.Get("X-Groups") != "staff,dev" {
+		t.Errorf("staff page with alice's session: status %d, want 200 with her groups", resp.StatusCode)
+	}
+	n := rg.up.count()
+	resp := send(t, c, http.MethodGet, rg.base+"/admin/users", navigation)
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(resp.Header.Get("WWW-Authenticate"), `error="insufficient_scope"`) {
+		t.Errorf("admin page with a staff session: status %d, challenge %q; want 403 insufficient_scope", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+	}
+	if rg.up.count() != n {
+		t.Error("the upstream saw the refused admin request")
+	}
+	if resp := send(t, c, http.MethodGet, rg.base+"/public/x", navigation); resp.StatusCode != http.StatusOK {
+		t.Errorf("public path: status %d, want 200", resp.StatusCode)
+	}
+	if ck := rg.up.last().Header.Get("Cookie"); strings.Contains(ck, "_jwt_sidecar") {
+		t.Errorf("a public path forwarded the session cookie: %q", ck)
+	}
 }
