@@ -104,6 +104,9 @@ func newLoginRig(t *testing.T, configFile bool) *loginRig {
 		"LOGIN_CLIENT_SECRET_FILE": secret,
 		"LOGIN_COOKIE_KEY_FILE":    cookieKeys,
 		"LOGIN_PLAIN_HTTP":         "true",
+		// The ID token rides along for id_token_hint: the issuer then ends
+		// the user's session at sign-out.
+		"LOGIN_KEEP_ID_TOKEN": "true",
 	}
 	if configFile {
 		// The same provider and login from CONFIG_FILE, with rules whose
