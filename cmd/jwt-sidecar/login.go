@@ -146,3 +146,35 @@ func keptClaims(spec *policy.Spec, ps *policy.ProviderSpec) []string {
 	}
 	return out
 }
+
+// effectiveLogin is a provider's browser login as check-config shows it:
+// the settings in force and the claims its sessions keep, no secrets.
+type effectiveLogin struct {
+	ClientID         string   `yaml:"client_id"`
+	ClientSecretFile string   `yaml:"client_secret_file"`
+	CookieKeyFile    string   `yaml:"cookie_key_file"`
+	Scopes           []string `yaml:"scopes,flow"`
+	CallbackPath     string   `yaml:"callback_path"`
+	SignOutPath      string   `yaml:"sign_out_path"`
+	CookieName       string   `yaml:"cookie_name"`
+	CookieDomain     string   `yaml:"cookie_domain,omitempty"`
+	Refresh          bool     `yaml:"refresh"`
+	RefreshAhead     string   `yaml:"refresh_ahead"`
+	MaxAge           string   `yaml:"max_age"`
+	AllowedHosts     []string `yaml:"allowed_redirect_hosts,flow,omitempty"`
+	KeepIDToken      bool     `yaml:"keep_id_token"`
+	PlainHTTP        bool     `yaml:"plain_http"`
+	KeptClaims       []string `yaml:"kept_claims,flow"`
+}
+
+func loginView(spec *policy.Spec, p *policy.ProviderSpec) *effectiveLogin {
+	ls := p.Login
+	return &effectiveLogin{
+		ClientID: ls.ClientID, ClientSecretFile: ls.ClientSecretFile + " (secret not shown)", CookieKeyFile: ls.CookieKeyFile + " (keys not shown)",
+		Scopes: ls.Scopes, CallbackPath: ls.CallbackPath, SignOutPath: ls.SignOutPath,
+		CookieName: ls.CookieName, CookieDomain: ls.CookieDomain, Refresh: ls.Refresh,
+		RefreshAhead: ls.RefreshAhead.String(), MaxAge: ls.MaxAge.String(), AllowedHosts: ls.AllowedRedirectHosts,
+		KeepIDToken: ls.KeepIDToken, PlainHTTP: ls.PlainHTTP,
+		KeptClaims: append([]string{"iss", "sub", "exp"}, keptClaims(spec, p)...),
+	}
+}
