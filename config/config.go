@@ -69,6 +69,22 @@ type Config struct {
 	ConfigFile                    string        `env:"CONFIG_FILE" help:"YAML with several providers and per-route rules, reloaded when it changes and on SIGHUP; the key-source and policy variables must then be unset"`
 	LogLevel                      string        `env:"LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
 	LogFormat                     string        `env:"LOG_FORMAT" envDefault:"json" help:"json or text"`
+
+	// Browser login (OIDC code flow, one sealed session cookie): docs/login.md.
+	LoginClientID             string        `env:"LOGIN_CLIENT_ID" help:"browser login: the client registered at OIDC_ISSUER_URL; empty: login off, browsers get 401 like any client"`
+	LoginClientSecretFile     string        `env:"LOGIN_CLIENT_SECRET_FILE" help:"browser login: a file holding the client secret (client_secret_basic)"`
+	LoginCookieKeyFile        string        `env:"LOGIN_COOKIE_KEY_FILE" help:"browser login: session cookie keys, one per line, each at least 32 bytes; the first seals, all open"`
+	LoginScopes               string        `env:"LOGIN_SCOPES" envDefault:"openid profile email" help:"browser login: requested scopes, space-separated (openid is always added)"`
+	LoginCallbackPath         string        `env:"LOGIN_CALLBACK_PATH" envDefault:"/oauth2/callback" help:"browser login: the redirect URI's path, served by the sidecar"`
+	LoginSignOutPath          string        `env:"LOGIN_SIGN_OUT_PATH" envDefault:"/oauth2/sign_out" help:"browser login: clears the session (then the provider's end_session_endpoint, if any); ?rd=/path says where to go after"`
+	LoginCookieName           string        `env:"LOGIN_COOKIE_NAME" envDefault:"_jwt_sidecar" help:"browser login: the session cookie's name"`
+	LoginCookieDomain         string        `env:"LOGIN_COOKIE_DOMAIN" help:"browser login: the session cookie's Domain; empty: this host only"`
+	LoginRefresh              bool          `env:"LOGIN_REFRESH" envDefault:"true" help:"browser login: keep the refresh token (sealed in the cookie) and renew sessions without a redirect"`
+	LoginRefreshAhead         time.Duration `env:"LOGIN_REFRESH_AHEAD" envDefault:"1m" help:"browser login: renew a session this long before it ends"`
+	LoginMaxAge               time.Duration `env:"LOGIN_MAX_AGE" envDefault:"12h" help:"browser login: a session's absolute lifetime from the login, refreshes included"`
+	LoginAllowedRedirectHosts []string      `env:"LOGIN_ALLOWED_REDIRECT_HOSTS" help:"browser login: other hosts a return URL may name, comma-separated (app.example.com, or .example.com for its subdomains)"`
+	LoginKeepIDToken          bool          `env:"LOGIN_KEEP_ID_TOKEN" envDefault:"false" help:"browser login: keep the raw ID token in the cookie for id_token_hint at sign-out (about its size in cookie bytes)"`
+	LoginPlainHTTP            bool          `env:"LOGIN_PLAIN_HTTP" envDefault:"false" help:"browser login: the listener is plain HTTP on loopback: cookies without Secure, http:// redirect URI; refused unless LISTEN_ADDR is loopback"`
 }
 
 // Load parses environ into a Config and validates it. The error names
@@ -232,6 +248,7 @@ func (c *Config) problems() []error {
 	default:
 		bad("AUTH_MODE", "want jwt or introspection, not %q", c.AuthMode)
 	}
+	errs = append(errs, c.loginProblems()...)
 	return append(errs, cli.CheckLog(c.LogLevel, c.LogFormat)...)
 }
 

@@ -43,6 +43,18 @@ var Reasons = []Reason{
 	BadIDToken, BadNonce, SessionTooLarge, Unavailable,
 }
 
+// Login events, the label values of logins counted.
+const (
+	EventStarted   = "started"
+	EventCompleted = "completed"
+)
+
+// Events lists every login event.
+var Events = []string{EventStarted, EventCompleted}
+
+// RefreshOutcomes lists every refresh outcome.
+var RefreshOutcomes = []string{RefreshOK, RefreshFailed}
+
 // Refresh outcomes, the label values of session refreshes.
 const (
 	RefreshOK     = "refreshed"

@@ -123,6 +123,9 @@ func (d *decoder) provider(o *object, path string) ProviderSpec {
 	if n, fp := field("forward_token"); n != nil {
 		p.ForwardToken = d.boolean(n, fp)
 	}
+	if n, fp := field("login"); n != nil {
+		p.Login = d.login(n, fp, &p)
+	}
 	return p
 }
 

@@ -155,6 +155,7 @@ func TestDecodeFollowsAliases(t *testing.T) {
 var schemaKinds = map[string]string{
 	"":            "",
 	"provider":    "provider",
+	"login":       "login",
 	"rule":        "rule",
 	"match":       "match",
 	"requirement": "requirementObject",

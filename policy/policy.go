@@ -20,6 +20,8 @@ type Provider struct {
 	// Forward is what the provider's verified tokens become on the
 	// forwarded request.
 	Forward Forwarding
+	// Login, when set, signs browsers in for this provider; nil: none.
+	Login Login
 }
 
 // Forwarding is what one provider's verified tokens put on the forwarded

@@ -60,6 +60,8 @@ type ProviderSpec struct {
 	ClaimsToHeaders []config.ClaimHeader
 	PayloadHeader   string
 	ForwardToken    bool
+	// Login, when set, is the provider's browser login.
+	Login *LoginSpec
 
 	// At locates the provider, KeyField and KeyAt its key source, for
 	// errors found later (a PEM file that does not parse). Empty for the
@@ -118,6 +120,24 @@ func FromEnv(c *config.Config) (*Spec, error) {
 		}
 		p.JWKSURLs, p.OIDCIssuerURL, p.JWKSFile, p.PublicKeyFiles, p.HMACSecretFile = nil, "", "", nil, ""
 		p.Algorithms = nil
+	}
+	if c.LoginEnabled() {
+		p.Login = &LoginSpec{
+			ClientID:             c.LoginClientID,
+			ClientSecretFile:     c.LoginClientSecretFile,
+			CookieKeyFile:        c.LoginCookieKeyFile,
+			Scopes:               strings.Fields(c.LoginScopes),
+			CallbackPath:         c.LoginCallbackPath,
+			SignOutPath:          c.LoginSignOutPath,
+			CookieName:           c.LoginCookieName,
+			CookieDomain:         c.LoginCookieDomain,
+			Refresh:              c.LoginRefresh,
+			RefreshAhead:         c.LoginRefreshAhead,
+			MaxAge:               c.LoginMaxAge,
+			AllowedRedirectHosts: c.LoginAllowedRedirectHosts,
+			KeepIDToken:          c.LoginKeepIDToken,
+			PlainHTTP:            c.LoginPlainHTTP,
+		}
 	}
 	rules, err := PublicPathRules(c.PublicPaths)
 	if err != nil {

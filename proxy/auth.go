@@ -70,10 +70,20 @@ func scrubHeaders(h http.Header, names []string) {
 func (p *Proxy) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		pol := p.policy.Load()
+		logins := pol.Logins()
+		if logins {
+			if l := pol.Owner(r); l != nil {
+				l.Handler().ServeHTTP(w, r) // the callback and sign-out paths
+				return
+			}
+		}
 		scrubRequest(pol, r)
 		// SPEC: rules match the cleaned path, the one forwarded.
 		var d policy.Decision
 		p.decide(pol, r, &d, nil)
+		if logins && (d.Err != nil || d.Anonymous) && p.session(w, r, pol, &d) {
+			return // a browser sent to sign in
+		}
 		switch {
 		case d.Err != nil:
 			p.refuse(w, r, pol, &d)
@@ -89,6 +99,9 @@ func (p *Proxy) authenticate(next http.Handler) http.Handler {
 			// request copy on the hot path. Connection tokens naming these
 			// headers were scrubbed, so hop-by-hop removal cannot drop them.
 			p.forward(pol, r, &d)
+		}
+		if logins {
+			stripSessions(pol, r)
 		}
 		next.ServeHTTP(w, r)
 	})

@@ -89,6 +89,7 @@ type effectiveProvider struct {
 	ClaimsToHeaders map[string]string `yaml:"claims_to_headers,omitempty"`
 	PayloadHeader   string            `yaml:"payload_header,omitempty"`
 	ForwardToken    bool              `yaml:"forward_token"`
+	Login           *effectiveLogin   `yaml:"login,omitempty"`
 }
 
 type effectiveRule struct {
@@ -214,6 +215,9 @@ func providerView(spec *policy.Spec, p *policy.ProviderSpec) effectiveProvider {
 		Audiences: p.Audiences, Algorithms: p.Algorithms, ClockSkew: p.ClockSkew.String(), RequireExp: p.RequireExp,
 		RequiredScopes: p.RequiredScopes, TokenLookup: lookupsView(p.TokenLookup), ClaimsToHeaders: headersView(p.ClaimsToHeaders),
 		PayloadHeader: p.PayloadHeader, ForwardToken: p.ForwardToken,
+	}
+	if p.Login != nil {
+		v.Login = loginView(spec, p)
 	}
 	if spec.FromFile() {
 		v.Issuer = p.Issuers[0]

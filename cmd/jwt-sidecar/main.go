@@ -108,6 +108,7 @@ func newApp(cfg *config.Config, log *slog.Logger) (*app, error) {
 		return nil, err
 	}
 	rt := newRuntime(cfg, log, m, metrics.NewRules(reg))
+	rt.lm = metrics.NewLogins(reg, loginLabels())
 	if spec.FromFile() {
 		rt.stamp, _ = statFile(cfg.ConfigFile)
 	}

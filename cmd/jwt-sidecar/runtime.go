@@ -30,6 +30,7 @@ type runtime struct {
 	log     *slog.Logger
 	m       *metrics.Metrics
 	pm      *metrics.Rules
+	lm      *metrics.Logins // nil: logins count nothing
 	sources *keys.SourceSet
 	proxy   *proxy.Proxy
 	poll    time.Duration
@@ -123,6 +124,9 @@ func (rt *runtime) build(spec *policy.Spec, prev *generation) (*generation, erro
 		wanted = append(wanted, srcs...)
 		counts = append(counts, len(srcs))
 	}
+	if err := checkLogins(spec); err != nil {
+		errs = append(errs, err)
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -158,12 +162,21 @@ func (rt *runtime) build(spec *policy.Spec, prev *generation) (*generation, erro
 		}
 		gen.providers[def] = bp
 		gen.order = append(gen.order, bp)
-		providers = append(providers, policy.Provider{
+		pr := policy.Provider{
 			Name:    ps.Name,
 			Auth:    bp.auth,
 			Issuers: ps.Issuers,
 			Forward: policy.Forwarding{ClaimHeaders: ps.ClaimsToHeaders, PayloadHeader: ps.PayloadHeader, ForwardToken: ps.ForwardToken},
-		})
+		}
+		if ps.Login != nil {
+			l, err := rt.newLogin(spec, ps, bp.keys)
+			if err != nil {
+				errs = append(errs, where(spec, i, err))
+				continue
+			}
+			pr.Login = l
+		}
+		providers = append(providers, pr)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err

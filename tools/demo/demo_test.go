@@ -123,6 +123,8 @@ func TestDemo(t *testing.T) {
 				`error="invalid_token"`,
 				`the forged "admin" was removed`,
 				"jwt_sidecar_requests_total{",
+				"== (h) Sign in with a browser",
+				"the upstream saw X-Auth-Subject: alice",
 				"p50 ≈",
 				"Stopped.",
 			} {

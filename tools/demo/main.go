@@ -159,6 +159,10 @@ func (d *demo) start(ctx context.Context) error {
 		return fmt.Errorf("jwt-issuer genkey: %w: %s", err, out)
 	}
 
+	login, err := loginVars(dir)
+	if err != nil {
+		return fmt.Errorf("browser login files: %w", err)
+	}
 	addr := func(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
 	procs := []struct {
 		name, ready string
@@ -172,7 +176,7 @@ func (d *demo) start(ctx context.Context) error {
 		{"echo-upstream", d.upstreamURL() + "/healthz", []string{
 			"LISTEN_ADDR=" + addr(d.opts.upstreamPort),
 		}},
-		{"jwt-sidecar", d.adminURL() + "/readyz", []string{
+		{"jwt-sidecar", d.adminURL() + "/readyz", append([]string{
 			"LISTEN_ADDR=" + addr(d.opts.listenPort),
 			"ADMIN_ADDR=" + addr(d.opts.adminPort),
 			"UPSTREAM_URL=" + d.upstreamURL(),
@@ -180,7 +184,7 @@ func (d *demo) start(ctx context.Context) error {
 			"AUDIENCES=demo-api",
 			"CLAIMS_TO_HEADERS=sub=X-Auth-Subject,scope=X-Auth-Scope,client_id=X-Auth-Client",
 			"LOG_FORMAT=text",
-		}},
+		}, login...)},
 	}
 	fmt.Fprintln(d.out, "\nStarting the stack (each process logs to a file in the work folder):")
 	for _, p := range procs {
@@ -215,6 +219,7 @@ The demo stack is running:
 Try it:
   curl -sS -u demo:demo-secret -d grant_type=client_credentials %[1]s/token
   curl -sS -i -H "Authorization: Bearer $TOKEN" %[3]s/hello
+  open %[3]s/hello in a browser and sign in as alice / alice (sign out: %[3]s/oauth2/sign_out)
 Press Ctrl-C to stop.
 `, d.issuerURL(), d.upstreamURL(), d.proxyURL(), d.adminURL(), filepath.Join(d.opts.dir, "*.log"))
 }

@@ -38,6 +38,7 @@ func (d *demo) steps(ctx context.Context) {
 	if d.opts.compare {
 		d.stepCompare(ctx)
 	}
+	d.stepLogin(ctx)
 }
 
 // heading starts a step.
