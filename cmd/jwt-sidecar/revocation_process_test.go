@@ -2,15 +2,19 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jwt-sidecar/jwt-sidecar/test/proctest"
+	"github.com/jwt-sidecar/jwt-sidecar/verifier"
 )
 
 // revocationPoll is REVOCATION_REFRESH_INTERVAL in these tests: short, so
@@ -69,13 +73,18 @@ func (is *devIssuer) token(t *testing.T) string {
 // refusedWithin polls the sidecar with tok until it answers 401 revoked,
 // and returns how long that took and how many requests passed before.
 func refusedWithin(t *testing.T, s *sidecar, tok string, limit time.Duration) (time.Duration, int64) {
+	return refusedAs(t, s, tok, limit, verifier.Revoked)
+}
+
+// refusedAs is refusedWithin for any reason: introspection says inactive.
+func refusedAs(t *testing.T, s *sidecar, tok string, limit time.Duration, reason verifier.Reason) (time.Duration, int64) {
 	t.Helper()
 	start := time.Now()
 	for passed := int64(0); ; passed++ {
 		resp := s.get(t, "/orders", tok)
 		if resp.StatusCode == http.StatusUnauthorized {
-			if ch := resp.Header.Get("WWW-Authenticate"); !strings.Contains(ch, `error="invalid_token", error_description="the token has been revoked"`) {
-				t.Fatalf("refused with %q, want revoked", ch)
+			if ch := resp.Header.Get("WWW-Authenticate"); !strings.Contains(ch, `error="invalid_token", error_description="`+reason.Description()+`"`) {
+				t.Fatalf("refused with %q, want %s", ch, reason)
 			}
 			return time.Since(start), passed
 		}
@@ -197,5 +206,84 @@ func waitSeries(t *testing.T, s *sidecar, want string) {
 			t.Fatalf("no metric %s in:\n%s", want, body)
 		}
 		time.Sleep(50 * time.Millisecond) // the test's own poll
+	}
+}
+
+// TestRevocationListVersusIntrospection measures the trade the list makes,
+// on one dev issuer: the time from a revocation to the first refusal, and
+// the token-service calls it cost, for a jwt-mode sidecar polling the list
+// and an introspection-mode sidecar asking on every request. The list is
+// bounded by its poll interval and costs one call per interval; introspection
+// refuses at once and costs one call per request.
+func TestRevocationListVersusIntrospection(t *testing.T) {
+	is := startDevIssuer(t)
+	up, _ := recordingUpstream(t)
+	list := startSidecar(t, map[string]string{
+		"UPSTREAM_URL": up.URL, "ISSUERS": is.base, "AUDIENCES": "demo-api",
+		"JWKS_URLS":                   is.base + "/.well-known/jwks.json",
+		"REVOCATION_LIST_URL":         is.base + "/revocations",
+		"REVOCATION_REFRESH_INTERVAL": revocationPoll.String(),
+	})
+	list.waitFor(t, "/readyz", http.StatusOK)
+	secretFile := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(secretFile, []byte("demo-secret"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	in := &sidecar{listen: proctest.FreeAddr(t), admin: proctest.FreeAddr(t)}
+	in.Process = proctest.Start(t, binary, []string{
+		"LISTEN_ADDR=" + in.listen, "ADMIN_ADDR=" + in.admin, "UPSTREAM_URL=" + up.URL,
+		"AUTH_MODE=introspection", "INTROSPECTION_URL=" + is.base + "/introspect",
+		"INTROSPECTION_CLIENT_ID=demo", "INTROSPECTION_CLIENT_SECRET_FILE=" + secretFile,
+		"ISSUERS=" + is.base, "AUDIENCES=demo-api",
+	})
+	in.waitFor(t, "/readyz", http.StatusOK)
+
+	const requests = 200
+	tok := is.token(t)
+	start := time.Now()
+	for range requests {
+		for _, s := range []*sidecar{list, in} {
+			if resp := s.get(t, "/orders", tok); resp.StatusCode != http.StatusOK {
+				t.Fatalf("before the revocation = %d", resp.StatusCode)
+			}
+		}
+	}
+	elapsed := time.Since(start)
+	is.post(t, "/revoke", url.Values{"token": {tok}})
+	inTook, inPassed := refusedAs(t, in, tok, 10*time.Second, verifier.Inactive)
+	listTook, _ := refusedWithin(t, list, tok, 10*time.Second)
+	if inPassed != 0 {
+		t.Errorf("introspection let %d requests pass after the revocation", inPassed)
+	}
+	if limit := revocationPoll*11/10 + 500*time.Millisecond; listTook > limit {
+		t.Errorf("the list took %s to refuse, more than one poll interval (%s)", listTook, limit)
+	}
+	calls := func(s *sidecar, series string) float64 {
+		resp, err := http.Get("http://" + s.admin + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		var sum float64
+		for line := range strings.Lines(string(body)) {
+			if strings.HasPrefix(line, series) {
+				var v float64
+				fields := strings.Fields(line)
+				fmt.Sscan(fields[len(fields)-1], &v)
+				sum += v
+			}
+		}
+		return sum
+	}
+	listCalls := calls(list, "jwt_sidecar_revocation_fetches_total{")
+	inCalls := calls(in, "jwt_sidecar_introspection_requests_total{")
+	t.Logf("revocation to first refusal: list (poll %s) %s, introspection %s", revocationPoll, listTook.Round(time.Millisecond), inTook.Round(time.Millisecond))
+	t.Logf("token-service calls for %d requests in %s: list %.0f, introspection %.0f", requests+1, elapsed.Round(time.Millisecond), listCalls, inCalls)
+	if inCalls < requests {
+		t.Errorf("introspection made %.0f calls for %d requests", inCalls, requests)
+	}
+	if listCalls >= inCalls {
+		t.Errorf("the list made %.0f calls, introspection %.0f", listCalls, inCalls)
 	}
 }
