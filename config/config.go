@@ -85,6 +85,21 @@ type Config struct {
 	LoginAllowedRedirectHosts []string      `env:"LOGIN_ALLOWED_REDIRECT_HOSTS" help:"browser login: other hosts a return URL may name, comma-separated (app.example.com, or .example.com for its subdomains)"`
 	LoginKeepIDToken          bool          `env:"LOGIN_KEEP_ID_TOKEN" envDefault:"false" help:"browser login: keep the raw ID token in the cookie for id_token_hint at sign-out (about its size in cookie bytes)"`
 	LoginPlainHTTP            bool          `env:"LOGIN_PLAIN_HTTP" envDefault:"false" help:"browser login: the listener is plain HTTP on loopback: cookies without Secure, http:// redirect URI; refused unless LISTEN_ADDR is loopback"`
+	// Revocation lists and sender-constrained tokens (DPoP, mTLS); see revocation.go.
+	RevocationListURL         string        `env:"REVOCATION_LIST_URL" help:"a revocation list (docs/revocation.md) polled with conditional requests; its last good copy is kept in JWKS_CACHE_DIR"`
+	RevocationFile            string        `env:"REVOCATION_FILE" help:"a revocation list on disk (e.g. a ConfigMap), re-read when it changes"`
+	RevocationRefreshInterval time.Duration `env:"REVOCATION_REFRESH_INTERVAL" envDefault:"10s" help:"poll interval of REVOCATION_LIST_URL: a revocation takes effect within it"`
+	RevocationStaleAfter      time.Duration `env:"REVOCATION_STALE_AFTER" envDefault:"1m" help:"age of the last good list after which it is reported stale (log, metric, /readyz body); it keeps serving"`
+	RevocationMaxBytes        int64         `env:"REVOCATION_MAX_BYTES" envDefault:"33554432" help:"largest revocation list accepted"`
+	BackchannelLogoutPath     string        `env:"BACKCHANNEL_LOGOUT_PATH" help:"serve OpenID Connect back-channel logout at this path of the proxy listener; a logout revokes the subject's tokens issued before it"`
+	BackchannelTokenLifetime  time.Duration `env:"BACKCHANNEL_LOGOUT_TOKEN_LIFETIME" envDefault:"1h" help:"the longest access-token lifetime of the issuer: how long a back-channel logout's subject entry lives"`
+	DPoPAlgorithms            []string      `env:"DPOP_ALGORITHMS" envDefault:"ES256,ES384,ES512,PS256,PS384,PS512,RS256,RS384,RS512,EdDSA" help:"DPoP proof algs accepted (asymmetric only), announced in the DPoP challenge"`
+	DPoPProofMaxAge           time.Duration `env:"DPOP_PROOF_MAX_AGE" envDefault:"60s" help:"how old a DPoP proof's iat may be (how far ahead: CLOCK_SKEW)"`
+	DPoPReplayCacheSize       int           `env:"DPOP_REPLAY_CACHE_SIZE" envDefault:"100000" help:"DPoP proof jtis remembered against replay (about 60 bytes each)"`
+	DPoPNonce                 bool          `env:"DPOP_NONCE" envDefault:"false" help:"require DPoP server nonces (RFC 9449 §8)"`
+	DPoPNonceSecretFile       string        `env:"DPOP_NONCE_SECRET_FILE" help:"32+ bytes shared by the replicas, so a nonce of one is valid at another (default: random per process)"`
+	DPoPExternalURL           *url.URL      `env:"DPOP_EXTERNAL_URL" help:"the scheme and host (and path prefix) clients address, for DPoP htu behind a proxy"`
+	DPoPTrustForwarded        bool          `env:"DPOP_TRUST_FORWARDED" envDefault:"false" help:"build DPoP htu from X-Forwarded-Proto and X-Forwarded-Host (only behind a proxy that sets them)"`
 }
 
 // Load parses environ into a Config and validates it. The error names
@@ -249,6 +264,7 @@ func (c *Config) problems() []error {
 		bad("AUTH_MODE", "want jwt or introspection, not %q", c.AuthMode)
 	}
 	errs = append(errs, c.loginProblems()...)
+	c.checkRevocation(bad)
 	return append(errs, cli.CheckLog(c.LogLevel, c.LogFormat)...)
 }
 

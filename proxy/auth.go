@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/jwt-sidecar/jwt-sidecar/config"
+	"github.com/jwt-sidecar/jwt-sidecar/dpop"
 	"github.com/jwt-sidecar/jwt-sidecar/policy"
 	"github.com/jwt-sidecar/jwt-sidecar/verifier"
 )
@@ -128,11 +129,13 @@ type refusal struct {
 	body       []byte
 }
 
-// newRefusals builds the response of every known Reason once.
-func newRefusals() map[verifier.Reason]*refusal {
+// newRefusals builds the response of every known Reason once. dpopAlgs are
+// the DPoP proof algs accepted, announced in the DPoP challenge; empty when
+// DPoP is not accepted.
+func newRefusals(dpopAlgs []string) map[verifier.Reason]*refusal {
 	m := make(map[verifier.Reason]*refusal, len(verifier.Reasons))
 	for _, r := range verifier.Reasons {
-		m[r] = newRefusal(r)
+		m[r] = newRefusal(r, dpopAlgs)
 	}
 	return m
 }
@@ -150,8 +153,14 @@ func newRefusals() map[verifier.Reason]*refusal {
 //     about the token and the client must not be told to re-authenticate
 //     (RFC 9110 §15.6.4; the error code is RFC 6749 §4.1.2.1's).
 //   - anything else: 401 invalid_token (RFC 6750 §3.1), including bad_issuer,
-//     bad_audience (SPEC: a wrong aud or iss is a bad token) and inactive.
-func newRefusal(r verifier.Reason) *refusal {
+//     bad_audience (SPEC: a wrong aud or iss is a bad token), inactive and
+//     revoked.
+//   - the DPoP reasons: 401 with the DPoP challenge instead (RFC 9449 §7.1),
+//     whose error is invalid_dpop_proof, use_dpop_nonce or invalid_token.
+//
+// With dpopAlgs, Missing also offers the DPoP scheme (RFC 9449 §7.1: the
+// client learns the algs it may sign proofs with).
+func newRefusal(r verifier.Reason, dpopAlgs []string) *refusal {
 	desc := challengeSafe(r.Description())
 	ref := &refusal{status: http.StatusUnauthorized, outcome: r.Outcome(), code: "invalid_token", desc: desc}
 	switch r {
@@ -163,8 +172,19 @@ func newRefusal(r verifier.Reason) *refusal {
 	case verifier.Missing:
 		ref.code = "unauthorized"
 		ref.challenge = []string{`Bearer realm="` + realm + `"`}
+		if len(dpopAlgs) > 0 {
+			ref.challenge = append(ref.challenge, dpop.Challenge(realm, dpopAlgs, ""))
+		}
 	case verifier.InsufficientScope:
 		ref.status, ref.code = http.StatusForbidden, "insufficient_scope"
+	}
+	if r.DPoP() {
+		ref.code = dpop.Reason(r).Code()
+		algs := dpopAlgs
+		if len(algs) == 0 {
+			algs = dpop.DefaultAlgorithms
+		}
+		ref.challenge = []string{dpop.Challenge(realm, algs, dpop.Reason(r))}
 	}
 	if ref.challenge == nil && ref.status != http.StatusServiceUnavailable && r != verifier.Denied {
 		ref.challenge = []string{`Bearer realm="` + realm + `", error="` + ref.code + `", error_description="` + desc + `"`}
@@ -200,7 +220,7 @@ func (p *Proxy) refusalFor(reason verifier.Reason) *refusal {
 	if ref := p.refusals[reason]; ref != nil {
 		return ref
 	}
-	return newRefusal(reason) // a reason newer than this proxy: still a 401
+	return newRefusal(reason, p.dpopAlgs) // a reason newer than this proxy: still a 401
 }
 
 // refuse answers a request the policy refused, counts it and logs it.
@@ -233,6 +253,10 @@ func (p *Proxy) refuse(w http.ResponseWriter, r *http.Request, pol *policy.Polic
 		slog.String("remote_addr", r.RemoteAddr),
 		slog.Any("error", e.Err),
 	)
+	if e.Nonce != "" {
+		// RFC 9449 §8: the nonce the client must put in its next proof.
+		w.Header().Set("DPoP-Nonce", e.Nonce)
+	}
 	writeError(w, ref)
 }
 

@@ -88,8 +88,10 @@ func with(c jwt.MapClaims, k string, v any) jwt.MapClaims {
 
 // verifierConfig adjusts the real verifier the tests build.
 type verifierConfig struct {
-	lookups   []config.Lookup
-	cacheSize int
+	lookups     []config.Lookup
+	cacheSize   int
+	sender      *verifier.SenderConstraint
+	revocations verifier.Revocations
 }
 
 // newVerifier is the real verifier: static RSA, ECDSA and Ed25519 keys for
@@ -126,6 +128,8 @@ func newVerifier(t testing.TB, vc verifierConfig, rec verifier.Recorder) *verifi
 		RequireExp:     true,
 		RequiredScopes: []string{"read"},
 		CacheSize:      vc.cacheSize,
+		Sender:         vc.sender,
+		Revocations:    vc.revocations,
 		Recorder:       rec,
 		Now:            func() time.Time { return base },
 	})

@@ -75,6 +75,9 @@ type Options struct {
 	MaxIdleConns int
 	// Transport replaces the pooled upstream transport, for tests.
 	Transport http.RoundTripper
+	// DPoPAlgorithms are the DPoP proof algs the verifiers accept, announced
+	// in the DPoP challenges (RFC 9449 §7.1); empty: DPoP is not offered.
+	DPoPAlgorithms []string
 }
 
 // Proxy authenticates requests and forwards the allowed ones. It is safe for
@@ -88,6 +91,7 @@ type Proxy struct {
 	transport http.RoundTripper
 	buffers   *bufferPool
 	refusals  map[verifier.Reason]*refusal
+	dpopAlgs  []string
 	internal  *refusal // 500
 	badGW     *refusal // 502
 	timeoutGW *refusal // 504
@@ -125,7 +129,8 @@ func New(o Options) (*Proxy, error) {
 		log:      o.Logger,
 		cors:     o.CORSPreflight,
 		buffers:  newBufferPool(),
-		refusals: newRefusals(),
+		refusals: newRefusals(o.DPoPAlgorithms),
+		dpopAlgs: o.DPoPAlgorithms,
 		internal: fixedError(http.StatusInternalServerError, "internal_error", "the request could not be authenticated"),
 		badGW:    fixedError(http.StatusBadGateway, "bad_gateway", "the upstream could not be reached"),
 		timeoutGW: fixedError(http.StatusGatewayTimeout, "gateway_timeout",

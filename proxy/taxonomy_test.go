@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/jwt-sidecar/jwt-sidecar/dpop"
 	"github.com/jwt-sidecar/jwt-sidecar/verifier"
 )
 
@@ -19,7 +20,7 @@ func TestEveryReasonHasAResponse(t *testing.T) {
 	}
 	seen := map[string]verifier.Reason{}
 	for _, r := range verifier.Reasons {
-		ref := newRefusal(r)
+		ref := newRefusal(r, dpop.DefaultAlgorithms)
 		if ref.outcome != r.Outcome() {
 			t.Errorf("%s: outcome %s, the taxonomy says %s", r, ref.outcome, r.Outcome())
 		}

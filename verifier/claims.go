@@ -1,10 +1,12 @@
 package verifier
 
 import (
+	"maps"
 	"strings"
 	"time"
 
 	"github.com/jwt-sidecar/jwt-sidecar/config"
+	"github.com/jwt-sidecar/jwt-sidecar/dpop"
 )
 
 // Claims is what a verified token says. It is immutable once Verify returns
@@ -25,6 +27,12 @@ type Claims struct {
 	NotBefore time.Time
 	// IssuedAt is the token's iat (zero when absent).
 	IssuedAt time.Time
+	// JTI is the token's jti (empty when absent), for the revocation list.
+	JTI string
+
+	// cnf is the token's sender constraint (RFC 7800), read once when the
+	// token is verified; zero for a bearer token.
+	cnf dpop.Confirmation
 
 	// values is the decoded payload. Numbers are json.Number, so that they
 	// render exactly as the issuer wrote them.
@@ -68,3 +76,10 @@ func lookup(m map[string]any, path string) (any, bool) {
 
 // HasScope reports whether the token grants scope want (scope or scp).
 func (c *Claims) HasScope(want string) bool { return HasScope(c.values, want) }
+
+// Values is a copy of the top level of the decoded payload, for a caller
+// that needs every claim (back-channel logout). Nested values are shared:
+// do not modify them.
+func (c Claims) Values() map[string]any {
+	return maps.Clone(c.values)
+}

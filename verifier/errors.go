@@ -3,6 +3,8 @@ package verifier
 import (
 	"errors"
 	"fmt"
+
+	"github.com/jwt-sidecar/jwt-sidecar/dpop"
 )
 
 // Reason says why a request was refused. The values are the SPEC's `reason`
@@ -37,12 +39,43 @@ const (
 // not about a token, so the proxy answers 403 without a Bearer challenge.
 const Denied Reason = "denied"
 
+// Revoked is the reason of a genuine token that the revocation list names
+// (by iss and jti, or by iss and sub issued before a time): 401
+// invalid_token, like any token that is no longer good.
+const Revoked Reason = "revoked"
+
+// Reasons of sender-constrained tokens: DPoP (RFC 9449) and mTLS-bound
+// (RFC 8705). Their values are dpop's; the proxy answers the DPoP ones with
+// the DPoP challenge (RFC 9449 §7.1).
+const (
+	DPoPMissing       Reason = Reason(dpop.Missing)
+	DPoPInvalid       Reason = Reason(dpop.Invalid)
+	DPoPReplayed      Reason = Reason(dpop.Replayed)
+	DPoPMismatch      Reason = Reason(dpop.Mismatch)
+	DPoPBoundAsBearer Reason = Reason(dpop.BoundAsBearer)
+	DPoPNonce         Reason = Reason(dpop.NonceRequired)
+	MTLSMissing       Reason = Reason(dpop.CertMissing)
+	MTLSMismatch      Reason = Reason(dpop.CertMismatch)
+)
+
+// DPoP reports whether r is a refusal of a DPoP proof or binding, answered
+// with the DPoP challenge rather than the Bearer one.
+func (r Reason) DPoP() bool {
+	switch r {
+	case DPoPMissing, DPoPInvalid, DPoPReplayed, DPoPMismatch, DPoPBoundAsBearer, DPoPNonce:
+		return true
+	}
+	return false
+}
+
 // Reasons lists every Reason, the SPEC's first and in its order, then the
 // introspection ones. The proxy builds each one's response from it.
 var Reasons = []Reason{
 	Missing, Malformed, BadSignature, Expired, NotYetValid,
 	BadIssuer, BadAudience, BadAlgorithm, UnknownKey, InsufficientScope,
-	Inactive, Unavailable, Denied,
+	Inactive, Unavailable, Denied, Revoked,
+	DPoPMissing, DPoPInvalid, DPoPReplayed, DPoPMismatch, DPoPBoundAsBearer, DPoPNonce,
+	MTLSMissing, MTLSMismatch,
 }
 
 // Outcome is what became of a request: the `outcome` label values of
@@ -114,6 +147,10 @@ func (r Reason) Description() string {
 		return "the token could not be checked; try again later"
 	case Denied:
 		return "no rule allows this request"
+	case Revoked:
+		return "the token has been revoked"
+	case DPoPMissing, DPoPInvalid, DPoPReplayed, DPoPMismatch, DPoPBoundAsBearer, DPoPNonce, MTLSMissing, MTLSMismatch:
+		return dpop.Reason(r).Description()
 	}
 	return "the token is invalid"
 }
@@ -130,6 +167,9 @@ type Error struct {
 	// TokenHash is a short hash of the token for correlating log lines;
 	// the token itself is never logged.
 	TokenHash string
+	// Nonce is a fresh DPoP nonce for a DPoPNonce refusal (RFC 9449 §8:
+	// the DPoP-Nonce response header); empty otherwise.
+	Nonce string
 }
 
 func (e *Error) Error() string {

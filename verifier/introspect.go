@@ -216,7 +216,7 @@ func (in *Introspector) CloseIdleConnections() { in.client.CloseIdleConnections(
 // RFC 6750 b64token (opaque tokens are not JWTs). Every refusal is an
 // *Error; Unavailable means the sidecar could not decide.
 func (in *Introspector) Verify(ctx context.Context, r *http.Request) (Claims, error) {
-	token, from, err := extractWith(r, in.lookups, in.maxSize, checkB64Token)
+	token, from, _, err := extractWith(r, in.lookups, in.maxSize, checkB64Token, false)
 	if err != nil {
 		return Claims{}, err
 	}

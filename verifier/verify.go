@@ -56,8 +56,13 @@ type Options struct {
 	RequiredScopes []string // all are needed
 	MaxTokenSize   int      // bytes; default 8 KiB
 	CacheSize      int      // verified tokens remembered; 0: off
-	Recorder       Recorder
-	Now            func() time.Time // for tests; default time.Now
+	// Revocations, when set, is checked after every verification, cache
+	// hits included.
+	Revocations Revocations
+	// Sender enforces cnf (DPoP, mTLS); nil refuses DPoP-bound tokens.
+	Sender   *SenderConstraint
+	Recorder Recorder
+	Now      func() time.Time // for tests; default time.Now
 }
 
 // Verifier authenticates requests. It is safe for concurrent use.
@@ -70,6 +75,9 @@ type Verifier struct {
 	cache   *tokenCache[verified]
 	now     func() time.Time
 	parser  *jwt.Parser
+
+	revocations Revocations
+	sender      *SenderConstraint
 }
 
 // claimChecks are what both modes check once a token is known to be
@@ -134,6 +142,8 @@ func New(o Options) (*Verifier, error) {
 		cache:       newTokenCache[verified](o.CacheSize),
 		now:         o.Now,
 		parser:      jwt.NewParser(opts...),
+		revocations: o.Revocations,
+		sender:      o.Sender,
 	}, nil
 }
 
@@ -148,13 +158,21 @@ func (v *Verifier) CacheLen() int {
 // Verify authenticates r by its bearer token. Every refusal is an *Error
 // whose Reason is one of the SPEC's reasons.
 func (v *Verifier) Verify(ctx context.Context, r *http.Request) (Claims, error) {
-	token, from, err := extract(r, v.lookups, v.maxSize)
+	token, from, scheme, err := extract(r, v.lookups, v.maxSize)
 	if err != nil {
 		return Claims{}, err
 	}
 	c, err := v.VerifyToken(ctx, token)
+	if err != nil {
+		return Claims{}, err
+	}
+	if e := v.bound(r, scheme, token, &c); e != nil {
+		sum := hashToken(token)
+		e.TokenHash = hex.EncodeToString(sum[:6])
+		return Claims{}, e
+	}
 	c.From = from
-	return c, err
+	return c, nil
 }
 
 // VerifyToken verifies one compact JWS. It is Verify without the request.
@@ -172,6 +190,11 @@ func (v *Verifier) VerifyToken(ctx context.Context, token string) (Claims, error
 		if e, ok := v.cache.get(&sum); ok && e.epoch == epoch {
 			if v.checkTimes(e.claims, now) == "" {
 				v.rec.TokenCache(true)
+				// A cached verdict may predate a revocation.
+				if err := v.revoked(e.claims); err != nil {
+					err.TokenHash = hex.EncodeToString(sum[:6])
+					return Claims{}, err
+				}
 				v.accepted(e.claims, now)
 				return *e.claims, nil
 			}
@@ -189,6 +212,10 @@ func (v *Verifier) VerifyToken(ctx context.Context, token string) (Claims, error
 	}
 	if v.cache != nil {
 		v.cache.put(&sum, verified{claims: c, epoch: epoch}, stale)
+	}
+	if err := v.revoked(c); err != nil {
+		err.TokenHash = hex.EncodeToString(sum[:6])
+		return Claims{}, err
 	}
 	v.accepted(c, now)
 	return *c, nil
@@ -254,8 +281,14 @@ func (v *Verifier) verify(ctx context.Context, token string) (*Claims, error) {
 		err.KID, err.Issuer = kid, iss
 		return nil, err
 	}
-	c := &Claims{Payload: payloadSegment(token), Issuer: iss, KeyID: kid, values: mc}
+	cnf, cerr := parseConfirmation(mc["cnf"])
+	if cerr != nil {
+		cerr.KID, cerr.Issuer = kid, iss
+		return nil, cerr
+	}
+	c := &Claims{Payload: payloadSegment(token), Issuer: iss, KeyID: kid, values: mc, cnf: cnf}
 	c.Subject, _ = mc["sub"].(string)
+	c.JTI, _ = mc["jti"].(string)
 	c.Expiry = numericDate(mc["exp"])
 	c.NotBefore = numericDate(mc["nbf"])
 	c.IssuedAt = numericDate(mc["iat"])

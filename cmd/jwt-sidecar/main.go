@@ -94,6 +94,9 @@ type app struct {
 	reg   *prometheus.Registry
 	rt    *runtime
 	proxy *proxy.Proxy
+	// handler is the proxy listener's: the proxy, and back-channel logout
+	// at BACKCHANNEL_LOGOUT_PATH.
+	handler http.Handler
 }
 
 // newApp wires the sidecar. The environment and CONFIG_FILE both become a
@@ -109,6 +112,9 @@ func newApp(cfg *config.Config, log *slog.Logger) (*app, error) {
 	}
 	rt := newRuntime(cfg, log, m, metrics.NewRules(reg))
 	rt.lm = metrics.NewLogins(reg, loginLabels())
+	if rt.state, err = newState(cfg, rt, reg); err != nil {
+		return nil, err
+	}
 	if spec.FromFile() {
 		rt.stamp, _ = statFile(cfg.ConfigFile)
 	}
@@ -124,6 +130,7 @@ func newApp(cfg *config.Config, log *slog.Logger) (*app, error) {
 		CORSPreflight:   cfg.CORSPreflight,
 		UpstreamTimeout: cfg.UpstreamTimeout,
 		MaxIdleConns:    cfg.UpstreamConns,
+		DPoPAlgorithms:  rt.state.sender.Algorithms(),
 	})
 	if err != nil {
 		return nil, err
@@ -134,7 +141,11 @@ func newApp(cfg *config.Config, log *slog.Logger) (*app, error) {
 	for _, w := range warnings(spec) {
 		log.Warn(w)
 	}
-	return &app{cfg: cfg, log: log, reg: reg, rt: rt, proxy: p}, nil
+	a := &app{cfg: cfg, log: log, reg: reg, rt: rt, proxy: p}
+	if a.handler, err = a.listenerHandler(); err != nil {
+		return nil, err
+	}
+	return a, nil
 }
 
 // startAttrs say at start what the sidecar verifies with.
@@ -164,7 +175,7 @@ func (a *app) serve(ctx context.Context) error {
 		ListenAddr: a.cfg.ListenAddr,
 		AdminAddr:  a.cfg.AdminAddr,
 		Server: &http.Server{
-			Handler:           a.proxy.Handler(),
+			Handler:           a.handler,
 			ReadHeaderTimeout: 10 * time.Second,
 			IdleTimeout:       2 * time.Minute,
 			MaxHeaderBytes:    64 << 10,

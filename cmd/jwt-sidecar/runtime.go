@@ -34,6 +34,7 @@ type runtime struct {
 	sources *keys.SourceSet
 	proxy   *proxy.Proxy
 	poll    time.Duration
+	state   stateOf // revocation list and DPoP, shared by every provider
 
 	mu      sync.Mutex // one reload at a time
 	stamp   fileStamp  // guarded by mu
@@ -56,6 +57,7 @@ type builtProvider struct {
 	name      string
 	keys      *keys.Keys // nil for introspection
 	auth      policy.Authenticator
+	logout    *verifier.Verifier // back-channel logout tokens; nil for introspection
 	cacheLen  func() int
 	closeIdle func() // nil unless it keeps connections of its own
 	fresh     bool   // built by this generation
@@ -147,7 +149,7 @@ func (rt *runtime) build(spec *policy.Spec, prev *generation) (*generation, erro
 		bp := gen.providers[def]
 		if bp == nil && prev != nil {
 			if old := prev.providers[def]; old != nil {
-				bp = &builtProvider{name: ps.Name, keys: old.keys, auth: old.auth, cacheLen: old.cacheLen, closeIdle: old.closeIdle}
+				bp = &builtProvider{name: ps.Name, keys: old.keys, auth: old.auth, logout: old.logout, cacheLen: old.cacheLen, closeIdle: old.closeIdle}
 			}
 		}
 		if bp == nil {
@@ -211,12 +213,21 @@ func (rt *runtime) newProvider(ps *policy.ProviderSpec, sources []*keys.Source) 
 		RequiredScopes: ps.RequiredScopes,
 		MaxTokenSize:   rt.cfg.MaxTokenSize,
 		CacheSize:      rt.cfg.TokenCacheSize,
+		Revocations:    rt.state.revocations(),
+		Sender:         rt.state.sender,
 		Recorder:       rt.m,
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &builtProvider{name: ps.Name, keys: ks, auth: v, cacheLen: v.CacheLen, fresh: true}, nil
+	logout, err := verifier.New(verifier.Options{
+		Keys: ks, Audiences: ps.Audiences, Algorithms: ps.Algorithms, ClockSkew: ps.ClockSkew,
+		RequireExp: true, MaxTokenSize: rt.cfg.MaxTokenSize,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &builtProvider{name: ps.Name, keys: ks, auth: v, logout: logout, cacheLen: v.CacheLen, fresh: true}, nil
 }
 
 // newIntrospector is AUTH_MODE=introspection: every token (or, with
@@ -358,5 +369,5 @@ func (rt *runtime) ready() error {
 	if !rt.sources.Ready() {
 		return errors.New("keys not loaded yet")
 	}
-	return nil
+	return rt.state.ready()
 }
