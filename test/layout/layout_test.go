@@ -6,8 +6,6 @@ import (
 	"bufio"
 	"bytes"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -15,11 +13,21 @@ import (
 
 const module = "github.com/jwt-sidecar/jwt-sidecar/"
 
+// goBinary is the go command on PATH, the one running the tests.
+func goBinary(t *testing.T) string {
+	t.Helper()
+	p, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("no go command on PATH: %v", err)
+	}
+	return p
+}
+
 // deps lists the project packages that pkg imports, directly or not, its
 // tests included, without the module prefix.
 func deps(t *testing.T, pkg string) []string {
 	t.Helper()
-	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	goBin := goBinary(t)
 	cmd := exec.Command(goBin, "list", "-test", "-deps", "-f", "{{.ImportPath}}", "./"+pkg)
 	cmd.Dir = "../.."
 	out, err := cmd.Output()
@@ -79,7 +87,7 @@ func TestImportsRunOneWay(t *testing.T) {
 // TestProductNeedsNoTools: the shipped packages never import the tools or
 // test support outside their own tests, and nothing imports a command.
 func TestProductNeedsNoTools(t *testing.T) {
-	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	goBin := goBinary(t)
 	for _, pkg := range []string{"config", "keys", "verifier", "policy", "proxy", "metrics", "injector", "internal/cli"} {
 		cmd := exec.Command(goBin, "list", "-deps", "-f", "{{.ImportPath}}", "./"+pkg)
 		cmd.Dir = "../.."
