@@ -12,8 +12,8 @@ import (
 
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 )
 
@@ -121,7 +121,7 @@ var fixtures = map[string]want{
 		"CLOCK_SKEW": "10s", "PAYLOAD_HEADER": "X-Auth-Payload", "FORWARD_TOKEN": "true",
 		"CORS_PREFLIGHT_BYPASS": "true", "LOG_LEVEL": "debug", "TOKEN_CACHE_SIZE": "50000",
 	}},
-	"resources": {outcome: Injected, native: false, port: "3000", resources: quantities("100m", "64Mi", "1", "128Mi")},
+	"resources":             {outcome: Injected, native: false, port: "3000", resources: quantities("100m", "64Mi", "1", "128Mi")},
 	"resources-memory-only": {outcome: Injected, native: true, port: "3000", resources: quantities("25m", "96Mi", "", "256Mi")},
 
 	"malformed-config-map-name":   {outcome: Refused, reason: MalformedAnnotation, message: []string{"jwt-sidecar.io/config-map", "not a ConfigMap name"}},
