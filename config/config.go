@@ -69,6 +69,9 @@ type Config struct {
 	ConfigFile                    string        `env:"CONFIG_FILE" help:"YAML with several providers and per-route rules, reloaded when it changes and on SIGHUP; the key-source and policy variables must then be unset"`
 	LogLevel                      string        `env:"LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
 	LogFormat                     string        `env:"LOG_FORMAT" envDefault:"json" help:"json or text"`
+
+	// Keys without a fetch storm (issue 13).
+	JWKSRelayURL string `env:"JWKS_RELAY_URL" help:"a key relay (jwt-key-relay) that remote key sources fetch from first; when it fails they fetch from the issuer. It serves key sets only: this configuration still binds keys to issuers"`
 }
 
 // Load parses environ into a Config and validates it. The error names
@@ -100,7 +103,7 @@ var (
 	jwtOnly = []string{
 		"JWKS_URLS", "OIDC_ISSUER_URL", "JWKS_FILE", "PUBLIC_KEY_FILES", "HMAC_SECRET_FILE",
 		"JWKS_REFRESH_INTERVAL", "JWKS_CACHE_DIR", "JWKS_FETCH_TIMEOUT", "JWKS_MAX_BYTES",
-		"JWKS_REFETCH_COOLDOWN", "JWKS_FETCH_WAIT", "ALGORITHMS",
+		"JWKS_REFETCH_COOLDOWN", "JWKS_FETCH_WAIT", "ALGORITHMS", "JWKS_RELAY_URL",
 	}
 	introspectionOnly = []string{
 		"INTROSPECTION_URL", "INTROSPECTION_CLIENT_ID", "INTROSPECTION_CLIENT_SECRET_FILE",
@@ -232,6 +235,7 @@ func (c *Config) problems() []error {
 	default:
 		bad("AUTH_MODE", "want jwt or introspection, not %q", c.AuthMode)
 	}
+	errs = append(errs, c.relayProblems()...)
 	return append(errs, cli.CheckLog(c.LogLevel, c.LogFormat)...)
 }
 
