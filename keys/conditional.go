@@ -148,6 +148,9 @@ func kidOf(ctx context.Context) string {
 // Callers hold refreshMu.
 func (s *Source) remoteRefresh(ctx context.Context, trigger string) error {
 	if s.env.opts.RelayURL != "" {
+		if s.validators == nil {
+			s.validators = map[string]validators{}
+		}
 		// The kid is a query parameter: the validators are those of the
 		// plain relay URL, shared by every kind of refresh.
 		plain := s.relayTarget("")

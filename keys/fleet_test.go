@@ -284,3 +284,31 @@ func TestRelayDownFallsBackToIssuer(t *testing.T) {
 		t.Errorf("issuer requests = %d, want 1", i.full.Load())
 	}
 }
+
+// A sidecar that loaded its keys from JWKS_CACHE_DIR, and so never asked
+// the relay, asks it for an unknown kid first.
+func TestRelayUnknownKIDAfterDiskCache(t *testing.T) {
+	const iss = "https://issuer.example"
+	a, b := jwttest.NewSigner(t, "RS256", "a"), jwttest.NewSigner(t, "ES256", "b")
+	i := newIDP(t, jwttest.JWKS(t, a))
+	dir := t.TempDir()
+	first, err := keys.NewKeys(keys.KeyOptions{CacheDir: dir}, nil, nil, keys.NewRemoteSource(i.URL, []string{iss}, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := first.LoadOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	rs, _ := relay(t, keys.NewRemoteSource(i.URL, nil, nil))
+	i.rotate(jwttest.JWKS(t, a, b))
+	k, err := keys.NewKeys(keys.KeyOptions{CacheDir: dir, RelayURL: rs.URL, RefreshInterval: time.Hour, MaxWait: 2 * time.Second}, nil, nil,
+		keys.NewRemoteSource(i.URL, []string{iss}, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, k)
+	eventually(t, "keys from disk", func() bool { return k.Ready() })
+	if _, err := keyFor(t, k, iss, b); err != nil {
+		t.Fatalf("rotated key through the relay: %v", err)
+	}
+}
