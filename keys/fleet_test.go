@@ -285,8 +285,8 @@ func TestRelayDownFallsBackToIssuer(t *testing.T) {
 	}
 }
 
-// A sidecar that loaded its keys from JWKS_CACHE_DIR, and so never asked
-// the relay, asks it for an unknown kid first.
+// A sidecar restarted with keys in JWKS_CACHE_DIR gets a key rotated
+// meanwhile through the relay's unknown-kid refetch.
 func TestRelayUnknownKIDAfterDiskCache(t *testing.T) {
 	const iss = "https://issuer.example"
 	a, b := jwttest.NewSigner(t, "RS256", "a"), jwttest.NewSigner(t, "ES256", "b")
