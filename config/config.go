@@ -100,6 +100,8 @@ type Config struct {
 	DPoPNonceSecretFile       string        `env:"DPOP_NONCE_SECRET_FILE" help:"32+ bytes shared by the replicas, so a nonce of one is valid at another (default: random per process)"`
 	DPoPExternalURL           *url.URL      `env:"DPOP_EXTERNAL_URL" help:"the scheme and host (and path prefix) clients address, for DPoP htu behind a proxy"`
 	DPoPTrustForwarded        bool          `env:"DPOP_TRUST_FORWARDED" envDefault:"false" help:"build DPoP htu from X-Forwarded-Proto and X-Forwarded-Host (only behind a proxy that sets them)"`
+	// Keys without a fetch storm (issue 13).
+	JWKSRelayURL string `env:"JWKS_RELAY_URL" help:"a key relay (jwt-key-relay) that remote key sources fetch from first; when it fails they fetch from the issuer. It serves key sets only: this configuration still binds keys to issuers"`
 }
 
 // Load parses environ into a Config and validates it. The error names
@@ -131,7 +133,7 @@ var (
 	jwtOnly = []string{
 		"JWKS_URLS", "OIDC_ISSUER_URL", "JWKS_FILE", "PUBLIC_KEY_FILES", "HMAC_SECRET_FILE",
 		"JWKS_REFRESH_INTERVAL", "JWKS_CACHE_DIR", "JWKS_FETCH_TIMEOUT", "JWKS_MAX_BYTES",
-		"JWKS_REFETCH_COOLDOWN", "JWKS_FETCH_WAIT", "ALGORITHMS",
+		"JWKS_REFETCH_COOLDOWN", "JWKS_FETCH_WAIT", "ALGORITHMS", "JWKS_RELAY_URL",
 	}
 	introspectionOnly = []string{
 		"INTROSPECTION_URL", "INTROSPECTION_CLIENT_ID", "INTROSPECTION_CLIENT_SECRET_FILE",
@@ -265,6 +267,7 @@ func (c *Config) problems() []error {
 	}
 	errs = append(errs, c.loginProblems()...)
 	c.checkRevocation(bad)
+	errs = append(errs, c.relayProblems()...)
 	return append(errs, cli.CheckLog(c.LogLevel, c.LogFormat)...)
 }
 

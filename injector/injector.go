@@ -179,10 +179,14 @@ func (in *Injector) Mutate(req *admissionv1.AdmissionRequest) Decision {
 	if r, err := s.check(); err != nil {
 		return refuse(r, err)
 	}
+	res, err := s.requirements(in.opts.Resources)
+	if err != nil {
+		return refuse(Conflict, err)
+	}
 	if err := checkPod(&pod); err != nil {
 		return refuse(Conflict, err)
 	}
-	patch, err := json.Marshal(in.patch(&pod, &s))
+	patch, err := json.Marshal(in.patch(&pod, &s, res))
 	if err != nil {
 		return refuse(Internal, fmt.Errorf("building the patch: %w", err))
 	}
@@ -195,7 +199,8 @@ func (in *Injector) Mutate(req *admissionv1.AdmissionRequest) Decision {
 // settingsFor applies a pod's annotations over the defaults. The error
 // names every bad annotation, in a stable order.
 func (in *Injector) settingsFor(annotations map[string]string) (settings, error) {
-	s := in.defaults
+	s := in.defaults.share()
+	s.fromPod = map[string]bool{}
 	var errs []error
 	keys := make([]string, 0, len(annotations))
 	for k := range annotations {
@@ -212,6 +217,7 @@ func (in *Injector) settingsFor(annotations map[string]string) (settings, error)
 		if err := s.set(name, annotations[k]); err != nil {
 			errs = append(errs, fmt.Errorf("annotation %s: %w", k, err))
 		}
+		s.fromPod[name] = true
 	}
 	return s, errors.Join(errs...)
 }
@@ -242,8 +248,8 @@ func checkPod(pod *corev1.Pod) error {
 		}
 	}
 	for _, v := range pod.Spec.Volumes {
-		if v.Name == VolumeName {
-			errs = append(errs, fmt.Errorf("the pod already has a volume named %s", VolumeName))
+		if v.Name == VolumeName || v.Name == PolicyVolumeName {
+			errs = append(errs, fmt.Errorf("the pod already has a volume named %s", v.Name))
 		}
 	}
 	return errors.Join(errs...)

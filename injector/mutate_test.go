@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
 
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 )
@@ -27,6 +29,25 @@ type want struct {
 	env    map[string]string
 	// prometheus: the prometheus.io/* annotations the injector adds.
 	prometheus map[string]string
+	// configMap: the policy ConfigMap mounted; noEnv: variables left out.
+	configMap string
+	noEnv     []string
+	// resources: when set, the sidecar's resources instead of the defaults.
+	resources *corev1.ResourceRequirements
+}
+
+func quantities(cpuReq, memReq, cpuLim, memLim string) *corev1.ResourceRequirements {
+	r := &corev1.ResourceRequirements{Requests: corev1.ResourceList{}, Limits: corev1.ResourceList{}}
+	for _, q := range []struct {
+		into corev1.ResourceList
+		name corev1.ResourceName
+		v    string
+	}{{r.Requests, corev1.ResourceCPU, cpuReq}, {r.Requests, corev1.ResourceMemory, memReq}, {r.Limits, corev1.ResourceCPU, cpuLim}, {r.Limits, corev1.ResourceMemory, memLim}} {
+		if q.v != "" {
+			q.into[q.name] = resource.MustParse(q.v)
+		}
+	}
+	return r
 }
 
 var fixtures = map[string]want{
@@ -92,6 +113,27 @@ var fixtures = map[string]want{
 	"malformed-native-case":                 {outcome: Refused, reason: MalformedAnnotation, message: []string{"jwt-sidecar.io/native"}},
 	"malformed-unknown-annotation":          {outcome: Refused, reason: MalformedAnnotation, message: []string{"jwt-sidecar.io/audience: unknown annotation"}},
 	"malformed-several":                     {outcome: Refused, reason: MalformedAnnotation, message: []string{"jwt-sidecar.io/upstream-port", "jwt-sidecar.io/audiences", "jwt-sidecar.io/native"}},
+
+	"config-map": {outcome: Injected, native: true, port: "3000", configMap: "orders-policy",
+		env:   map[string]string{"CONFIG_FILE": "/etc/jwt-sidecar/policy/policy.yaml", "JWKS_REFRESH_INTERVAL": "10m"},
+		noEnv: []string{"ISSUERS", "JWKS_URLS", "AUDIENCES", "OIDC_ISSUER_URL", "TOKEN_LOOKUP"}},
+	"env-vars": {outcome: Injected, native: true, port: "3000", env: map[string]string{
+		"CLOCK_SKEW": "10s", "PAYLOAD_HEADER": "X-Auth-Payload", "FORWARD_TOKEN": "true",
+		"CORS_PREFLIGHT_BYPASS": "true", "LOG_LEVEL": "debug", "TOKEN_CACHE_SIZE": "50000",
+	}},
+	"resources":             {outcome: Injected, native: false, port: "3000", resources: quantities("100m", "64Mi", "1", "128Mi")},
+	"resources-memory-only": {outcome: Injected, native: true, port: "3000", resources: quantities("25m", "96Mi", "", "256Mi")},
+
+	"malformed-config-map-name":   {outcome: Refused, reason: MalformedAnnotation, message: []string{"jwt-sidecar.io/config-map", "not a ConfigMap name"}},
+	"malformed-env-unknown":       {outcome: Refused, reason: MalformedAnnotation, message: []string{"jwt-sidecar.io/env-CLOCK_SKEWED", "not a jwt-sidecar variable"}},
+	"malformed-env-own":           {outcome: Refused, reason: MalformedAnnotation, message: []string{"jwt-sidecar.io/env-UPSTREAM_URL", "set by the injector", "jwt-sidecar.io/upstream-port"}},
+	"malformed-env-annotated":     {outcome: Refused, reason: MalformedAnnotation, message: []string{"jwt-sidecar.io/env-ISSUERS", "own annotation", "jwt-sidecar.io/issuers"}},
+	"malformed-env-file":          {outcome: Refused, reason: MalformedAnnotation, message: []string{"jwt-sidecar.io/env-HMAC_SECRET_FILE", "names a file"}},
+	"malformed-resources":         {outcome: Refused, reason: MalformedAnnotation, message: []string{"jwt-sidecar.io/memory-limit", "positive quantity"}},
+	"conflict-env-value":          {outcome: Refused, reason: Conflict, message: []string{"sidecar would refuse", "annotation jwt-sidecar.io/env-CLOCK_SKEW: 10m0s is more than 5m", "annotation jwt-sidecar.io/env-MAX_TOKEN_SIZE"}},
+	"conflict-config-map-issuers": {outcome: Refused, reason: Conflict, message: []string{"jwt-sidecar.io/config-map", "replaces jwt-sidecar.io/issuers, jwt-sidecar.io/audiences"}},
+	"conflict-config-map-env":     {outcome: Refused, reason: Conflict, message: []string{"jwt-sidecar.io/config-map: the policy file replaces jwt-sidecar.io/env-CLOCK_SKEW"}},
+	"conflict-resources":          {outcome: Refused, reason: Conflict, message: []string{"memory request 512Mi is more than its limit 64Mi", "jwt-sidecar.io/memory-request"}},
 
 	"conflict-app-port":                     {outcome: Refused, reason: Conflict, message: []string{"container app uses port 7071"}},
 	"conflict-volume-name":                  {outcome: Refused, reason: Conflict, message: []string{"volume named jwt-sidecar-cache"}},
@@ -295,7 +337,15 @@ func checkInjected(t *testing.T, original, patch []byte, w want) {
 		if _, dup := env[e.Name]; dup {
 			t.Errorf("env %s set twice", e.Name)
 		}
+		if e.ValueFrom != nil {
+			continue // GOMEMLIMIT, checked below
+		}
 		env[e.Name] = e.Value
+	}
+	for _, name := range w.noEnv {
+		if v, ok := env[name]; ok {
+			t.Errorf("env %s = %q, want it left out", name, v)
+		}
 	}
 	base := map[string]string{
 		"LISTEN_ADDR": ":7070", "ADMIN_ADDR": ":7071", "UPSTREAM_URL": "http://127.0.0.1:" + w.port,
@@ -330,20 +380,53 @@ func checkInjected(t *testing.T, original, patch []byte, w want) {
 		t.Errorf("securityContext not hardened: %+v", sc)
 	}
 	wantRes := testResources()
+	if w.resources != nil {
+		wantRes = *w.resources
+	}
 	if !c.Resources.Requests.Cpu().Equal(*wantRes.Requests.Cpu()) || !c.Resources.Requests.Memory().Equal(*wantRes.Requests.Memory()) ||
-		!c.Resources.Limits.Memory().Equal(*wantRes.Limits.Memory()) || !c.Resources.Limits.Cpu().IsZero() {
-		t.Errorf("resources = %+v, want %+v", c.Resources, testResources())
+		!c.Resources.Limits.Memory().Equal(*wantRes.Limits.Memory()) || !c.Resources.Limits.Cpu().Equal(*wantRes.Limits.Cpu()) {
+		t.Errorf("resources = %+v, want %+v", c.Resources, wantRes)
+	}
+	// GOMEMLIMIT follows the memory limit through the downward API.
+	gi := slices.IndexFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "GOMEMLIMIT" })
+	if _, limited := wantRes.Limits[corev1.ResourceMemory]; limited {
+		if gi < 0 || c.Env[gi].ValueFrom == nil || c.Env[gi].ValueFrom.ResourceFieldRef == nil {
+			t.Errorf("GOMEMLIMIT not from the downward API: %+v", c.Env)
+		} else if r := c.Env[gi].ValueFrom.ResourceFieldRef; r.Resource != "limits.memory" || r.ContainerName != ContainerName || !r.Divisor.Equal(resource.MustParse("1")) {
+			t.Errorf("GOMEMLIMIT from %+v, want limits.memory of %s in bytes", r, ContainerName)
+		}
+	} else if gi >= 0 {
+		t.Errorf("GOMEMLIMIT set without a memory limit")
 	}
 
-	if len(c.VolumeMounts) != 1 || c.VolumeMounts[0].Name != VolumeName || c.VolumeMounts[0].MountPath != CacheDir || c.VolumeMounts[0].ReadOnly {
-		t.Errorf("volumeMounts = %+v, want %s at %s", c.VolumeMounts, VolumeName, CacheDir)
+	wantMounts := []corev1.VolumeMount{{Name: VolumeName, MountPath: CacheDir}}
+	if w.configMap != "" {
+		wantMounts = append(wantMounts, corev1.VolumeMount{Name: PolicyVolumeName, MountPath: PolicyDir, ReadOnly: true})
+	}
+	if !reflect.DeepEqual(c.VolumeMounts, wantMounts) {
+		t.Errorf("volumeMounts = %+v, want %+v", c.VolumeMounts, wantMounts)
 	}
 	vi := slices.IndexFunc(pod.Spec.Volumes, func(v corev1.Volume) bool { return v.Name == VolumeName })
 	if vi < 0 || pod.Spec.Volumes[vi].EmptyDir == nil {
 		t.Errorf("volumes = %+v, want an emptyDir %s", pod.Spec.Volumes, VolumeName)
 	}
-	if len(pod.Spec.Volumes) != len(before.Spec.Volumes)+1 {
-		t.Errorf("volumes = %d, want the pod's %d and one more", len(pod.Spec.Volumes), len(before.Spec.Volumes))
+	added := 1
+	if w.configMap != "" {
+		added++
+		pi := slices.IndexFunc(pod.Spec.Volumes, func(v corev1.Volume) bool { return v.Name == PolicyVolumeName })
+		if pi < 0 || pod.Spec.Volumes[pi].ConfigMap == nil {
+			t.Fatalf("volumes = %+v, want the ConfigMap %s", pod.Spec.Volumes, w.configMap)
+		}
+		cm := pod.Spec.Volumes[pi].ConfigMap
+		if cm.Name != w.configMap || len(cm.Items) != 1 || cm.Items[0].Key != PolicyKey || cm.Items[0].Path != PolicyKey || cm.Optional == nil || *cm.Optional {
+			t.Errorf("policy volume = %+v, want ConfigMap %s, key %s, not optional", cm, w.configMap, PolicyKey)
+		}
+		if env["CONFIG_FILE"] != PolicyDir+"/"+cm.Items[0].Path {
+			t.Errorf("CONFIG_FILE = %q is not the mounted file", env["CONFIG_FILE"])
+		}
+	}
+	if len(pod.Spec.Volumes) != len(before.Spec.Volumes)+added {
+		t.Errorf("volumes = %d, want the pod's %d and %d more", len(pod.Spec.Volumes), len(before.Spec.Volumes), added)
 	}
 
 	if got := pod.Annotations[Prefix+Status]; got != StatusInjected {
@@ -431,7 +514,7 @@ func TestPatchWithoutAnnotations(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		patch, err := json.Marshal(in.patch(&pod, &s))
+		patch, err := json.Marshal(in.patch(&pod, &s, in.opts.Resources))
 		if err != nil {
 			t.Fatal(err)
 		}

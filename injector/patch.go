@@ -22,8 +22,8 @@ type Operation struct {
 // injected label and, when asked, the prometheus.io/* annotations. An
 // absent array or map is added whole: RFC 6902 §4.1 needs the parent of a
 // new member to exist.
-func (in *Injector) patch(pod *corev1.Pod, s *settings) []Operation {
-	c := in.container(s)
+func (in *Injector) patch(pod *corev1.Pod, s *settings, res corev1.ResourceRequirements) []Operation {
+	c := in.container(s, res)
 	var ops []Operation
 	switch {
 	case s.native && pod.Spec.InitContainers == nil:
@@ -38,11 +38,16 @@ func (in *Injector) patch(pod *corev1.Pod, s *settings) []Operation {
 		// Last, so that the app stays the pod's default container.
 		ops = append(ops, Operation{"add", "/spec/containers/-", c})
 	}
-	v := cacheVolume()
+	vs := []corev1.Volume{cacheVolume()}
+	if s.configMap != "" {
+		vs = append(vs, policyVolume(s.configMap))
+	}
 	if pod.Spec.Volumes == nil {
-		ops = append(ops, Operation{"add", "/spec/volumes", []corev1.Volume{v}})
+		ops = append(ops, Operation{"add", "/spec/volumes", vs})
 	} else {
-		ops = append(ops, Operation{"add", "/spec/volumes/-", v})
+		for _, v := range vs {
+			ops = append(ops, Operation{"add", "/spec/volumes/-", v})
+		}
 	}
 	ops = append(ops, addToMap("/metadata/labels", pod.Labels, map[string]string{InjectedLabel: "true"})...)
 	annotations := map[string]string{Prefix + Status: StatusInjected}
@@ -101,10 +106,17 @@ func cacheVolume() corev1.Volume {
 	}
 }
 
-func (in *Injector) container(s *settings) corev1.Container {
+func (in *Injector) container(s *settings, res corev1.ResourceRequirements) corev1.Container {
 	var env []corev1.EnvVar
 	for _, e := range s.env(in.opts.LogLevel) {
 		env = append(env, corev1.EnvVar{Name: e.name, Value: e.value})
+	}
+	if _, ok := res.Limits[corev1.ResourceMemory]; ok {
+		env = append(env, goMemLimit())
+	}
+	mounts := []corev1.VolumeMount{{Name: VolumeName, MountPath: CacheDir}}
+	if s.configMap != "" {
+		mounts = append(mounts, corev1.VolumeMount{Name: PolicyVolumeName, MountPath: PolicyDir, ReadOnly: true})
 	}
 	c := corev1.Container{
 		Name:            ContainerName,
@@ -115,8 +127,8 @@ func (in *Injector) container(s *settings) corev1.Container {
 			{Name: "http-admin", ContainerPort: AdminPort, Protocol: corev1.ProtocolTCP},
 		},
 		Env:          env,
-		Resources:    in.opts.Resources,
-		VolumeMounts: []corev1.VolumeMount{{Name: VolumeName, MountPath: CacheDir}},
+		Resources:    res,
+		VolumeMounts: mounts,
 		// Up to two minutes to load keys (SPEC: /readyz is 200 once every
 		// key source has loaded); a native sidecar holds the app back until
 		// then.

@@ -3,10 +3,13 @@ package injector
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
+
+	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/jwt-sidecar/jwt-sidecar/config"
 )
@@ -52,7 +55,7 @@ const (
 func Settings() []string {
 	return []string{
 		UpstreamPort, Issuers, OIDCIssuerURL, JWKSURLs, Audiences,
-		ClaimsToHeaders, PublicPaths, RequiredScopes, TokenLookup, Native,
+		ClaimsToHeaders, PublicPaths, RequiredScopes, TokenLookup, Native, ConfigMap,
 	}
 }
 
@@ -87,6 +90,18 @@ type settings struct {
 	requiredScopes  []string
 	tokenLookup     string
 	native          bool
+
+	// configMap names the ConfigMap whose policy.yaml is CONFIG_FILE.
+	configMap string
+	// vars are the other sidecar variables (env-NAME annotations and
+	// defaults), resources the per-pod requests and limits. Both maps may
+	// be shared with the injector's defaults until written (see share).
+	vars                        map[string]string
+	resources                   map[string]resource.Quantity
+	sharedVars, sharedResources bool
+	// fromPod holds the settings a pod's annotations set, to name them in
+	// messages; nil for the defaults.
+	fromPod map[string]bool
 }
 
 // set parses one setting's value and stores it. It uses the sidecar's own
@@ -144,8 +159,18 @@ func (s *settings) set(name, value string) error {
 		default:
 			err = fmt.Errorf("%q: want true or false", value)
 		}
+	case ConfigMap:
+		if err = checkConfigMapName(value); err == nil {
+			s.configMap = value
+		}
+	case CPURequest, MemoryRequest, CPULimit, MemoryLimit:
+		err = s.setResource(name, value)
 	default:
-		err = errors.New("unknown annotation")
+		if v, ok := strings.CutPrefix(name, EnvPrefix); ok {
+			err = s.setVar(v, value)
+		} else {
+			err = errors.New("unknown annotation")
+		}
 	}
 	return err
 }
@@ -190,16 +215,27 @@ func checkURL(raw string) error {
 func parseDefaults(defaults map[string]string) (settings, []*SettingError) {
 	s := settings{upstreamPort: 8080, native: true}
 	var errs []*SettingError
-	for _, name := range Settings() {
+	// Settings first, then the env-NAME variables in name order.
+	names := Settings()
+	for _, name := range slices.Sorted(maps.Keys(defaults)) {
+		if strings.HasPrefix(name, EnvPrefix) {
+			names = append(names, name)
+		} else if !slices.Contains(Settings(), name) {
+			errs = append(errs, &SettingError{Name: name, Err: errors.New("not a setting")})
+		}
+	}
+	for _, name := range names {
 		if v := defaults[name]; strings.TrimSpace(v) != "" {
 			if err := s.set(name, v); err != nil {
 				errs = append(errs, &SettingError{Name: name, Err: err})
 			}
 		}
 	}
-	for name := range defaults {
-		if !slices.Contains(Settings(), name) {
-			errs = append(errs, &SettingError{Name: name, Err: errors.New("not a setting")})
+	if len(errs) == 0 {
+		// The defaults alone must make an environment the sidecar accepts,
+		// apart from the issuer and key source that pods may add.
+		if err := s.checkVars(); err != nil {
+			errs = append(errs, &SettingError{Name: EnvPrefix + "*", Err: err})
 		}
 	}
 	return s, errs
@@ -224,6 +260,9 @@ func (s *settings) effectiveLookup() string {
 // that a pod is never given a sidecar that would not start. It returns the
 // reason and a message naming the annotations to set.
 func (s *settings) check() (Reason, error) {
+	if s.configMap != "" {
+		return s.checkFile()
+	}
 	switch {
 	case len(s.issuers) == 0 && s.oidcIssuerURL == "":
 		return MissingConfig, fmt.Errorf("no accepted issuer: set %s%s or %s%s (the injector has no default)", Prefix, Issuers, Prefix, OIDCIssuerURL)
@@ -244,12 +283,19 @@ func (s *settings) check() (Reason, error) {
 	}
 	// Last, the sidecar's own validation of the very environment the patch
 	// gives it: what the injector accepts, the sidecar accepts.
+	return s.load()
+}
+
+// load runs the sidecar's own validation, config.Load, on the very
+// environment the patch gives it, and names the annotation behind each
+// problem.
+func (s *settings) load() (Reason, error) {
 	environ := map[string]string{}
 	for _, v := range s.env("info") {
 		environ[v.name] = v.value
 	}
 	if _, err := config.Load(environ); err != nil {
-		return Conflict, fmt.Errorf("the sidecar would refuse this configuration: %s", strings.ReplaceAll(err.Error(), "\n", "; "))
+		return Conflict, fmt.Errorf("the sidecar would refuse this configuration: %w", s.explain(err))
 	}
 	return "", nil
 }
@@ -267,16 +313,26 @@ func (s *settings) env(logLevel string) []envVar {
 			out = append(out, envVar{name, v})
 		}
 	}
-	add("ISSUERS", strings.Join(s.issuers, ","))
-	add("OIDC_ISSUER_URL", s.oidcIssuerURL)
-	add("JWKS_URLS", strings.Join(s.jwksURLs, ","))
-	add("AUDIENCES", strings.Join(s.audiences, ","))
-	add("CLAIMS_TO_HEADERS", s.claimsToHeaders)
-	add("PUBLIC_PATHS", s.publicPaths)
-	add("REQUIRED_SCOPES", strings.Join(s.requiredScopes, ","))
-	add("TOKEN_LOOKUP", s.tokenLookup)
+	if s.configMap == "" {
+		add("ISSUERS", strings.Join(s.issuers, ","))
+		add("OIDC_ISSUER_URL", s.oidcIssuerURL)
+		add("JWKS_URLS", strings.Join(s.jwksURLs, ","))
+		add("AUDIENCES", strings.Join(s.audiences, ","))
+		add("CLAIMS_TO_HEADERS", s.claimsToHeaders)
+		add("PUBLIC_PATHS", s.publicPaths)
+		add("REQUIRED_SCOPES", strings.Join(s.requiredScopes, ","))
+		add("TOKEN_LOOKUP", s.tokenLookup)
+	} else {
+		// The file replaces the one-provider variables (config.PolicyVars).
+		add("CONFIG_FILE", PolicyDir+"/"+PolicyKey)
+	}
 	add("JWKS_CACHE_DIR", CacheDir)
-	add("LOG_LEVEL", logLevel)
+	if s.vars["LOG_LEVEL"] == "" {
+		add("LOG_LEVEL", logLevel)
+	}
+	for _, name := range slices.Sorted(maps.Keys(s.vars)) {
+		add(name, s.vars[name])
+	}
 	return out
 }
 

@@ -7,50 +7,23 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 )
 
-// get fetches url with the fetch timeout and the body size limit.
-func (s *Source) get(ctx context.Context, target string) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.env.opts.FetchTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
-	if err != nil {
-		return nil, fmt.Errorf("fetch %s: %w", redact(target), err)
-	}
-	req.Header.Set("Accept", "application/json, application/jwk-set+json")
-	resp, err := s.client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("fetch %s: %w", redact(target), err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
-		return nil, fmt.Errorf("fetch %s: status %d", redact(target), resp.StatusCode)
-	}
-	limit := s.env.opts.MaxBytes
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
-	if err != nil {
-		return nil, fmt.Errorf("fetch %s: %w", redact(target), err)
-	}
-	if int64(len(raw)) > limit {
-		return nil, fmt.Errorf("fetch %s: body exceeds %d bytes", redact(target), limit)
-	}
-	return raw, nil
-}
-
 // discover reads the OpenID Connect discovery document and returns jwks_uri.
 // OpenID Connect Discovery §4.3: the document's issuer must equal the
 // configured one exactly, trailing slash included.
 func (s *Source) discover(ctx context.Context) (string, error) {
-	raw, err := s.get(ctx, wellKnown(s.url))
+	f, err := s.fetch(ctx, wellKnown(s.url), s.jwksURL != "")
 	if err != nil {
 		return "", fmt.Errorf("discovery: %w", err)
 	}
+	if f.notModified {
+		return s.jwksURL, nil
+	}
+	raw := f.raw
 	var doc struct {
 		Issuer  string `json:"issuer"`
 		JWKSURI string `json:"jwks_uri"`

@@ -68,6 +68,9 @@ type KeyOptions struct {
 	CacheDir string
 	// FilePoll is how often JWKS files are checked for changes.
 	FilePoll time.Duration
+	// RelayURL, when set, is a key relay (cmd/jwt-key-relay) that remote
+	// sources fetch from first, falling back to the issuer when it fails.
+	RelayURL string
 }
 
 func (o *KeyOptions) defaults() {

@@ -54,6 +54,10 @@ type Source struct {
 
 	refetch     singleflight.Group
 	lastRefetch atomic.Int64 // unix nanoseconds of the last unknown-kid refetch
+
+	validators map[string]validators  // by URL; guarded by refreshMu
+	nextWait   atomic.Int64           // the interval the last answer's max-age asks for; 0: none yet
+	raw        atomic.Pointer[[]byte] // the last good JWK Set as served, for a key relay
 }
 
 type fileStamp struct {
@@ -186,6 +190,9 @@ func (s *Source) run(ctx context.Context) {
 				backoff = min(backoff*2, o.RefreshInterval)
 			} else {
 				backoff = time.Second
+				if w := time.Duration(s.nextWait.Load()); w > 0 && s.remote() {
+					wait = w // the answer's max-age, within bounds
+				}
 			}
 		}
 		t := time.NewTimer(jitter(wait))
@@ -234,24 +241,7 @@ func (s *Source) refresh(ctx context.Context, trigger string) error {
 		s.fileStamp = stamp
 		return s.applyJSON(raw, trigger, RefreshOK)
 	}
-	if s.kind == kindOIDC && (s.jwksURL == "" || trigger != TriggerUnknownKID) {
-		u, err := s.discover(ctx)
-		if err != nil {
-			s.env.rec.KeyRefresh(s.name, trigger, RefreshError)
-			return err
-		}
-		s.jwksURL = u
-	}
-	target := s.url
-	if s.kind == kindOIDC {
-		target = s.jwksURL
-	}
-	raw, err := s.get(ctx, target)
-	if err != nil {
-		s.env.rec.KeyRefresh(s.name, trigger, RefreshError)
-		return err
-	}
-	return s.applyJSON(raw, trigger, RefreshOK)
+	return s.remoteRefresh(ctx, trigger)
 }
 
 // applyJSON parses a JWK Set and, when it holds a usable key, swaps it in
@@ -265,6 +255,7 @@ func (s *Source) applyJSON(raw []byte, trigger, result string) error {
 	if err := s.apply(jwks, trigger, result); err != nil {
 		return err
 	}
+	s.raw.Store(&raw)
 	if result == RefreshOK && s.remote() && s.env.opts.CacheDir != "" {
 		if err := s.saveToDisk(raw); err != nil {
 			s.env.log.Warn("could not write the key cache", "source", s.name, "error", err)
@@ -324,7 +315,7 @@ func (s *Source) refetchForKID(ctx context.Context, kid string) bool {
 		// the fetch that others are waiting on.
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.FetchTimeout)
 		defer cancel()
-		if err := s.refresh(fctx, TriggerUnknownKID); err != nil {
+		if err := s.refresh(withKID(fctx, kid), TriggerUnknownKID); err != nil {
 			s.env.log.Warn("unknown-kid refetch failed", "source", s.name, "kid", kid, "error", err)
 			return false, nil
 		}

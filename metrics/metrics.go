@@ -114,7 +114,7 @@ func New(reg prometheus.Registerer, labels Labels) *Metrics {
 		keyRefreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace,
 			Name:      "key_refreshes_total",
-			Help:      "Key source refreshes by source, trigger (start, interval, unknown_kid, file_change) and result (ok, error, invalid, empty, cooldown, from_disk).",
+			Help:      "Key source refreshes by source, trigger (start, interval, unknown_kid, file_change) and result (ok, not_modified, error, invalid, empty, cooldown, from_disk).",
 		}, []string{"source", "trigger", "result"}),
 		keys: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: namespace,

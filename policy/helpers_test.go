@@ -2,6 +2,7 @@ package policy_test
 
 import (
 	"github.com/jwt-sidecar/jwt-sidecar/test/jwttest"
+	"github.com/jwt-sidecar/jwt-sidecar/test/verifytest"
 )
 
 // The test kit's names, as the tests of this package read them.
@@ -9,10 +10,10 @@ var (
 	base         = jwttest.Now
 	newSigner    = jwttest.NewSigner
 	claims       = jwttest.Claims
-	with         = jwttest.With
-	mustKeys     = jwttest.Keys
-	mustVerifier = jwttest.Verifier
-	reasonOf     = jwttest.ReasonOf
+	with         = verifytest.With
+	mustKeys     = verifytest.Keys
+	mustVerifier = verifytest.Verifier
+	reasonOf     = verifytest.ReasonOf
 )
 
 const (

@@ -210,6 +210,9 @@ func TestValuesSchemaRejects(t *testing.T) {
 		{name: "zero replicas", values: "injector: {replicas: 0}", wantPath: "replicas"},
 		{name: "issuer kind", values: "tls: {certManager: {enabled: true, issuerRef: {name: x, kind: Foo}}}", wantPath: "kind"},
 		{name: "bad duration", values: "injector: {shutdownTimeout: 20}", wantPath: "shutdownTimeout"},
+		{name: "config map name", values: "sidecar: {configMap: Policy_File}", wantPath: "configMap"},
+		{name: "sidecar env not a string", values: "sidecar: {env: {FORWARD_TOKEN: true}}", wantPath: "FORWARD_TOKEN"},
+		{name: "sidecar env name", values: "sidecar: {env: {clock-skew: 10s}}", wantPath: "clock-skew"},
 	}
 	ch := loadChart(t)
 	for _, tt := range tests {

@@ -25,7 +25,7 @@ var injectorEnv = []string{
 	"DEFAULT_AUDIENCES", "DEFAULT_CLAIMS_TO_HEADERS", "DEFAULT_PUBLIC_PATHS",
 	"DEFAULT_REQUIRED_SCOPES", "DEFAULT_TOKEN_LOOKUP", "DEFAULT_NATIVE_SIDECAR",
 	"SIDECAR_CPU_REQUEST", "SIDECAR_MEMORY_REQUEST", "SIDECAR_CPU_LIMIT", "SIDECAR_MEMORY_LIMIT",
-	"SIDECAR_LOG_LEVEL", "SIDECAR_PROMETHEUS_ANNOTATIONS",
+	"SIDECAR_LOG_LEVEL", "SIDECAR_PROMETHEUS_ANNOTATIONS", "DEFAULT_CONFIG_MAP", "SIDECAR_ENV",
 }
 
 // podAnnotations are SPEC's pod annotations, without the jwt-sidecar.io/ prefix.
@@ -128,6 +128,8 @@ func TestInjectorDeploymentDefaults(t *testing.T) {
 		"SIDECAR_CPU_LIMIT":         "",
 		"SIDECAR_MEMORY_LIMIT":      "64Mi",
 		"SIDECAR_LOG_LEVEL":         "info",
+		"DEFAULT_CONFIG_MAP":        "",
+		"SIDECAR_ENV":               "{}",
 
 		"SIDECAR_PROMETHEUS_ANNOTATIONS": "false",
 	}
@@ -224,6 +226,8 @@ func TestFullValuesReachTheDeployment(t *testing.T) {
 		"DEFAULT_NATIVE_SIDECAR":    "false",
 		"SIDECAR_CPU_LIMIT":         "500m",
 		"LOG_FORMAT":                "text",
+		"DEFAULT_CONFIG_MAP":        "fleet-policy",
+		"SIDECAR_ENV":               `{"CLOCK_SKEW":"10s","JWKS_REFRESH_INTERVAL":"15m"}`,
 
 		"SIDECAR_PROMETHEUS_ANNOTATIONS": "true",
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -42,6 +43,7 @@ type Config struct {
 	DefaultPublicPaths     string `env:"DEFAULT_PUBLIC_PATHS" annotation:"public-paths" help:"the sidecar's PUBLIC_PATHS unless jwt-sidecar.io/public-paths is set"`
 	DefaultRequiredScopes  string `env:"DEFAULT_REQUIRED_SCOPES" annotation:"required-scopes" help:"the sidecar's REQUIRED_SCOPES unless jwt-sidecar.io/required-scopes is set"`
 	DefaultTokenLookup     string `env:"DEFAULT_TOKEN_LOOKUP" annotation:"token-lookup" help:"the sidecar's TOKEN_LOOKUP unless jwt-sidecar.io/token-lookup is set; unset: the sidecar's default, header:Authorization"`
+	DefaultConfigMap       string `env:"DEFAULT_CONFIG_MAP" annotation:"config-map" help:"a ConfigMap (in each pod's namespace) whose key policy.yaml becomes the sidecar's CONFIG_FILE unless jwt-sidecar.io/config-map is set; the one-provider defaults are then left out"`
 	DefaultNativeSidecar   string `env:"DEFAULT_NATIVE_SIDECAR" envDefault:"true" annotation:"native" help:"true: a native sidecar (init container with restartPolicy Always, Kubernetes 1.29+); false: a plain container. jwt-sidecar.io/native overrides it"`
 
 	SidecarCPURequest    string `env:"SIDECAR_CPU_REQUEST" envDefault:"25m" help:"the sidecar's CPU request; set but empty: none"`
@@ -51,6 +53,21 @@ type Config struct {
 	SidecarLogLevel      string `env:"SIDECAR_LOG_LEVEL" envDefault:"info" help:"the sidecar's LOG_LEVEL: debug, info, warn or error"`
 
 	SidecarPrometheusAnnotations bool `env:"SIDECAR_PROMETHEUS_ANNOTATIONS" envDefault:"false" help:"true: add prometheus.io/scrape, port (7071) and path (/metrics) to injected pods that set no prometheus.io/* annotation of their own, for annotation-based scrapers"`
+
+	SidecarEnv string `env:"SIDECAR_ENV" help:"a JSON object of the sidecar's own variables for every injected pod, e.g. {\"CLOCK_SKEW\":\"10s\"}; the annotation jwt-sidecar.io/env-NAME overrides one per pod"`
+}
+
+// sidecarEnv decodes SIDECAR_ENV; empty is none.
+func (c *Config) sidecarEnv() (map[string]string, error) {
+	out := map[string]string{}
+	if strings.TrimSpace(c.SidecarEnv) == "" {
+		return out, nil
+	}
+	dec := json.NewDecoder(strings.NewReader(c.SidecarEnv))
+	if err := dec.Decode(&out); err != nil || dec.More() {
+		return nil, fmt.Errorf("SIDECAR_ENV: want a JSON object of strings such as {\"CLOCK_SKEW\":\"10s\"} (%v)", err)
+	}
+	return out, nil
 }
 
 // loadConfig parses environ into a Config and validates it. The error names
@@ -112,6 +129,9 @@ func (c *Config) Validate() error {
 	if _, err := cli.ParseLevel(c.SidecarLogLevel); err != nil {
 		bad("SIDECAR_LOG_LEVEL", "%v", err)
 	}
+	if _, err := c.sidecarEnv(); err != nil {
+		errs = append(errs, err)
+	}
 	// The same parsers as the annotations: a default the injector accepts
 	// is one a pod could have written.
 	for _, e := range injector.CheckDefaults(c.defaults()) {
@@ -133,11 +153,18 @@ func (c *Config) defaults() map[string]string {
 			out[a] = v.Field(i).String()
 		}
 	}
+	vars, _ := c.sidecarEnv() // checked by Validate
+	for name, value := range vars {
+		out[injector.EnvPrefix+name] = value
+	}
 	return out
 }
 
 // defaultVar is the variable that holds the default of a setting.
 func defaultVar(setting string) string {
+	if strings.HasPrefix(setting, injector.EnvPrefix) {
+		return "SIDECAR_ENV" // the message names the sidecar's variable
+	}
 	t := reflect.TypeFor[Config]()
 	for i := range t.NumField() {
 		if f := t.Field(i); f.Tag.Get("annotation") == setting {
@@ -222,8 +249,17 @@ Pod annotations (an annotation that is present must be valid, or the pod is refu
   %[1]srequired-scopes    the sidecar's REQUIRED_SCOPES
   %[1]stoken-lookup       the sidecar's TOKEN_LOOKUP
   %[1]snative             "true" or "false" (a plain container, for clusters before 1.29)
+  %[1]sconfig-map         a ConfigMap in the pod's namespace: its key policy.yaml is mounted
+                          read-only and becomes CONFIG_FILE (edits reload live); the
+                          one-provider settings above are then left out
+  %[1]senv-NAME           the sidecar's variable NAME (any of jwt-sidecar --help but the
+                          injector's own and those with an annotation above), e.g.
+                          %[1]senv-CLOCK_SKEW: 10s; checked with the sidecar's validation
+  %[1]scpu-request, %[1]smemory-request, %[1]scpu-limit, %[1]smemory-limit
+                          the sidecar's resources; GOMEMLIMIT follows the memory limit
   %[1]sstatus             set to "injected" by the injector; such a pod is never injected again
 
+SIDECAR_ENV holds the defaults of env-NAME, one JSON member per variable.
 Injected pods also get the label %[2]s="true" (a PodMonitor selects them by it).
 `, injector.Prefix, injector.InjectedLabel)
 }

@@ -47,9 +47,9 @@ func TestNamesAreTheChartContract(t *testing.T) {
 		"LISTEN_ADDR", "TLS_CERT_FILE", "TLS_KEY_FILE", "ADMIN_ADDR", "SIDECAR_IMAGE", "SIDECAR_IMAGE_PULL_POLICY",
 		"SHUTDOWN_TIMEOUT", "LOG_LEVEL", "LOG_FORMAT",
 		"DEFAULT_UPSTREAM_PORT", "DEFAULT_ISSUERS", "DEFAULT_OIDC_ISSUER_URL", "DEFAULT_JWKS_URLS", "DEFAULT_AUDIENCES",
-		"DEFAULT_CLAIMS_TO_HEADERS", "DEFAULT_PUBLIC_PATHS", "DEFAULT_REQUIRED_SCOPES", "DEFAULT_TOKEN_LOOKUP", "DEFAULT_NATIVE_SIDECAR",
+		"DEFAULT_CLAIMS_TO_HEADERS", "DEFAULT_PUBLIC_PATHS", "DEFAULT_REQUIRED_SCOPES", "DEFAULT_TOKEN_LOOKUP", "DEFAULT_CONFIG_MAP", "DEFAULT_NATIVE_SIDECAR",
 		"SIDECAR_CPU_REQUEST", "SIDECAR_MEMORY_REQUEST", "SIDECAR_CPU_LIMIT", "SIDECAR_MEMORY_LIMIT", "SIDECAR_LOG_LEVEL",
-		"SIDECAR_PROMETHEUS_ANNOTATIONS",
+		"SIDECAR_PROMETHEUS_ANNOTATIONS", "SIDECAR_ENV",
 	}
 	var got []string
 	typ := reflect.TypeFor[Config]()
@@ -109,6 +109,11 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		{name: "memory negative", set: map[string]string{"SIDECAR_MEMORY_LIMIT": "-1Mi"}, wantErr: []string{"SIDECAR_MEMORY_LIMIT:"}},
 		{name: "request above limit", set: map[string]string{"SIDECAR_MEMORY_REQUEST": "128Mi"}, wantErr: []string{"SIDECAR_MEMORY_REQUEST: 128Mi is more than SIDECAR_MEMORY_LIMIT 64Mi"}},
 		{name: "cpu request above limit", set: map[string]string{"SIDECAR_CPU_LIMIT": "10m"}, wantErr: []string{"SIDECAR_CPU_REQUEST: 25m is more than SIDECAR_CPU_LIMIT 10m"}},
+		{name: "sidecar env", set: map[string]string{"SIDECAR_ENV": `{"CLOCK_SKEW":"10s","ALGORITHMS":"RS256,ES256"}`, "DEFAULT_CONFIG_MAP": "fleet-policy"}},
+		{name: "sidecar env not JSON", set: map[string]string{"SIDECAR_ENV": "CLOCK_SKEW=10s"}, wantErr: []string{"SIDECAR_ENV: want a JSON object"}},
+		{name: "sidecar env refused value", set: map[string]string{"SIDECAR_ENV": `{"CLOCK_SKEW":"1h"}`}, wantErr: []string{"SIDECAR_ENV: CLOCK_SKEW: 1h0m0s is more than 5m"}},
+		{name: "sidecar env unknown", set: map[string]string{"SIDECAR_ENV": `{"CLOCKSKEW":"1s"}`}, wantErr: []string{"SIDECAR_ENV: CLOCKSKEW is not a jwt-sidecar variable"}},
+		{name: "config map name", set: map[string]string{"DEFAULT_CONFIG_MAP": "Policy"}, wantErr: []string{"DEFAULT_CONFIG_MAP:"}},
 		{name: "several problems at once", set: map[string]string{"DEFAULT_UPSTREAM_PORT": "0", "LOG_LEVEL": "loud", "SIDECAR_IMAGE_PULL_POLICY": "x"}, wantErr: []string{"DEFAULT_UPSTREAM_PORT:", "LOG_LEVEL:", "SIDECAR_IMAGE_PULL_POLICY:"}},
 	}
 	for _, tt := range tests {

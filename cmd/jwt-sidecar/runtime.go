@@ -84,6 +84,7 @@ func keyOptions(cfg *config.Config) keys.KeyOptions {
 		RefetchCooldown: cfg.JWKSRefetchCooldown,
 		MaxWait:         cfg.JWKSFetchWait,
 		CacheDir:        cfg.JWKSCacheDir,
+		RelayURL:        cfg.JWKSRelayURL,
 	}
 }
 

@@ -1,4 +1,7 @@
-package jwttest
+// Package verifytest builds real verifiers over real keys for tests, and
+// reads their refusals. It is apart from jwttest so that the key sources'
+// tests can make tokens without importing the verifier.
+package verifytest
 
 import (
 	"context"
@@ -8,6 +11,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/jwt-sidecar/jwt-sidecar/keys"
+	"github.com/jwt-sidecar/jwt-sidecar/test/jwttest"
 	"github.com/jwt-sidecar/jwt-sidecar/verifier"
 )
 
@@ -46,7 +50,7 @@ func Keys(t testing.TB, opts keys.KeyOptions, rec keys.KeyRecorder, sources ...*
 func Verifier(t testing.TB, o verifier.Options) *verifier.Verifier {
 	t.Helper()
 	if o.Now == nil {
-		o.Now = func() time.Time { return Now }
+		o.Now = func() time.Time { return jwttest.Now }
 	}
 	v, err := verifier.New(o)
 	if err != nil {

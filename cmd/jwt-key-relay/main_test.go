@@ -1,0 +1,102 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jwt-sidecar/jwt-sidecar/internal/cli/clitest"
+	"github.com/jwt-sidecar/jwt-sidecar/test/jwttest"
+)
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func TestHelp(t *testing.T) {
+	var out bytes.Buffer
+	if code := run(context.Background(), []string{"--help"}, nil, &out, &out); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	clitest.Help[Config](t, out.Bytes(), "testdata/help.golden", false)
+}
+
+func TestConfigRefused(t *testing.T) {
+	for env, want := range map[string]string{
+		"":                  "JWKS_URLS: set JWKS_URLS or OIDC_ISSUER_URLS",
+		"JWKS_URLS=jwks":    `JWKS_URLS: "jwks" is not an absolute`,
+		"MAX_AGE=-1s":       "MAX_AGE: must not be negative",
+		"JWKS_MAX_BYTES=10": "JWKS_MAX_BYTES",
+	} {
+		environ := map[string]string{}
+		if k, v, ok := strings.Cut(env, "="); ok {
+			environ[k] = v
+		}
+		if _, err := loadConfig(environ); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: error %v, want %q", env, err, want)
+		}
+	}
+}
+
+// The binary end to end: it loads the issuer's keys, becomes ready, serves
+// them with an ETag, answers 304 to it, and stops cleanly.
+func TestServe(t *testing.T) {
+	body := jwttest.JWKS(t, jwttest.NewSigner(t, "ES256", "a"))
+	idp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(body) }))
+	defer idp.Close()
+	listen, admin := freeAddr(t), freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int)
+	go func() {
+		done <- run(ctx, nil, map[string]string{"LISTEN_ADDR": listen, "ADMIN_ADDR": admin, "JWKS_URLS": idp.URL + "/jwks", "MAX_AGE": "60s"}, io.Discard, io.Discard)
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		resp, err := http.Get("http://" + admin + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("not ready in time")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	resp, err := http.Get("http://" + listen + "/v1/jwks?jwks=" + idp.URL + "/jwks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !bytes.Equal(got, body) || resp.Header.Get("Cache-Control") != "max-age=60" || resp.Header.Get("ETag") == "" {
+		t.Fatalf("status %d, headers %v, body %s", resp.StatusCode, resp.Header, got)
+	}
+	req, _ := http.NewRequest(http.MethodGet, "http://"+listen+"/v1/jwks?jwks="+idp.URL+"/jwks", nil)
+	req.Header.Set("If-None-Match", resp.Header.Get("ETag"))
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotModified {
+		t.Errorf("conditional: %d, want 304", resp.StatusCode)
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Errorf("exit %d, want 0", code)
+	}
+}
