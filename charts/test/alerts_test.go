@@ -32,7 +32,7 @@ func exportedSeries(t *testing.T) map[string][]map[string]string {
 	m.IntrospectionMode()
 	for _, src := range []string{"https://idp.example/jwks.json", "oidc:https://idp.example", "file:/keys/jwks.json", "pem:/keys/a.pem", "hmac:/keys/secret"} {
 		for _, trig := range []string{keys.TriggerStart, keys.TriggerInterval, keys.TriggerUnknownKID, keys.TriggerFileChange} {
-			for _, res := range []string{keys.RefreshOK, keys.RefreshError, keys.RefreshInvalid, keys.RefreshEmpty, keys.RefreshCooldown, keys.RefreshFromDisk} {
+			for _, res := range []string{keys.RefreshOK, keys.RefreshError, keys.RefreshInvalid, keys.RefreshNotModified, keys.RefreshEmpty, keys.RefreshCooldown, keys.RefreshFromDisk} {
 				m.KeyRefresh(src, trig, res)
 			}
 		}
