@@ -69,6 +69,11 @@ type Config struct {
 	ConfigFile                    string        `env:"CONFIG_FILE" help:"YAML with several providers and per-route rules, reloaded when it changes and on SIGHUP; the key-source and policy variables must then be unset"`
 	LogLevel                      string        `env:"LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
 	LogFormat                     string        `env:"LOG_FORMAT" envDefault:"json" help:"json or text"`
+
+	// Observability (issue 15): access log and refusal-line sampling.
+	AccessLog             bool    `env:"ACCESS_LOG" envDefault:"false" help:"one structured line per request (request_id, method, path, status, outcome, reason, rule, provider, subject, durations); it replaces the refusal line"`
+	AccessLogSubjectClaim string  `env:"ACCESS_LOG_SUBJECT_CLAIM" envDefault:"sub" help:"the claim (dotted path) the access log names the caller by"`
+	RefusalLogRate        float64 `env:"REFUSAL_LOG_RATE" envDefault:"100" help:"refusal lines written per second at most (burst of one second's worth); the rest are counted in jwt_sidecar_log_lines_dropped_total; 0: no limit"`
 }
 
 // Load parses environ into a Config and validates it. The error names
@@ -232,6 +237,7 @@ func (c *Config) problems() []error {
 	default:
 		bad("AUTH_MODE", "want jwt or introspection, not %q", c.AuthMode)
 	}
+	errs = append(errs, c.observabilityProblems()...)
 	return append(errs, cli.CheckLog(c.LogLevel, c.LogFormat)...)
 }
 

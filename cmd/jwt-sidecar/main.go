@@ -139,6 +139,10 @@ func newApp(cfg *config.Config, log *slog.Logger) (*app, error) {
 		CORSPreflight:   cfg.CORSPreflight,
 		UpstreamTimeout: cfg.UpstreamTimeout,
 		MaxIdleConns:    cfg.UpstreamConns,
+		AccessLog:       cfg.AccessLog,
+		SubjectClaim:    cfg.AccessLogSubjectClaim,
+		RefusalLogRate:  cfg.RefusalLogRate,
+		Logs:            metrics.NewLogLines(reg),
 	})
 	if err != nil {
 		return nil, err
