@@ -43,7 +43,6 @@ type generatedID struct {
 	hex    [32]byte
 }
 
-
 // newRequestID returns a header value holding 128 random bits as 32
 // lowercase hex digits (the shape of a W3C trace ID). math/rand/v2's
 // runtime source is per-thread and lock free: IDs need to be unique, not
