@@ -2,8 +2,10 @@ package proxy
 
 import (
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -291,4 +293,60 @@ func FuzzRequestID(f *testing.F) {
 			t.Fatalf("accepted %q", id)
 		}
 	})
+}
+
+func TestDecisionTrail(t *testing.T) {
+	k := allKeys(t)
+	expired := k.rsa.Sign(t, with(claims(issA), "exp", base.Add(-time.Hour).Unix()))
+	tests := []struct {
+		name string
+		req  *http.Request
+		want map[string]any
+	}{
+		{
+			name: "refused", req: bearer("/api", expired),
+			want: map[string]any{
+				"rule": policy.DefaultRule, "decision": "refuse",
+				"rules_tried":     []any{"public:/public/*: path", "public:/healthz: path", "public:/docs/: path", "default: matched"},
+				"providers_asked": []any{"env: expired"},
+			},
+		},
+		{
+			name: "public", req: get("/healthz"),
+			want: map[string]any{
+				"rule": "public:/healthz", "decision": "forward public",
+				"rules_tried":     []any{"public:/public/*: path", "public:/healthz: matched"},
+				"providers_asked": []any{},
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, verifierConfig{}, nil)
+			h.proxy.log = slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			h.serve(tt.req)
+			var trail map[string]any
+			for _, l := range logLines(t, h.logs) {
+				if l["msg"] == "decision trail" {
+					trail = l
+				}
+			}
+			if trail == nil {
+				t.Fatalf("no decision trail at debug level: %s", h.logs)
+			}
+			for key, w := range tt.want {
+				if !reflect.DeepEqual(trail[key], w) {
+					t.Errorf("trail %s = %#v, want %#v", key, trail[key], w)
+				}
+			}
+			if strings.Contains(h.logs.String(), strings.Split(expired, ".")[2]) {
+				t.Errorf("the trail contains a token")
+			}
+		})
+	}
+	// At info level no trace is built at all.
+	h := newHarness(t, verifierConfig{}, nil)
+	if tr := h.proxy.traceFor(t.Context()); tr != nil {
+		t.Errorf("traceFor at info level = %v, want nil", tr)
+	}
 }

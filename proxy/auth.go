@@ -74,7 +74,11 @@ func (p *Proxy) authenticate(next http.Handler) http.Handler {
 		scrubRequest(pol, r)
 		// SPEC: rules match the cleaned path, the one forwarded.
 		var d policy.Decision
-		p.decide(pol, r, &d, nil)
+		tr := p.traceFor(r.Context()) // nil unless LOG_LEVEL=debug
+		p.decide(pol, r, &d, tr)
+		if tr != nil {
+			p.logTrail(r.Context(), r, tr, &d)
+		}
 		if p.access {
 			if e := entryOf(r.Context()); e != nil {
 				p.noteDecision(e, pol, &d)
