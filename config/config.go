@@ -102,6 +102,10 @@ type Config struct {
 	DPoPTrustForwarded        bool          `env:"DPOP_TRUST_FORWARDED" envDefault:"false" help:"build DPoP htu from X-Forwarded-Proto and X-Forwarded-Host (only behind a proxy that sets them)"`
 	// Keys without a fetch storm (issue 13).
 	JWKSRelayURL string `env:"JWKS_RELAY_URL" help:"a key relay (jwt-key-relay) that remote key sources fetch from first; when it fails they fetch from the issuer. It serves key sets only: this configuration still binds keys to issuers"`
+	// Observability (issue 15): access log and refusal-line sampling.
+	AccessLog             bool    `env:"ACCESS_LOG" envDefault:"false" help:"one structured line per request (request_id, method, path, status, outcome, reason, rule, provider, subject, durations); it replaces the refusal line"`
+	AccessLogSubjectClaim string  `env:"ACCESS_LOG_SUBJECT_CLAIM" envDefault:"sub" help:"the claim (dotted path) the access log names the caller by"`
+	RefusalLogRate        float64 `env:"REFUSAL_LOG_RATE" envDefault:"100" help:"refusal lines written per second at most (burst of one second's worth); the rest are counted in jwt_sidecar_log_lines_dropped_total; 0: no limit"`
 }
 
 // Load parses environ into a Config and validates it. The error names
@@ -268,6 +272,7 @@ func (c *Config) problems() []error {
 	errs = append(errs, c.loginProblems()...)
 	c.checkRevocation(bad)
 	errs = append(errs, c.relayProblems()...)
+	errs = append(errs, c.observabilityProblems()...)
 	return append(errs, cli.CheckLog(c.LogLevel, c.LogFormat)...)
 }
 

@@ -177,6 +177,7 @@ func (s *Source) run(ctx context.Context) {
 	}
 	trigger := TriggerStart
 	backoff := time.Second
+	var h health
 	for first := true; ; first = false {
 		wait := o.RefreshInterval
 		if s.kind == kindFile {
@@ -184,11 +185,14 @@ func (s *Source) run(ctx context.Context) {
 		}
 		if !first || !loaded {
 			if err := s.refresh(ctx, trigger); err != nil {
+				h.failed(time.Now())
 				s.env.log.Warn("key source refresh failed; cached keys keep serving",
-					"source", s.name, "trigger", trigger, "error", err, "retry_in", backoff.String())
+					"source", s.name, "trigger", trigger, "error", err, "retry_in", backoff.String(),
+					"failed_refreshes", h.failures, "keys", s.KeyCount())
 				wait = min(backoff, wait)
 				backoff = min(backoff*2, o.RefreshInterval)
 			} else {
+				h.recovered(s.env.log, s.name, time.Now())
 				backoff = time.Second
 				if w := time.Duration(s.nextWait.Load()); w > 0 && s.remote() {
 					wait = w // the answer's max-age, within bounds
@@ -274,14 +278,16 @@ func (s *Source) apply(jwks []jwkset.JWK, trigger, result string) error {
 		s.env.rec.KeyRefresh(s.name, trigger, r)
 		return err
 	}
-	s.swap(set)
+	old := s.swap(set)
+	s.logSwap(old, set, trigger, result)
 	s.env.rec.KeyRefresh(s.name, trigger, result)
 	return nil
 }
 
 // swap installs set; when a key was withdrawn, tokens cached under any key
 // are verified again (the cache cannot tell which key signed what cheaply).
-func (s *Source) swap(set *keySet) {
+// It returns the set it replaced (nil at the first load).
+func (s *Source) swap(set *keySet) *keySet {
 	old := s.set.Swap(set)
 	if old != nil {
 		for id := range old.ids {
@@ -293,6 +299,7 @@ func (s *Source) swap(set *keySet) {
 	}
 	s.loaded.Store(true)
 	s.env.rec.KeysLoaded(s.name, set.n, time.Now())
+	return old
 }
 
 // refetchForKID refetches the source because a token named a kid it does not

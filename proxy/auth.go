@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jwt-sidecar/jwt-sidecar/config"
 	"github.com/jwt-sidecar/jwt-sidecar/dpop"
@@ -81,9 +82,18 @@ func (p *Proxy) authenticate(next http.Handler) http.Handler {
 		scrubRequest(pol, r)
 		// SPEC: rules match the cleaned path, the one forwarded.
 		var d policy.Decision
-		p.decide(pol, r, &d, nil)
+		tr := p.traceFor(r.Context()) // nil unless LOG_LEVEL=debug
+		p.decide(pol, r, &d, tr)
+		if tr != nil {
+			p.logTrail(r.Context(), r, tr, &d)
+		}
 		if logins && (d.Err != nil || d.Anonymous) && p.session(w, r, pol, &d) {
 			return // a browser sent to sign in
+		}
+		if p.access {
+			if e := entryOf(r.Context()); e != nil {
+				p.noteDecision(e, pol, &d)
+			}
 		}
 		switch {
 		case d.Err != nil:
@@ -235,13 +245,33 @@ func (p *Proxy) refuse(w http.ResponseWriter, r *http.Request, pol *policy.Polic
 	ref := p.refusalFor(e.Reason)
 	p.rec.Request(string(ref.outcome), string(e.Reason))
 	pol.Count(d.Rule, ref.outcome)
+	if e.Nonce != "" {
+		// RFC 9449 §8: the nonce the client must put in its next proof.
+		w.Header().Set("DPoP-Nonce", e.Nonce)
+	}
+	writeError(w, ref)
+	if p.access {
+		if ae := entryOf(r.Context()); ae != nil {
+			// The access line replaces the refusal line: one line per
+			// request, with the same detail and the same rate limit.
+			ae.outcome, ae.reason, ae.refusal = string(ref.outcome), e.Reason, e
+			return
+		}
+	}
 	// One line per refusal, never the token: its hash correlates lines. A
-	// 503 is no refusal of the token, and the line says so.
+	// 503 is no refusal of the token, and the line says so. A flood of
+	// refusals (a scanner without a token) is rate limited and counted.
+	dropped, ok := p.sampler.allow(time.Now())
+	if !ok {
+		p.logs.LogLineDropped()
+		return
+	}
 	level, msg := slog.LevelInfo, "request refused"
 	if ref.status == http.StatusServiceUnavailable {
 		level, msg = slog.LevelWarn, "could not decide: the token service did not answer usably; answered 503, the client should retry and need not re-authenticate"
 	}
 	p.log.LogAttrs(r.Context(), level, msg,
+		slog.String("request_id", requestIDOf(r)),
 		slog.String("reason", string(e.Reason)),
 		slog.Int("status", ref.status),
 		slog.String("rule", d.Rule.Name),
@@ -252,19 +282,21 @@ func (p *Proxy) refuse(w http.ResponseWriter, r *http.Request, pol *policy.Polic
 		slog.String("path", r.URL.Path),
 		slog.String("remote_addr", r.RemoteAddr),
 		slog.Any("error", e.Err),
+		slog.Int64("lines_dropped_before", dropped),
 	)
-	if e.Nonce != "" {
-		// RFC 9449 §8: the nonce the client must put in its next proof.
-		w.Header().Set("DPoP-Nonce", e.Nonce)
-	}
-	writeError(w, ref)
 }
 
 // internalError answers a Verifier error that carries no Reason: a fault in
 // the sidecar, never a client's mistake, and never forwarded.
 func (p *Proxy) internalError(w http.ResponseWriter, r *http.Request, err error) {
 	p.rec.InternalError()
+	if p.access {
+		if e := entryOf(r.Context()); e != nil {
+			e.outcome = OutcomeInternalError
+		}
+	}
 	p.log.LogAttrs(r.Context(), slog.LevelError, "authentication failed internally",
+		slog.String("request_id", requestIDOf(r)),
 		slog.String("method", r.Method),
 		slog.String("path", r.URL.Path),
 		slog.String("remote_addr", r.RemoteAddr),

@@ -137,6 +137,7 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error)
 		level = slog.LevelDebug
 	}
 	p.log.LogAttrs(r.Context(), level, "upstream request failed",
+		slog.String("request_id", requestIDOf(r)),
 		slog.String("kind", kind),
 		slog.String("method", r.Method),
 		slog.String("path", r.URL.Path),
@@ -190,16 +191,24 @@ func newTransport(maxIdle int, headerTimeout time.Duration) *http.Transport {
 }
 
 // timedTransport observes the time to the upstream's response headers.
+// With the access log on, it also notes the time in the request's entry.
 type timedTransport struct {
-	next http.RoundTripper
-	rec  Recorder
+	next   http.RoundTripper
+	rec    Recorder
+	access bool
 }
 
 func (t *timedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	start := time.Now()
 	res, err := t.next.RoundTrip(r)
+	d := time.Since(start)
 	if err == nil {
-		t.rec.Upstream(time.Since(start))
+		t.rec.Upstream(d)
+	}
+	if t.access {
+		if e := entryOf(r.Context()); e != nil {
+			e.upstream = d
+		}
 	}
 	return res, err
 }

@@ -277,7 +277,7 @@ func newHarness(t testing.TB, vc verifierConfig, adjust func(*testOptions)) *har
 		Options: Options{
 			Upstream: up.url(t),
 			Recorder: m,
-			Logger:   slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+			Logger:   slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
 		},
 		Verifier:     newVerifier(t, vc, m),
 		ClaimHeaders: []config.ClaimHeader{{Claim: "sub", Header: "X-Auth-Subject"}, {Claim: "realm_access.roles", Header: "X-Auth-Roles"}},

@@ -78,6 +78,19 @@ type Options struct {
 	// DPoPAlgorithms are the DPoP proof algs the verifiers accept, announced
 	// in the DPoP challenges (RFC 9449 §7.1); empty: DPoP is not offered.
 	DPoPAlgorithms []string
+
+	// Observability (access log, refusal sampling).
+
+	// AccessLog writes one "request" line per request to Logger (ACCESS_LOG).
+	AccessLog bool
+	// SubjectClaim is the claim the access log names the caller by; empty
+	// means sub (ACCESS_LOG_SUBJECT_CLAIM).
+	SubjectClaim string
+	// RefusalLogRate bounds refusal lines per second, with a burst of one
+	// second's worth; zero logs every refusal (REFUSAL_LOG_RATE).
+	RefusalLogRate float64
+	// Logs counts the lines the rate limit dropped; nil counts nothing.
+	Logs LogRecorder
 }
 
 // Proxy authenticates requests and forwards the allowed ones. It is safe for
@@ -95,6 +108,11 @@ type Proxy struct {
 	internal  *refusal // 500
 	badGW     *refusal // 502
 	timeoutGW *refusal // 504
+
+	access       bool
+	subjectClaim string
+	sampler      *sampler
+	logs         LogRecorder
 }
 
 // New builds a Proxy. It checks the options but contacts nothing.
@@ -113,6 +131,12 @@ func New(o Options) (*Proxy, error) {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Logs == nil {
+		o.Logs = nopLogRecorder{}
+	}
+	if o.RefusalLogRate < 0 {
+		return nil, errors.New("refusal log rate must not be negative")
 	}
 	if o.UpstreamTimeout < 0 {
 		return nil, errors.New("upstream timeout must not be negative")
@@ -135,13 +159,17 @@ func New(o Options) (*Proxy, error) {
 		badGW:    fixedError(http.StatusBadGateway, "bad_gateway", "the upstream could not be reached"),
 		timeoutGW: fixedError(http.StatusGatewayTimeout, "gateway_timeout",
 			"the upstream did not answer in time"),
+		access:       o.AccessLog,
+		subjectClaim: o.SubjectClaim,
+		sampler:      newSampler(o.RefusalLogRate),
+		logs:         o.Logs,
 	}
 	p.policy.Store(o.Policy)
 	rt := o.Transport
 	if rt == nil {
 		rt = newTransport(o.MaxIdleConns, o.UpstreamTimeout)
 	}
-	p.transport = &timedTransport{next: rt, rec: o.Recorder}
+	p.transport = &timedTransport{next: rt, rec: o.Recorder, access: o.AccessLog}
 	return p, nil
 }
 
@@ -153,12 +181,18 @@ func (p *Proxy) Handler() http.Handler {
 		Transport:    p.transport,     // pooled; times the upstream
 		BufferPool:   p.buffers,       // 4 KiB copy buffers
 		ErrorHandler: p.upstreamError, // 502 or 504 plus a metric
-		ErrorLog:     log.New(slogWriter{p.log}, "", 0),
+		// The client has the sidecar's X-Request-Id already.
+		ModifyResponse: dropUpstreamRequestID,
+		ErrorLog:       log.New(slogWriter{p.log}, "", 0),
 	}
 	// First, claim headers are scrubbed (clients cannot forge claims); then
 	// the policy decides: public rules pass, refusals never reach the
 	// upstream, verified claims become headers.
 	h = p.authenticate(h)
+	if p.access {
+		h = p.accessLog(h) // one line per request, after its answer
+	}
+	h = p.requestID(h) // first: every line and answer carries the ID
 	return h
 }
 

@@ -131,6 +131,10 @@ func newApp(cfg *config.Config, log *slog.Logger) (*app, error) {
 		UpstreamTimeout: cfg.UpstreamTimeout,
 		MaxIdleConns:    cfg.UpstreamConns,
 		DPoPAlgorithms:  rt.state.sender.Algorithms(),
+		AccessLog:       cfg.AccessLog,
+		SubjectClaim:    cfg.AccessLogSubjectClaim,
+		RefusalLogRate:  cfg.RefusalLogRate,
+		Logs:            metrics.NewLogLines(reg),
 	})
 	if err != nil {
 		return nil, err
