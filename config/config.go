@@ -23,7 +23,7 @@ import (
 // validation all walk this one struct. SPEC.md fixes the first names; the
 // rest extend it and are documented in the README.
 type Config struct {
-	UpstreamURL *url.URL `env:"UPSTREAM_URL,required" help:"where verified requests go, e.g. http://127.0.0.1:3000"`
+	UpstreamURL *url.URL `env:"UPSTREAM_URL,required" help:"where verified requests go: http://127.0.0.1:3000, https://app:8443, h2c://127.0.0.1:50051 (HTTP/2 cleartext, gRPC) or unix:///run/app.sock"`
 	ListenAddr  string   `env:"LISTEN_ADDR" envDefault:":7070" help:"the proxy listener"`
 	AdminAddr   string   `env:"ADMIN_ADDR" envDefault:":7071" help:"/metrics, /healthz, /readyz (never proxied)"`
 
@@ -69,6 +69,11 @@ type Config struct {
 	ConfigFile                    string        `env:"CONFIG_FILE" help:"YAML with several providers and per-route rules, reloaded when it changes and on SIGHUP; the key-source and policy variables must then be unset"`
 	LogLevel                      string        `env:"LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
 	LogFormat                     string        `env:"LOG_FORMAT" envDefault:"json" help:"json or text"`
+
+	// Protocols (issue 11): upstream TLS.
+	UpstreamCAFile         string `env:"UPSTREAM_CA_FILE" help:"https upstream: PEM CA certificates that verify it instead of the system roots"`
+	UpstreamClientCertFile string `env:"UPSTREAM_CLIENT_CERT_FILE" help:"https upstream: PEM client certificate for mutual TLS (with UPSTREAM_CLIENT_KEY_FILE)"`
+	UpstreamClientKeyFile  string `env:"UPSTREAM_CLIENT_KEY_FILE" help:"https upstream: PEM private key of UPSTREAM_CLIENT_CERT_FILE"`
 }
 
 // Load parses environ into a Config and validates it. The error names
@@ -160,9 +165,7 @@ func (c *Config) problems() []error {
 	bad := func(name, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
 	}
-	if u := c.UpstreamURL; u != nil && (u.Scheme != "http" && u.Scheme != "https" || u.Host == "") {
-		bad("UPSTREAM_URL", "want an absolute http(s) URL such as http://127.0.0.1:3000")
-	}
+	c.checkProtocols(bad)
 	for name, addr := range map[string]string{"LISTEN_ADDR": c.ListenAddr, "ADMIN_ADDR": c.AdminAddr} {
 		if _, _, err := net.SplitHostPort(addr); err != nil {
 			bad(name, "want host:port, e.g. :7070 (%v)", err)

@@ -113,6 +113,7 @@ type refusal struct {
 	retryAfter []string // Retry-After
 	length     []string // Content-Length
 	body       []byte
+	grpc       grpcAnswer // the same refusal, trailers-only for gRPC calls
 }
 
 // newRefusals builds the response of every known Reason once.
@@ -158,6 +159,7 @@ func newRefusal(r verifier.Reason) *refusal {
 	}
 	ref.body = errorBody(ref.code, desc)
 	ref.length = []string{strconv.Itoa(len(ref.body))}
+	ref.grpc = newGRPCAnswer(ref.status, desc)
 	return ref
 }
 
@@ -220,7 +222,7 @@ func (p *Proxy) refuse(w http.ResponseWriter, r *http.Request, pol *policy.Polic
 		slog.String("remote_addr", r.RemoteAddr),
 		slog.Any("error", e.Err),
 	)
-	writeError(w, ref)
+	writeRefusal(w, r, ref)
 }
 
 // internalError answers a Verifier error that carries no Reason: a fault in
@@ -233,14 +235,15 @@ func (p *Proxy) internalError(w http.ResponseWriter, r *http.Request, err error)
 		slog.String("remote_addr", r.RemoteAddr),
 		slog.Any("error", err),
 	)
-	writeError(w, p.internal)
+	writeRefusal(w, r, p.internal)
 }
 
 // fixedError builds a refusal-like response without a challenge: 500, 502
 // or 504.
 func fixedError(status int, code, desc string) *refusal {
 	body := errorBody(code, desc)
-	return &refusal{status: status, code: code, desc: desc, body: body, length: []string{strconv.Itoa(len(body))}}
+	return &refusal{status: status, code: code, desc: desc, body: body, length: []string{strconv.Itoa(len(body))},
+		grpc: newGRPCAnswer(status, desc)}
 }
 
 // writeError writes a fixed JSON error response that no cache may keep.

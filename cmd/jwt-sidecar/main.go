@@ -131,8 +131,13 @@ func newApp(cfg *config.Config, log *slog.Logger) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
+	upTLS, err := upstreamTLS(cfg)
+	if err != nil {
+		return nil, err
+	}
 	p, err := proxy.New(proxy.Options{
 		Upstream:        cfg.UpstreamURL,
+		UpstreamTLS:     upTLS,
 		Policy:          gen.policy,
 		Recorder:        m,
 		Logger:          log,
@@ -183,6 +188,7 @@ func (a *app) serve(ctx context.Context) error {
 			ReadHeaderTimeout: 10 * time.Second,
 			IdleTimeout:       2 * time.Minute,
 			MaxHeaderBytes:    64 << 10,
+			Protocols:         inboundProtocols(),
 		},
 		Metrics:         a.reg,
 		Ready:           a.rt.ready,
