@@ -70,10 +70,13 @@ type Config struct {
 	LogLevel                      string        `env:"LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
 	LogFormat                     string        `env:"LOG_FORMAT" envDefault:"json" help:"json or text"`
 
-	// Protocols (issue 11): upstream TLS.
+	// Protocols (issue 11): upstream TLS, and TLS on the proxy listener.
 	UpstreamCAFile         string `env:"UPSTREAM_CA_FILE" help:"https upstream: PEM CA certificates that verify it instead of the system roots"`
 	UpstreamClientCertFile string `env:"UPSTREAM_CLIENT_CERT_FILE" help:"https upstream: PEM client certificate for mutual TLS (with UPSTREAM_CLIENT_KEY_FILE)"`
 	UpstreamClientKeyFile  string `env:"UPSTREAM_CLIENT_KEY_FILE" help:"https upstream: PEM private key of UPSTREAM_CLIENT_CERT_FILE"`
+	TLSCertFile            string `env:"TLS_CERT_FILE" help:"serve LISTEN_ADDR over TLS 1.2+ (HTTP/2 by ALPN) with this PEM certificate chain, re-read when it changes; with TLS_KEY_FILE"`
+	TLSKeyFile             string `env:"TLS_KEY_FILE" help:"the PEM private key of TLS_CERT_FILE"`
+	TLSClientCAFile        string `env:"TLS_CLIENT_CA_FILE" help:"require client certificates signed by these PEM CAs; the verified one's subject and SHA-256 thumbprint go upstream as X-Client-Cert-Subject and X-Client-Cert-Sha256"`
 }
 
 // Load parses environ into a Config and validates it. The error names

@@ -25,6 +25,12 @@ func (c *Config) checkProtocols(bad func(name, format string, args ...any)) {
 	if (c.UpstreamClientCertFile == "") != (c.UpstreamClientKeyFile == "") {
 		bad("UPSTREAM_CLIENT_CERT_FILE", "set it together with UPSTREAM_CLIENT_KEY_FILE, or neither")
 	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		bad("TLS_CERT_FILE", "set it together with TLS_KEY_FILE, or neither")
+	}
+	if c.TLSClientCAFile != "" && c.TLSCertFile == "" {
+		bad("TLS_CLIENT_CA_FILE", "needs TLS_CERT_FILE and TLS_KEY_FILE: client certificates come only over TLS")
+	}
 }
 
 // UpstreamProblem says what is wrong with an upstream URL, or "" when

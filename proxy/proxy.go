@@ -156,7 +156,9 @@ func (p *Proxy) Handler() http.Handler {
 	// the policy decides: public rules pass, refusals never reach the
 	// upstream, verified claims become headers.
 	h = p.authenticate(h)
-	return h
+	// Before all, the client certificate headers are scrubbed and, over
+	// mutual TLS, set from the verified certificate.
+	return clientCert(h)
 }
 
 // slogWriter sends ReverseProxy's own log lines (e.g. a failed copy of a

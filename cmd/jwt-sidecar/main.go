@@ -94,6 +94,7 @@ type app struct {
 	reg   *prometheus.Registry
 	rt    *runtime
 	proxy *proxy.Proxy
+	tls   *listenerTLS // nil: plain HTTP and h2c
 }
 
 // labels are the metric label sets, from the packages that own them.
@@ -148,13 +149,17 @@ func newApp(cfg *config.Config, log *slog.Logger) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
+	lt, err := newListenerTLS(cfg, log)
+	if err != nil {
+		return nil, err
+	}
 	rt.proxy = p
 	rt.apply(gen, false)
 	m.TokenCacheEntries(rt.cacheLen)
 	for _, w := range warnings(spec) {
 		log.Warn(w)
 	}
-	return &app{cfg: cfg, log: log, reg: reg, rt: rt, proxy: p}, nil
+	return &app{cfg: cfg, log: log, reg: reg, rt: rt, proxy: p, tls: lt}, nil
 }
 
 // startAttrs say at start what the sidecar verifies with.
@@ -189,10 +194,12 @@ func (a *app) serve(ctx context.Context) error {
 			IdleTimeout:       2 * time.Minute,
 			MaxHeaderBytes:    64 << 10,
 			Protocols:         inboundProtocols(),
+			TLSConfig:         a.tls.serverConfig(),
 		},
+		TLS:             a.tls != nil,
 		Metrics:         a.reg,
-		Ready:           a.rt.ready,
-		Background:      func(ctx context.Context) error { return a.rt.run(ctx, hup) },
+		Ready:           a.tls.ready(a.rt.ready),
+		Background:      a.tls.background(func(ctx context.Context) error { return a.rt.run(ctx, hup) }),
 		ShutdownTimeout: a.cfg.ShutdownTimeout,
 		AfterDrain: func() {
 			a.proxy.CloseIdleConnections()
