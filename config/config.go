@@ -23,7 +23,7 @@ import (
 // validation all walk this one struct. docs/contract.md fixes the first names; the
 // rest extend it and are documented in the README.
 type Config struct {
-	UpstreamURL *url.URL `env:"UPSTREAM_URL,required" help:"where verified requests go, e.g. http://127.0.0.1:3000"`
+	UpstreamURL *url.URL `env:"UPSTREAM_URL,required" help:"where verified requests go: http://127.0.0.1:3000, https://app:8443, h2c://127.0.0.1:50051 (HTTP/2 cleartext, gRPC) or unix:///run/app.sock"`
 	ListenAddr  string   `env:"LISTEN_ADDR" envDefault:":7070" help:"the proxy listener"`
 	AdminAddr   string   `env:"ADMIN_ADDR" envDefault:":7071" help:"/metrics, /healthz, /readyz (never proxied)"`
 
@@ -106,6 +106,13 @@ type Config struct {
 	AccessLog             bool    `env:"ACCESS_LOG" envDefault:"false" help:"one structured line per request (request_id, method, path, status, outcome, reason, rule, provider, subject, durations); it replaces the refusal line"`
 	AccessLogSubjectClaim string  `env:"ACCESS_LOG_SUBJECT_CLAIM" envDefault:"sub" help:"the claim (dotted path) the access log names the caller by"`
 	RefusalLogRate        float64 `env:"REFUSAL_LOG_RATE" envDefault:"100" help:"refusal lines written per second at most (burst of one second's worth); the rest are counted in jwt_sidecar_log_lines_dropped_total; 0: no limit"`
+	// Protocols (issue 11): upstream TLS, and TLS on the proxy listener.
+	UpstreamCAFile         string `env:"UPSTREAM_CA_FILE" help:"https upstream: PEM CA certificates that verify it instead of the system roots"`
+	UpstreamClientCertFile string `env:"UPSTREAM_CLIENT_CERT_FILE" help:"https upstream: PEM client certificate for mutual TLS (with UPSTREAM_CLIENT_KEY_FILE)"`
+	UpstreamClientKeyFile  string `env:"UPSTREAM_CLIENT_KEY_FILE" help:"https upstream: PEM private key of UPSTREAM_CLIENT_CERT_FILE"`
+	TLSCertFile            string `env:"TLS_CERT_FILE" help:"serve LISTEN_ADDR over TLS 1.2+ (HTTP/2 by ALPN) with this PEM certificate chain, re-read when it changes; with TLS_KEY_FILE"`
+	TLSKeyFile             string `env:"TLS_KEY_FILE" help:"the PEM private key of TLS_CERT_FILE"`
+	TLSClientCAFile        string `env:"TLS_CLIENT_CA_FILE" help:"require client certificates signed by these PEM CAs; the verified one's subject and SHA-256 thumbprint go upstream as X-Client-Cert-Subject and X-Client-Cert-Sha256"`
 }
 
 // Load parses environ into a Config and validates it. The error names
@@ -197,9 +204,7 @@ func (c *Config) problems() []error {
 	bad := func(name, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
 	}
-	if u := c.UpstreamURL; u != nil && (u.Scheme != "http" && u.Scheme != "https" || u.Host == "") {
-		bad("UPSTREAM_URL", "want an absolute http(s) URL such as http://127.0.0.1:3000")
-	}
+	c.checkProtocols(bad)
 	for name, addr := range map[string]string{"LISTEN_ADDR": c.ListenAddr, "ADMIN_ADDR": c.AdminAddr} {
 		if _, _, err := net.SplitHostPort(addr); err != nil {
 			bad(name, "want host:port, e.g. :7070 (%v)", err)

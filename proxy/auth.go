@@ -137,6 +137,7 @@ type refusal struct {
 	retryAfter []string // Retry-After
 	length     []string // Content-Length
 	body       []byte
+	grpc       grpcAnswer // the same refusal, trailers-only for gRPC calls
 }
 
 // newRefusals builds the response of every known Reason once. dpopAlgs are
@@ -201,6 +202,7 @@ func newRefusal(r verifier.Reason, dpopAlgs []string) *refusal {
 	}
 	ref.body = errorBody(ref.code, desc)
 	ref.length = []string{strconv.Itoa(len(ref.body))}
+	ref.grpc = newGRPCAnswer(ref.status, desc)
 	return ref
 }
 
@@ -249,7 +251,7 @@ func (p *Proxy) refuse(w http.ResponseWriter, r *http.Request, pol *policy.Polic
 		// RFC 9449 §8: the nonce the client must put in its next proof.
 		w.Header().Set("DPoP-Nonce", e.Nonce)
 	}
-	writeError(w, ref)
+	writeRefusal(w, r, ref)
 	if p.access {
 		if ae := entryOf(r.Context()); ae != nil {
 			// The access line replaces the refusal line: one line per
@@ -302,14 +304,15 @@ func (p *Proxy) internalError(w http.ResponseWriter, r *http.Request, err error)
 		slog.String("remote_addr", r.RemoteAddr),
 		slog.Any("error", err),
 	)
-	writeError(w, p.internal)
+	writeRefusal(w, r, p.internal)
 }
 
 // fixedError builds a refusal-like response without a challenge: 500, 502
 // or 504.
 func fixedError(status int, code, desc string) *refusal {
 	body := errorBody(code, desc)
-	return &refusal{status: status, code: code, desc: desc, body: body, length: []string{strconv.Itoa(len(body))}}
+	return &refusal{status: status, code: code, desc: desc, body: body, length: []string{strconv.Itoa(len(body))},
+		grpc: newGRPCAnswer(status, desc)}
 }
 
 // writeError writes a fixed JSON error response that no cache may keep.

@@ -248,7 +248,7 @@ func TestMTLSBoundThroughTheProxy(t *testing.T) {
 	srv.TLS = &tls.Config{ClientAuth: tls.RequestClientCert}
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
-	mine, other := clientCert(t, "mine"), clientCert(t, "other")
+	mine, other := selfSignedClientCert(t, "mine"), selfSignedClientCert(t, "other")
 	k := allKeys(t)
 	tok := k.ec.Sign(t, with(claims(issA), "cnf", map[string]any{"x5t#S256": dpop.CertThumbprint(mine.Leaf)}))
 	tests := []struct {
@@ -295,8 +295,8 @@ func TestMTLSBoundThroughTheProxy(t *testing.T) {
 	}
 }
 
-// clientCert is a self-signed ECDSA client certificate.
-func clientCert(t *testing.T, cn string) tls.Certificate {
+// selfSignedClientCert is a self-signed ECDSA client certificate.
+func selfSignedClientCert(t *testing.T, cn string) tls.Certificate {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {

@@ -148,9 +148,9 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error)
 	case UpstreamCanceled:
 		// Nobody is listening; a response would only log a broken pipe.
 	case UpstreamTimeout:
-		writeError(w, p.timeoutGW)
+		writeRefusal(w, r, p.timeoutGW)
 	default:
-		writeError(w, p.badGW)
+		writeRefusal(w, r, p.badGW)
 	}
 }
 

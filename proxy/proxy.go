@@ -5,8 +5,8 @@
 package proxy
 
 import (
+	"crypto/tls"
 	"errors"
-	"fmt"
 	"log"
 	"log/slog"
 	"net/http"
@@ -53,7 +53,8 @@ const DefaultMaxIdleConns = 1024
 
 // Options configure a Proxy. main builds them from the SPEC's variables.
 type Options struct {
-	// Upstream is where allowed requests go (UPSTREAM_URL).
+	// Upstream is where allowed requests go (UPSTREAM_URL): http, https,
+	// h2c (HTTP/2 cleartext) or unix (HTTP/1.1 over a unix socket).
 	Upstream *url.URL
 	// Policy decides every request: its rules, providers and what their
 	// verified tokens become on the forwarded request. SetPolicy swaps it.
@@ -73,6 +74,9 @@ type Options struct {
 	// MaxIdleConns bounds idle upstream connections (total and per host);
 	// default DefaultMaxIdleConns.
 	MaxIdleConns int
+	// UpstreamTLS is the client TLS configuration for an https upstream
+	// (UPSTREAM_CA_FILE, UPSTREAM_CLIENT_CERT_FILE); nil: system roots.
+	UpstreamTLS *tls.Config
 	// Transport replaces the pooled upstream transport, for tests.
 	Transport http.RoundTripper
 	// DPoPAlgorithms are the DPoP proof algs the verifiers accept, announced
@@ -117,11 +121,9 @@ type Proxy struct {
 
 // New builds a Proxy. It checks the options but contacts nothing.
 func New(o Options) (*Proxy, error) {
-	if o.Upstream == nil || o.Upstream.Scheme == "" || o.Upstream.Host == "" {
-		return nil, errors.New("upstream: an absolute URL is required")
-	}
-	if o.Upstream.Scheme != "http" && o.Upstream.Scheme != "https" {
-		return nil, fmt.Errorf("upstream: scheme %q is not http or https", o.Upstream.Scheme)
+	target, socket, err := upstreamTarget(o.Upstream)
+	if err != nil {
+		return nil, err
 	}
 	if o.Policy == nil {
 		return nil, errors.New("no policy")
@@ -148,7 +150,7 @@ func New(o Options) (*Proxy, error) {
 		o.MaxIdleConns = DefaultMaxIdleConns
 	}
 	p := &Proxy{
-		upstream: o.Upstream,
+		upstream: target,
 		rec:      o.Recorder,
 		log:      o.Logger,
 		cors:     o.CORSPreflight,
@@ -167,7 +169,7 @@ func New(o Options) (*Proxy, error) {
 	p.policy.Store(o.Policy)
 	rt := o.Transport
 	if rt == nil {
-		rt = newTransport(o.MaxIdleConns, o.UpstreamTimeout)
+		rt = upstreamTransport(o.Upstream.Scheme, socket, o.UpstreamTLS, o.MaxIdleConns, o.UpstreamTimeout)
 	}
 	p.transport = &timedTransport{next: rt, rec: o.Recorder, access: o.AccessLog}
 	return p, nil
@@ -189,6 +191,9 @@ func (p *Proxy) Handler() http.Handler {
 	// the policy decides: public rules pass, refusals never reach the
 	// upstream, verified claims become headers.
 	h = p.authenticate(h)
+	// Before authentication, the client certificate headers are scrubbed
+	// and, over mutual TLS, set from the verified certificate.
+	h = clientCert(h)
 	if p.access {
 		h = p.accessLog(h) // one line per request, after its answer
 	}

@@ -97,6 +97,7 @@ type app struct {
 	// handler is the proxy listener's: the proxy, and back-channel logout
 	// at BACKCHANNEL_LOGOUT_PATH.
 	handler http.Handler
+	tls     *listenerTLS // nil: plain HTTP and h2c
 }
 
 // newApp wires the sidecar. The environment and CONFIG_FILE both become a
@@ -122,8 +123,13 @@ func newApp(cfg *config.Config, log *slog.Logger) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
+	upTLS, err := upstreamTLS(cfg)
+	if err != nil {
+		return nil, err
+	}
 	p, err := proxy.New(proxy.Options{
 		Upstream:        cfg.UpstreamURL,
+		UpstreamTLS:     upTLS,
 		Policy:          gen.policy,
 		Recorder:        m,
 		Logger:          log,
@@ -139,13 +145,17 @@ func newApp(cfg *config.Config, log *slog.Logger) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
+	lt, err := newListenerTLS(cfg, log)
+	if err != nil {
+		return nil, err
+	}
 	rt.proxy = p
 	rt.apply(gen, false)
 	m.TokenCacheEntries(rt.cacheLen)
 	for _, w := range warnings(spec) {
 		log.Warn(w)
 	}
-	a := &app{cfg: cfg, log: log, reg: reg, rt: rt, proxy: p}
+	a := &app{cfg: cfg, log: log, reg: reg, rt: rt, proxy: p, tls: lt}
 	if a.handler, err = a.listenerHandler(); err != nil {
 		return nil, err
 	}
@@ -183,10 +193,13 @@ func (a *app) serve(ctx context.Context) error {
 			ReadHeaderTimeout: 10 * time.Second,
 			IdleTimeout:       2 * time.Minute,
 			MaxHeaderBytes:    64 << 10,
+			Protocols:         inboundProtocols(),
+			TLSConfig:         a.tls.serverConfig(),
 		},
+		TLS:             a.tls != nil,
 		Metrics:         a.reg,
-		Ready:           a.rt.ready,
-		Background:      func(ctx context.Context) error { return a.rt.run(ctx, hup) },
+		Ready:           a.tls.ready(a.rt.ready),
+		Background:      a.tls.background(func(ctx context.Context) error { return a.rt.run(ctx, hup) }),
 		ShutdownTimeout: a.cfg.ShutdownTimeout,
 		AfterDrain: func() {
 			a.proxy.CloseIdleConnections()
