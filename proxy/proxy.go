@@ -75,6 +75,11 @@ type Options struct {
 	MaxIdleConns int
 	// Transport replaces the pooled upstream transport, for tests.
 	Transport http.RoundTripper
+	// AllowAmbiguousPaths forwards paths that a backend may read
+	// differently (config.AmbiguousPath) instead of refusing them with 400
+	// ambiguous_path: PATH_STRICT=false, for upstreams that need such
+	// paths and read them exactly as the sidecar does.
+	AllowAmbiguousPaths bool
 }
 
 // Proxy authenticates requests and forwards the allowed ones. It is safe for
@@ -85,6 +90,7 @@ type Proxy struct {
 	rec       Recorder
 	log       *slog.Logger
 	cors      bool
+	lax       bool // AllowAmbiguousPaths
 	transport http.RoundTripper
 	buffers   *bufferPool
 	refusals  map[verifier.Reason]*refusal
@@ -124,6 +130,7 @@ func New(o Options) (*Proxy, error) {
 		rec:      o.Recorder,
 		log:      o.Logger,
 		cors:     o.CORSPreflight,
+		lax:      o.AllowAmbiguousPaths,
 		buffers:  newBufferPool(),
 		refusals: newRefusals(),
 		internal: fixedError(http.StatusInternalServerError, "internal_error", "the request could not be authenticated"),

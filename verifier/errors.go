@@ -37,12 +37,26 @@ const (
 // not about a token, so the proxy answers 403 without a Bearer challenge.
 const Denied Reason = "denied"
 
+// Reasons of a request refused before any token is looked at, answered 400
+// (outcome bad_request):
+//   - AmbiguousPath: a path that a backend may read differently from the
+//     sidecar after one decode (a ';' parameter on a dot segment, an
+//     encoded '%', '.', '/' or '\' left by double encoding, a backslash, a
+//     NUL or another control byte). PATH_STRICT=false forwards them.
+//   - InvalidRequest: more than one token, or an Authorization header that
+//     is not one "Bearer <token>" (RFC 6750 §3.1 invalid_request).
+const (
+	AmbiguousPath  Reason = "ambiguous_path"
+	InvalidRequest Reason = "invalid_request"
+)
+
 // Reasons lists every Reason, the SPEC's first and in its order, then the
 // introspection ones. The proxy builds each one's response from it.
 var Reasons = []Reason{
 	Missing, Malformed, BadSignature, Expired, NotYetValid,
 	BadIssuer, BadAudience, BadAlgorithm, UnknownKey, InsufficientScope,
 	Inactive, Unavailable, Denied,
+	AmbiguousPath, InvalidRequest,
 }
 
 // Outcome is what became of a request: the `outcome` label values of
@@ -58,10 +72,13 @@ const (
 	// Unavailable: the token service could not be asked, so the request
 	// was neither allowed nor refused for its token (503).
 	OutcomeUnavailable Outcome = "unavailable"
+	// BadRequest: the request itself was refused before any rule or
+	// token could apply (400).
+	BadRequest Outcome = "bad_request"
 )
 
 // Outcomes lists every Outcome.
-var Outcomes = []Outcome{Allowed, Public, Unauthenticated, Forbidden, OutcomeUnavailable}
+var Outcomes = []Outcome{Allowed, Public, Unauthenticated, Forbidden, OutcomeUnavailable, BadRequest}
 
 // Outcome is the outcome of a request refused for r: a valid token that
 // is not enough (a scope, a claim, a rule) is forbidden (403, RFC 6750
@@ -73,6 +90,8 @@ func (r Reason) Outcome() Outcome {
 		return Forbidden
 	case Unavailable:
 		return OutcomeUnavailable
+	case AmbiguousPath, InvalidRequest:
+		return BadRequest
 	}
 	return Unauthenticated
 }
@@ -114,6 +133,10 @@ func (r Reason) Description() string {
 		return "the token could not be checked; try again later"
 	case Denied:
 		return "no rule allows this request"
+	case AmbiguousPath:
+		return "the request path is ambiguous: a dot segment with ; parameters, a double-encoded character, a backslash or a control byte"
+	case InvalidRequest:
+		return "the request must carry exactly one bearer token, as Authorization: Bearer <token>"
 	}
 	return "the token is invalid"
 }

@@ -8,8 +8,9 @@ import (
 )
 
 // extract finds the request's one token, a compact JWS. More than one token,
-// across every configured place, is refused (RFC 6750 §2: a client uses one
-// method).
+// across every configured place, is refused as invalid_request (RFC 6750
+// §2: a client uses one method; §3.1: 400), and so is a Bearer scheme
+// without a token.
 func extract(r *http.Request, lookups []config.Lookup, maxSize int) (string, config.Lookup, error) {
 	return extractWith(r, lookups, maxSize, checkJWSChars)
 }
@@ -33,13 +34,13 @@ func extractWith(r *http.Request, lookups []config.Lookup, maxSize int, check fu
 	case found == 0:
 		return "", config.Lookup{}, &Error{Reason: Missing}
 	case found > 1:
-		return "", from, Fail(Malformed, "more than one token in the request")
+		return "", from, Fail(InvalidRequest, "%d tokens in the request; send exactly one", found)
 	}
 	if len(token) > maxSize {
 		return "", from, Fail(Malformed, "token of %d bytes exceeds the limit of %d", len(token), maxSize)
 	}
 	if token == "" {
-		return "", from, Fail(Malformed, "empty token in %s", from)
+		return "", from, Fail(InvalidRequest, "the Bearer scheme without a token in %s", from)
 	}
 	if err := check(token); err != nil {
 		return "", from, err
