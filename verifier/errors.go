@@ -32,6 +32,20 @@ const (
 	Unavailable Reason = "unavailable"
 )
 
+// Reasons of the token-shape checks (RFC 8725), each a 401 invalid_token.
+const (
+	// BadType: the JOSE typ is not the one required (REQUIRED_TYP, a
+	// provider's typ; RFC 8725 §3.11, RFC 9068 §4).
+	BadType Reason = "bad_type"
+	// ExcessiveLifetime: exp - iat exceeds MAX_TOKEN_LIFETIME, or the
+	// token lacks exp or iat while a maximum is set.
+	ExcessiveLifetime Reason = "excessive_lifetime"
+	// SenderConstrained: the token carries cnf (RFC 8705 §3, RFC 9449 §6),
+	// so it is bound to a key the client must prove; accepting it as a plain
+	// bearer token would defeat the binding.
+	SenderConstrained Reason = "sender_constrained"
+)
+
 // Denied is the reason of a request that no rule allows: a rule that
 // requires deny, or no rule matching under the fail-closed default. It is
 // not about a token, so the proxy answers 403 without a Bearer challenge.
@@ -57,6 +71,7 @@ var Reasons = []Reason{
 	BadIssuer, BadAudience, BadAlgorithm, UnknownKey, InsufficientScope,
 	Inactive, Unavailable, Denied,
 	AmbiguousPath, InvalidRequest,
+	BadType, ExcessiveLifetime, SenderConstrained,
 }
 
 // Outcome is what became of a request: the `outcome` label values of
@@ -133,6 +148,12 @@ func (r Reason) Description() string {
 		return "the token could not be checked; try again later"
 	case Denied:
 		return "no rule allows this request"
+	case BadType:
+		return "the token type (typ) is not accepted here"
+	case ExcessiveLifetime:
+		return "the token lifetime exceeds the accepted maximum"
+	case SenderConstrained:
+		return "the token is sender-constrained (cnf) and cannot be used as a bearer token"
 	case AmbiguousPath:
 		return "the request path is ambiguous: a dot segment with ; parameters, a double-encoded character, a backslash or a control byte"
 	case InvalidRequest:

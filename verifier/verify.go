@@ -56,8 +56,17 @@ type Options struct {
 	RequiredScopes []string // all are needed
 	MaxTokenSize   int      // bytes; default 8 KiB
 	CacheSize      int      // verified tokens remembered; 0: off
-	Recorder       Recorder
-	Now            func() time.Time // for tests; default time.Now
+	// RequiredTyp is the JOSE typ every token must carry (e.g. at+jwt,
+	// RFC 9068; compared as a media type); empty: not checked.
+	RequiredTyp string
+	// MaxLifetime refuses tokens whose exp - iat exceeds it (and tokens
+	// without both); zero: off.
+	MaxLifetime time.Duration
+	// AllowSenderConstrained accepts tokens with a cnf claim as bearer
+	// tokens; off, they are refused (sender_constrained).
+	AllowSenderConstrained bool
+	Recorder               Recorder
+	Now                    func() time.Time // for tests; default time.Now
 }
 
 // Verifier authenticates requests. It is safe for concurrent use.
@@ -70,6 +79,7 @@ type Verifier struct {
 	cache   *tokenCache[verified]
 	now     func() time.Time
 	parser  *jwt.Parser
+	rules   tokenRules
 }
 
 // claimChecks are what both modes check once a token is known to be
@@ -104,6 +114,9 @@ func New(o Options) (*Verifier, error) {
 	if o.Recorder == nil {
 		o.Recorder = nopRecorder{}
 	}
+	if o.MaxLifetime < 0 {
+		return nil, errors.New("maximum token lifetime must not be negative")
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -134,6 +147,7 @@ func New(o Options) (*Verifier, error) {
 		cache:       newTokenCache[verified](o.CacheSize),
 		now:         o.Now,
 		parser:      jwt.NewParser(opts...),
+		rules:       tokenRules{typ: normaliseTyp(o.RequiredTyp), maxLifetime: o.MaxLifetime, senderConstraint: o.AllowSenderConstrained},
 	}, nil
 }
 
@@ -226,6 +240,9 @@ func (v *Verifier) verify(ctx context.Context, token string) (*Claims, error) {
 		iss = s
 		return v.keys.Key(ctx, s, kid, t.Method.Alg(), t)
 	}
+	if err := checkSegments(token); err != nil {
+		return nil, err
+	}
 	mc := jwt.MapClaims{}
 	t, err := v.parser.ParseWithClaims(token, mc, keyfunc)
 	if err != nil {
@@ -249,6 +266,10 @@ func (v *Verifier) verify(ctx context.Context, token string) (*Claims, error) {
 		}
 		e.KID, e.Issuer = kid, iss
 		return nil, e
+	}
+	if err := v.rules.check(t.Header, mc); err != nil {
+		err.KID, err.Issuer = kid, iss
+		return nil, err
 	}
 	if err := v.afterSignature(mc); err != nil {
 		err.KID, err.Issuer = kid, iss

@@ -132,13 +132,14 @@ func newApp(cfg *config.Config, log *slog.Logger) (*app, error) {
 		return nil, err
 	}
 	p, err := proxy.New(proxy.Options{
-		Upstream:        cfg.UpstreamURL,
-		Policy:          gen.policy,
-		Recorder:        m,
-		Logger:          log,
-		CORSPreflight:   cfg.CORSPreflight,
-		UpstreamTimeout: cfg.UpstreamTimeout,
-		MaxIdleConns:    cfg.UpstreamConns,
+		Upstream:            cfg.UpstreamURL,
+		Policy:              gen.policy,
+		Recorder:            m,
+		Logger:              log,
+		CORSPreflight:       cfg.CORSPreflight,
+		UpstreamTimeout:     cfg.UpstreamTimeout,
+		MaxIdleConns:        cfg.UpstreamConns,
+		AllowAmbiguousPaths: !cfg.PathStrict,
 	})
 	if err != nil {
 		return nil, err
