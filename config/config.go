@@ -113,14 +113,19 @@ type Config struct {
 	TLSCertFile            string `env:"TLS_CERT_FILE" help:"serve LISTEN_ADDR over TLS 1.2+ (HTTP/2 by ALPN) with this PEM certificate chain, re-read when it changes; with TLS_KEY_FILE"`
 	TLSKeyFile             string `env:"TLS_KEY_FILE" help:"the PEM private key of TLS_CERT_FILE"`
 	TLSClientCAFile        string `env:"TLS_CLIENT_CA_FILE" help:"require client certificates signed by these PEM CAs; the verified one's subject and SHA-256 thumbprint go upstream as X-Client-Cert-Subject and X-Client-Cert-Sha256"`
+	// Hardening: paths a backend reads differently, and token shapes.
+	PathStrict             bool          `env:"PATH_STRICT" envDefault:"true" help:"refuse with 400 a path a backend may read differently after one decode (a dot segment with ;params, double encoding, a backslash, a control byte); false forwards it, cleaned"`
+	RequiredTyp            string        `env:"REQUIRED_TYP" help:"the JOSE typ every token must carry, e.g. at+jwt (RFC 9068); empty: not checked"`
+	MaxTokenLifetime       time.Duration `env:"MAX_TOKEN_LIFETIME" envDefault:"0s" help:"refuse tokens whose exp - iat exceeds this (both then required); 0: off"`
+	AllowSenderConstrained bool          `env:"ALLOW_SENDER_CONSTRAINED" envDefault:"false" help:"accept tokens with a cnf claim (RFC 8705, RFC 9449) as plain bearer tokens; off: refused (sender_constrained)"`
 }
 
 // Load parses environ into a Config and validates it. The error names
 // every variable that is wrong, not just the first.
 func Load(environ map[string]string) (*Config, error) {
-	c, err := cli.Parse[Config](environ)
-	if err != nil {
-		return nil, err
+	c, parseErr := cli.Parse[Config](environ)
+	if c == nil {
+		return nil, parseErr
 	}
 	c.tidy()
 	// HMAC_SECRET_FILE enables HS256/384/512 and nothing else: without an
@@ -132,6 +137,7 @@ func Load(environ map[string]string) (*Config, error) {
 	if err := checkFileEnv(c, environ); err != nil {
 		errs = append(errs, err)
 	}
+	errs = withParseErrors(errs, parseErr)
 	if err := joinSorted(errs); err != nil {
 		return nil, err
 	}
@@ -226,6 +232,7 @@ func (c *Config) problems() []error {
 	} else {
 		c.checkKeys(bad)
 	}
+	errs = append(errs, c.hardeningProblems()...)
 	if c.ClockSkew < 0 {
 		bad("CLOCK_SKEW", "must not be negative")
 	}
@@ -419,6 +426,7 @@ var PolicyVars = []string{
 	"JWKS_URLS", "OIDC_ISSUER_URL", "JWKS_FILE", "PUBLIC_KEY_FILES", "HMAC_SECRET_FILE",
 	"ISSUERS", "AUDIENCES", "ALGORITHMS", "CLOCK_SKEW", "REQUIRE_EXP", "REQUIRED_SCOPES",
 	"TOKEN_LOOKUP", "FORWARD_TOKEN", "CLAIMS_TO_HEADERS", "PAYLOAD_HEADER", "PUBLIC_PATHS",
+	"REQUIRED_TYP", "MAX_TOKEN_LIFETIME", "ALLOW_SENDER_CONSTRAINED",
 }
 
 // checkFileEnv refuses CONFIG_FILE together with policy variables, and with

@@ -126,6 +126,22 @@ func (d *decoder) provider(o *object, path string) ProviderSpec {
 	if n, fp := field("login"); n != nil {
 		p.Login = d.login(n, fp, &p)
 	}
+	if n, fp := field("typ"); n != nil {
+		if s, ok := d.str(n, fp); ok {
+			if s == "" || strings.ContainsAny(s, " \t,") {
+				d.errorf(n, fp, "%q: want one media type such as at+jwt", s)
+			}
+			p.RequiredTyp = s
+		}
+	}
+	if n, fp := field("max_lifetime"); n != nil {
+		if p.MaxLifetime = d.duration(n, fp); p.MaxLifetime < 0 {
+			d.errorf(n, fp, "%s: must not be negative (0 turns the check off)", p.MaxLifetime)
+		}
+	}
+	if n, fp := field("allow_sender_constrained"); n != nil {
+		p.AllowSenderConstrained = d.boolean(n, fp)
+	}
 	return p
 }
 

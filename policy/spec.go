@@ -55,6 +55,13 @@ type ProviderSpec struct {
 	ClockSkew      time.Duration
 	RequireExp     bool
 	RequiredScopes []string
+	// RequiredTyp, MaxLifetime and AllowSenderConstrained are the token
+	// rules (verifier.Options): REQUIRED_TYP, MAX_TOKEN_LIFETIME,
+	// ALLOW_SENDER_CONSTRAINED, or a file provider's typ, max_lifetime,
+	// allow_sender_constrained.
+	RequiredTyp            string
+	MaxLifetime            time.Duration
+	AllowSenderConstrained bool
 
 	TokenLookup     []config.Lookup
 	ClaimsToHeaders []config.ClaimHeader
@@ -92,22 +99,25 @@ func FromEnv(c *config.Config) (*Spec, error) {
 		issuers = []string{c.OIDCIssuerURL}
 	}
 	p := ProviderSpec{
-		Name:            EnvProvider,
-		Issuers:         issuers,
-		JWKSURLs:        c.JWKSURLs,
-		OIDCIssuerURL:   c.OIDCIssuerURL,
-		JWKSFile:        c.JWKSFile,
-		PublicKeyFiles:  c.PublicKeyFiles,
-		HMACSecretFile:  c.HMACSecretFile,
-		Audiences:       c.Audiences,
-		Algorithms:      c.Algorithms,
-		ClockSkew:       c.ClockSkew,
-		RequireExp:      c.RequireExp,
-		RequiredScopes:  c.RequiredScopes,
-		TokenLookup:     c.TokenLookup,
-		ClaimsToHeaders: c.ClaimsToHeaders,
-		PayloadHeader:   c.PayloadHeader,
-		ForwardToken:    c.ForwardToken,
+		Name:                   EnvProvider,
+		Issuers:                issuers,
+		JWKSURLs:               c.JWKSURLs,
+		OIDCIssuerURL:          c.OIDCIssuerURL,
+		JWKSFile:               c.JWKSFile,
+		PublicKeyFiles:         c.PublicKeyFiles,
+		HMACSecretFile:         c.HMACSecretFile,
+		Audiences:              c.Audiences,
+		Algorithms:             c.Algorithms,
+		ClockSkew:              c.ClockSkew,
+		RequireExp:             c.RequireExp,
+		RequiredScopes:         c.RequiredScopes,
+		RequiredTyp:            c.RequiredTyp,
+		MaxLifetime:            c.MaxTokenLifetime,
+		AllowSenderConstrained: c.AllowSenderConstrained,
+		TokenLookup:            c.TokenLookup,
+		ClaimsToHeaders:        c.ClaimsToHeaders,
+		PayloadHeader:          c.PayloadHeader,
+		ForwardToken:           c.ForwardToken,
 	}
 	if c.AuthMode == "introspection" {
 		p.Introspection = &IntrospectionSpec{

@@ -163,6 +163,10 @@ func newRefusals(dpopAlgs []string) map[verifier.Reason]*refusal {
 //     challenge: the token service could not be asked, so nothing is known
 //     about the token and the client must not be told to re-authenticate
 //     (RFC 9110 §15.6.4; the error code is RFC 6749 §4.1.2.1's).
+//   - AmbiguousPath: 400 invalid_request without a challenge: the path,
+//     not the token, is refused (config.AmbiguousPath says why).
+//   - InvalidRequest: 400 invalid_request with a challenge (RFC 6750 §3.1:
+//     more than one token, or a malformed Authorization header).
 //   - anything else: 401 invalid_token (RFC 6750 §3.1), including bad_issuer,
 //     bad_audience (SPEC: a wrong aud or iss is a bad token), inactive and
 //     revoked.
@@ -188,6 +192,11 @@ func newRefusal(r verifier.Reason, dpopAlgs []string) *refusal {
 		}
 	case verifier.InsufficientScope:
 		ref.status, ref.code = http.StatusForbidden, "insufficient_scope"
+	case verifier.InvalidRequest:
+		ref.status, ref.code = http.StatusBadRequest, "invalid_request"
+	case verifier.AmbiguousPath:
+		// Not about a token: no challenge, since no token would help.
+		ref.status, ref.code = http.StatusBadRequest, "invalid_request"
 	}
 	if r.DPoP() {
 		ref.code = dpop.Reason(r).Code()
@@ -197,7 +206,7 @@ func newRefusal(r verifier.Reason, dpopAlgs []string) *refusal {
 		}
 		ref.challenge = []string{dpop.Challenge(realm, algs, dpop.Reason(r))}
 	}
-	if ref.challenge == nil && ref.status != http.StatusServiceUnavailable && r != verifier.Denied {
+	if ref.challenge == nil && ref.status != http.StatusServiceUnavailable && r != verifier.Denied && r != verifier.AmbiguousPath {
 		ref.challenge = []string{`Bearer realm="` + realm + `", error="` + ref.code + `", error_description="` + desc + `"`}
 	}
 	ref.body = errorBody(ref.code, desc)
@@ -276,7 +285,7 @@ func (p *Proxy) refuse(w http.ResponseWriter, r *http.Request, pol *policy.Polic
 		slog.String("request_id", requestIDOf(r)),
 		slog.String("reason", string(e.Reason)),
 		slog.Int("status", ref.status),
-		slog.String("rule", d.Rule.Name),
+		slog.String("rule", ruleName(d.Rule)),
 		slog.String("kid", e.KID),
 		slog.String("iss", e.Issuer),
 		slog.String("token_hash", e.TokenHash),
@@ -286,6 +295,15 @@ func (p *Proxy) refuse(w http.ResponseWriter, r *http.Request, pol *policy.Polic
 		slog.Any("error", e.Err),
 		slog.Int64("lines_dropped_before", dropped),
 	)
+}
+
+// ruleName names the rule of a decision; "" when the request was refused
+// before any rule (an ambiguous path).
+func ruleName(r *policy.Rule) string {
+	if r == nil {
+		return ""
+	}
+	return r.Name
 }
 
 // internalError answers a Verifier error that carries no Reason: a fault in

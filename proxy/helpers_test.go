@@ -147,6 +147,7 @@ type seen struct {
 	RawQuery string
 	Host     string
 	Header   http.Header
+	Trailer  http.Header
 	Body     []byte
 }
 
@@ -166,7 +167,7 @@ func newUpstream(t testing.TB) *upstream {
 		u.mu.Lock()
 		u.reqs = append(u.reqs, seen{
 			Method: r.Method, Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery,
-			Host: r.Host, Header: r.Header.Clone(), Body: body,
+			Host: r.Host, Header: r.Header.Clone(), Trailer: r.Trailer.Clone(), Body: body,
 		})
 		u.mu.Unlock()
 		w.Header().Set("Content-Type", "text/plain")

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/jwt-sidecar/jwt-sidecar/config"
@@ -42,12 +43,16 @@ func scrubRequest(pol *policy.Policy, r *http.Request) {
 }
 
 // decide is the proxy's decision for r under pol, shared by the handler and
-// Explain: a CORS preflight passes when bypassed; otherwise the first
-// matching rule applies, and verification (only) is timed.
+// Explain: an ambiguous path is refused before any rule; otherwise the first
+// matching rule applies: a bypassed CORS preflight skips its authentication
+// only (a deny rule, or the fail-closed default, still refuses it), and
+// verification (only) is timed.
 func (p *Proxy) decide(pol *policy.Policy, r *http.Request, d *policy.Decision, tr *policy.Trace) {
-	if p.preflight(r) {
-		d.Public = true
-		return
+	if !p.lax {
+		if why := config.AmbiguousPath(r.URL.Path); why != "" {
+			d.Err = &verifier.Error{Reason: verifier.AmbiguousPath, Err: ambiguous{why, r.URL.EscapedPath()}}
+			return
+		}
 	}
 	rule := pol.Match(r, config.CleanPath(r.URL.Path), tr)
 	switch rule.Require.Kind {
@@ -55,10 +60,19 @@ func (p *Proxy) decide(pol *policy.Policy, r *http.Request, d *policy.Decision, 
 		pol.Check(r.Context(), r, rule, d, tr)
 		return
 	}
+	if p.preflight(r) {
+		d.Rule, d.Public = rule, true
+		return
+	}
 	start := time.Now()
 	pol.Check(r.Context(), r, rule, d, tr)
 	p.rec.Verification(pol.Mode(), time.Since(start))
 }
+
+// ambiguous is the log detail of an ambiguous_path refusal.
+type ambiguous struct{ why, raw string }
+
+func (a ambiguous) Error() string { return "path " + strconv.Quote(a.raw) + ": " + a.why }
 
 // forward prepares an allowed request: each verified token is removed from
 // where it was found (unless its provider forwards tokens), and its
@@ -82,8 +96,11 @@ func apply(ctx context.Context, log *slog.Logger, pol *policy.Policy, r *http.Re
 // Explanation is what the proxy would do with a request, and why: the
 // answer of jwt-sidecar explain.
 type Explanation struct {
-	// Rule is the rule that applied; nil for a bypassed CORS preflight.
+	// Rule is the rule that applied; nil for a path refused as ambiguous.
 	Rule *policy.Rule
+	// RawPath is the path as the client sent it (escaped); CleanedPath is
+	// the path rules match and the upstream receives.
+	RawPath, CleanedPath string
 	// Trace lists the rules tried and the providers asked.
 	Trace policy.Trace
 	// Forwarded is true when the request would reach the upstream.
@@ -116,6 +133,7 @@ func (p *Proxy) Explain(r *http.Request) Explanation {
 		ex Explanation
 	)
 	before := r.Header.Clone()
+	ex.RawPath, ex.CleanedPath = r.URL.EscapedPath(), config.CleanPath(r.URL.Path)
 	p.decide(pol, r, &d, &ex.Trace)
 	ex.Rule = d.Rule
 	switch {

@@ -95,6 +95,11 @@ type Options struct {
 	RefusalLogRate float64
 	// Logs counts the lines the rate limit dropped; nil counts nothing.
 	Logs LogRecorder
+	// AllowAmbiguousPaths forwards paths that a backend may read
+	// differently (config.AmbiguousPath) instead of refusing them with 400
+	// ambiguous_path: PATH_STRICT=false, for upstreams that need such
+	// paths and read them exactly as the sidecar does.
+	AllowAmbiguousPaths bool
 }
 
 // Proxy authenticates requests and forwards the allowed ones. It is safe for
@@ -105,6 +110,7 @@ type Proxy struct {
 	rec       Recorder
 	log       *slog.Logger
 	cors      bool
+	lax       bool // AllowAmbiguousPaths
 	transport http.RoundTripper
 	buffers   *bufferPool
 	refusals  map[verifier.Reason]*refusal
@@ -154,6 +160,7 @@ func New(o Options) (*Proxy, error) {
 		rec:      o.Recorder,
 		log:      o.Logger,
 		cors:     o.CORSPreflight,
+		lax:      o.AllowAmbiguousPaths,
 		buffers:  newBufferPool(),
 		refusals: newRefusals(o.DPoPAlgorithms),
 		dpopAlgs: o.DPoPAlgorithms,

@@ -155,12 +155,12 @@ func TestSpecResponses(t *testing.T) {
 				r.Header.Add("Authorization", "Bearer "+k.ec.Sign(t, valid))
 				return r
 			},
-			wantStatus:    http.StatusUnauthorized,
-			wantChallenge: challenge("the token is malformed"),
-			wantError:     "invalid_token",
-			wantDesc:      "the token is malformed",
-			wantOutcome:   string(verifier.Unauthenticated),
-			wantReason:    "malformed",
+			wantStatus:    http.StatusBadRequest,
+			wantChallenge: `Bearer realm="jwt-sidecar", error="invalid_request", error_description="the request must carry exactly one bearer token, as Authorization: Bearer <token>"`,
+			wantError:     "invalid_request",
+			wantDesc:      "the request must carry exactly one bearer token, as Authorization: Bearer <token>",
+			wantOutcome:   string(verifier.BadRequest),
+			wantReason:    "invalid_request",
 		},
 		{
 			name:          "insufficient scope",

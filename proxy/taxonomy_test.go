@@ -17,6 +17,7 @@ func TestEveryReasonHasAResponse(t *testing.T) {
 		verifier.Unauthenticated:    http.StatusUnauthorized,
 		verifier.Forbidden:          http.StatusForbidden,
 		verifier.OutcomeUnavailable: http.StatusServiceUnavailable,
+		verifier.BadRequest:         http.StatusBadRequest,
 	}
 	seen := map[string]verifier.Reason{}
 	for _, r := range verifier.Reasons {

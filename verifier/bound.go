@@ -64,7 +64,13 @@ func (v *Verifier) revoked(c *Claims) *Error {
 // §7.1). A token without cnf that came as Bearer passes at once, allocating
 // nothing; a DPoP-bound token never passes as Bearer, and the DPoP scheme
 // never passes without a proof bound to the token.
+//
+// A provider with AllowSenderConstrained opts out: its cnf tokens pass as
+// plain bearer tokens, unproven.
 func (v *Verifier) bound(r *http.Request, scheme, token string, c *Claims) *Error {
+	if v.rules.senderConstraint && scheme == SchemeBearer {
+		return nil
+	}
 	cnf := c.cnf
 	if cnf.X5TS256 != "" {
 		var peer []*x509.Certificate

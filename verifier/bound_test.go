@@ -48,7 +48,7 @@ func TestConfirmationNeverDowngrades(t *testing.T) {
 		{name: "x5t#S256 over plain HTTP", auth: "Bearer " + withCnf(map[string]any{"x5t#S256": "abc"}), want: verifier.MTLSMissing},
 		{name: "cnf naming nothing known", auth: "Bearer " + withCnf(map[string]any{"jwk": map[string]any{}}), want: verifier.DPoPMismatch},
 		{name: "cnf not an object", auth: "Bearer " + withCnf("abc"), want: verifier.DPoPMismatch},
-		{name: "DPoP scheme without a token", auth: "DPoP", want: verifier.Malformed},
+		{name: "DPoP scheme without a token", auth: "DPoP", want: verifier.InvalidRequest},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

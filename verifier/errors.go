@@ -34,6 +34,16 @@ const (
 	Unavailable Reason = "unavailable"
 )
 
+// Reasons of the token-shape checks (RFC 8725), each a 401 invalid_token.
+const (
+	// BadType: the JOSE typ is not the one required (REQUIRED_TYP, a
+	// provider's typ; RFC 8725 §3.11, RFC 9068 §4).
+	BadType Reason = "bad_type"
+	// ExcessiveLifetime: exp - iat exceeds MAX_TOKEN_LIFETIME, or the
+	// token lacks exp or iat while a maximum is set.
+	ExcessiveLifetime Reason = "excessive_lifetime"
+)
+
 // Denied is the reason of a request that no rule allows: a rule that
 // requires deny, or no rule matching under the fail-closed default. It is
 // not about a token, so the proxy answers 403 without a Bearer challenge.
@@ -68,6 +78,19 @@ func (r Reason) DPoP() bool {
 	return false
 }
 
+// Reasons of a request refused before any token is looked at, answered 400
+// (outcome bad_request):
+//   - AmbiguousPath: a path that a backend may read differently from the
+//     sidecar after one decode (a ';' parameter on a dot segment, an
+//     encoded '%', '.', '/' or '\' left by double encoding, a backslash, a
+//     NUL or another control byte). PATH_STRICT=false forwards them.
+//   - InvalidRequest: more than one token, or an Authorization header that
+//     is not one "Bearer <token>" (RFC 6750 §3.1 invalid_request).
+const (
+	AmbiguousPath  Reason = "ambiguous_path"
+	InvalidRequest Reason = "invalid_request"
+)
+
 // Reasons lists every Reason, the SPEC's first and in its order, then the
 // introspection ones. The proxy builds each one's response from it.
 var Reasons = []Reason{
@@ -76,6 +99,8 @@ var Reasons = []Reason{
 	Inactive, Unavailable, Denied, Revoked,
 	DPoPMissing, DPoPInvalid, DPoPReplayed, DPoPMismatch, DPoPBoundAsBearer, DPoPNonce,
 	MTLSMissing, MTLSMismatch,
+	AmbiguousPath, InvalidRequest,
+	BadType, ExcessiveLifetime,
 }
 
 // Outcome is what became of a request: the `outcome` label values of
@@ -91,10 +116,13 @@ const (
 	// Unavailable: the token service could not be asked, so the request
 	// was neither allowed nor refused for its token (503).
 	OutcomeUnavailable Outcome = "unavailable"
+	// BadRequest: the request itself was refused before any rule or
+	// token could apply (400).
+	BadRequest Outcome = "bad_request"
 )
 
 // Outcomes lists every Outcome.
-var Outcomes = []Outcome{Allowed, Public, Unauthenticated, Forbidden, OutcomeUnavailable}
+var Outcomes = []Outcome{Allowed, Public, Unauthenticated, Forbidden, OutcomeUnavailable, BadRequest}
 
 // Outcome is the outcome of a request refused for r: a valid token that
 // is not enough (a scope, a claim, a rule) is forbidden (403, RFC 6750
@@ -106,6 +134,8 @@ func (r Reason) Outcome() Outcome {
 		return Forbidden
 	case Unavailable:
 		return OutcomeUnavailable
+	case AmbiguousPath, InvalidRequest:
+		return BadRequest
 	}
 	return Unauthenticated
 }
@@ -151,6 +181,14 @@ func (r Reason) Description() string {
 		return "the token has been revoked"
 	case DPoPMissing, DPoPInvalid, DPoPReplayed, DPoPMismatch, DPoPBoundAsBearer, DPoPNonce, MTLSMissing, MTLSMismatch:
 		return dpop.Reason(r).Description()
+	case BadType:
+		return "the token type (typ) is not accepted here"
+	case ExcessiveLifetime:
+		return "the token lifetime exceeds the accepted maximum"
+	case AmbiguousPath:
+		return "the request path is ambiguous: a dot segment with ; parameters, a double-encoded character, a backslash or a control byte"
+	case InvalidRequest:
+		return "the request must carry exactly one bearer token, as Authorization: Bearer <token>"
 	}
 	return "the token is invalid"
 }

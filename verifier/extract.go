@@ -8,10 +8,11 @@ import (
 )
 
 // extract finds the request's one token, a compact JWS. More than one token,
-// across every configured place, is refused (RFC 6750 §2: a client uses one
-// method).
-// The Authorization header may use the DPoP scheme (RFC 9449 §7.1) as well
-// as Bearer; scheme says which (SchemeBearer for every other place).
+// across every configured place, is refused as invalid_request (RFC 6750
+// §2: a client uses one method; §3.1: 400), and so is a Bearer scheme
+// without a token. The Authorization header may use the DPoP scheme (RFC
+// 9449 §7.1) as well as Bearer; scheme says which (SchemeBearer for every
+// other place).
 func extract(r *http.Request, lookups []config.Lookup, maxSize int) (token string, from config.Lookup, scheme string, err error) {
 	return extractWith(r, lookups, maxSize, checkJWSChars, true)
 }
@@ -43,13 +44,13 @@ func extractWith(r *http.Request, lookups []config.Lookup, maxSize int, check fu
 	case found == 0:
 		return "", config.Lookup{}, "", &Error{Reason: Missing}
 	case found > 1:
-		return "", from, "", Fail(Malformed, "more than one token in the request")
+		return "", from, "", Fail(InvalidRequest, "%d tokens in the request; send exactly one", found)
 	}
 	if len(token) > maxSize {
 		return "", from, "", Fail(Malformed, "token of %d bytes exceeds the limit of %d", len(token), maxSize)
 	}
 	if token == "" {
-		return "", from, "", Fail(Malformed, "empty token in %s", from)
+		return "", from, "", Fail(InvalidRequest, "the Bearer scheme without a token in %s", from)
 	}
 	if err := check(token); err != nil {
 		return "", from, "", err

@@ -60,9 +60,19 @@ type Options struct {
 	// hits included.
 	Revocations Revocations
 	// Sender enforces cnf (DPoP, mTLS); nil refuses DPoP-bound tokens.
-	Sender   *SenderConstraint
-	Recorder Recorder
-	Now      func() time.Time // for tests; default time.Now
+	Sender *SenderConstraint
+	// RequiredTyp is the JOSE typ every token must carry (e.g. at+jwt,
+	// RFC 9068; compared as a media type); empty: not checked.
+	RequiredTyp string
+	// MaxLifetime refuses tokens whose exp - iat exceeds it (and tokens
+	// without both); zero: off.
+	MaxLifetime time.Duration
+	// AllowSenderConstrained accepts tokens with a cnf claim as bearer
+	// tokens, without proof of the binding (an explicit opt-out); off, bound()
+	// demands the DPoP proof or the client certificate the cnf names.
+	AllowSenderConstrained bool
+	Recorder               Recorder
+	Now                    func() time.Time // for tests; default time.Now
 }
 
 // Verifier authenticates requests. It is safe for concurrent use.
@@ -78,6 +88,7 @@ type Verifier struct {
 
 	revocations Revocations
 	sender      *SenderConstraint
+	rules       tokenRules
 }
 
 // claimChecks are what both modes check once a token is known to be
@@ -112,6 +123,9 @@ func New(o Options) (*Verifier, error) {
 	if o.Recorder == nil {
 		o.Recorder = nopRecorder{}
 	}
+	if o.MaxLifetime < 0 {
+		return nil, errors.New("maximum token lifetime must not be negative")
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -144,6 +158,7 @@ func New(o Options) (*Verifier, error) {
 		parser:      jwt.NewParser(opts...),
 		revocations: o.Revocations,
 		sender:      o.Sender,
+		rules:       tokenRules{typ: normaliseTyp(o.RequiredTyp), maxLifetime: o.MaxLifetime, senderConstraint: o.AllowSenderConstrained},
 	}, nil
 }
 
@@ -253,6 +268,9 @@ func (v *Verifier) verify(ctx context.Context, token string) (*Claims, error) {
 		iss = s
 		return v.keys.Key(ctx, s, kid, t.Method.Alg(), t)
 	}
+	if err := checkSegments(token); err != nil {
+		return nil, err
+	}
 	mc := jwt.MapClaims{}
 	t, err := v.parser.ParseWithClaims(token, mc, keyfunc)
 	if err != nil {
@@ -276,6 +294,10 @@ func (v *Verifier) verify(ctx context.Context, token string) (*Claims, error) {
 		}
 		e.KID, e.Issuer = kid, iss
 		return nil, e
+	}
+	if err := v.rules.check(t.Header, mc); err != nil {
+		err.KID, err.Issuer = kid, iss
+		return nil, err
 	}
 	if err := v.afterSignature(mc); err != nil {
 		err.KID, err.Issuer = kid, iss

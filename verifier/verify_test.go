@@ -236,17 +236,17 @@ func TestExtraction(t *testing.T) {
 	}{
 		{name: "none", req: req(func(*http.Request) {}), wantReason: verifier.Missing},
 		{name: "basic auth is not a token", req: req(func(r *http.Request) { r.SetBasicAuth("u", "p") }), wantReason: verifier.Missing},
-		{name: "bearer without a token", req: req(func(r *http.Request) { r.Header.Set("Authorization", "Bearer") }), wantReason: verifier.Malformed},
+		{name: "bearer without a token", req: req(func(r *http.Request) { r.Header.Set("Authorization", "Bearer") }), wantReason: verifier.InvalidRequest},
 		{name: "bearer, lower case", req: req(func(r *http.Request) { r.Header.Set("Authorization", "bearer "+tok) }), wantFrom: config.Lookup{Kind: config.InHeader, Name: "Authorization"}},
 		{name: "two Authorization headers", req: req(func(r *http.Request) {
 			r.Header.Add("Authorization", "Bearer "+tok)
 			r.Header.Add("Authorization", "Bearer "+tok)
-		}), wantReason: verifier.Malformed},
+		}), wantReason: verifier.InvalidRequest},
 		{name: "header and query", req: req(func(r *http.Request) {
 			r.Header.Set("Authorization", "Bearer "+tok)
 			r.URL.RawQuery = "access_token=" + tok
-		}), wantReason: verifier.Malformed},
-		{name: "two query tokens", req: req(func(r *http.Request) { r.URL.RawQuery = "access_token=" + tok + "&access_token=" + tok }), wantReason: verifier.Malformed},
+		}), wantReason: verifier.InvalidRequest},
+		{name: "two query tokens", req: req(func(r *http.Request) { r.URL.RawQuery = "access_token=" + tok + "&access_token=" + tok }), wantReason: verifier.InvalidRequest},
 		{name: "cookie", req: req(func(r *http.Request) { r.AddCookie(&http.Cookie{Name: "session", Value: tok}) }), wantFrom: config.Lookup{Kind: config.InCookie, Name: "session"}},
 		{name: "query", req: req(func(r *http.Request) { r.URL.RawQuery = "a=1&access_token=" + tok }), wantFrom: config.Lookup{Kind: config.InQuery, Name: "access_token"}},
 		{name: "bad characters", req: req(func(r *http.Request) { r.Header.Set("Authorization", "Bearer a.b.c<script>") }), wantReason: verifier.Malformed},

@@ -30,6 +30,9 @@ import (
 	"github.com/jwt-sidecar/jwt-sidecar/internal/cli"
 )
 
+// version is set at link time (-ldflags "-X main.version=...").
+var version = ""
+
 // config is the environment of echo-upstream.
 type config struct {
 	ListenAddr string `env:"LISTEN_ADDR" envDefault:":3000"`
@@ -66,6 +69,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				"{method, path, query, headers, body_bytes}. GET /healthz answers ok.\n\n"+
 				"Environment:\n  LISTEN_ADDR  default :3000\n\n"+
 				"echo-upstream healthcheck URL exits 0 if URL answers 2xx (container health checks).\n")
+			return nil
+		case "-version", "--version", "version":
+			fmt.Fprintln(stdout, "echo-upstream", cli.Version(version))
 			return nil
 		}
 		return fmt.Errorf("unexpected argument %q; see --help", args[0])

@@ -48,23 +48,34 @@ func explain(ctx context.Context, args []string, env map[string]string, stdin io
 	path := fs.String("path", "/", "the request path (as the client sends it; it is cleaned as the proxy cleans it)")
 	host := fs.String("host", "", "the Host header, for rules that match hosts")
 	lookup := fs.String("lookup", "", "where the token travels: header:NAME, cookie:NAME or query:NAME (default: the first place the rule's first provider reads)")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), explainUsage)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			fs.SetOutput(stdout)
-			fs.Usage()
-			return cli.ExitOK
+	// The flag package prints Usage itself on -h; --help is printed once,
+	// below, on standard output.
+	fs.Usage = func() {}
+	// Flags may come before or after TOKEN: parse, take one argument,
+	// parse the rest.
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if err == flag.ErrHelp {
+				fmt.Fprint(stdout, explainUsage)
+				fs.SetOutput(stdout)
+				fs.PrintDefaults()
+				return cli.ExitOK
+			}
+			fmt.Fprintln(stderr, "jwt-sidecar explain: see --help")
+			return cli.ExitConfig
 		}
-		return cli.ExitConfig
+		if fs.NArg() == 0 {
+			break
+		}
+		positional = append(positional, fs.Arg(0))
+		args = fs.Args()[1:]
 	}
-	if fs.NArg() != 1 {
+	if len(positional) != 1 {
 		fmt.Fprintln(stderr, "jwt-sidecar explain: give exactly one TOKEN (\"-\" for standard input); see --help")
 		return cli.ExitConfig
 	}
-	token := fs.Arg(0)
+	token := positional[0]
 	if token == "-" {
 		line, err := bufio.NewReader(io.LimitReader(stdin, 1<<20)).ReadString('\n')
 		if err != nil && err != io.EOF {
@@ -108,6 +119,10 @@ func explain(ctx context.Context, args []string, env map[string]string, stdin io
 	w.token(token)
 	w.section("request")
 	w.line("%s %s (host %s)", r.Method, r.URL.RequestURI(), r.Host)
+	w.line("path as sent %s; cleaned, as rules match it and the upstream gets it: %s", r.URL.EscapedPath(), config.CleanPath(r.URL.Path))
+	if why := config.AmbiguousPath(r.URL.Path); why != "" {
+		w.line("ambiguous after one decode: %s", why)
+	}
 	if token != "" {
 		w.line("token in %s", where)
 	}
@@ -247,7 +262,7 @@ func (w *explainer) when(v any) string {
 func (w *explainer) rules(ex proxy.Explanation) {
 	w.section("rules (first match wins)")
 	if ex.Rule == nil {
-		w.line("none: a CORS preflight, let through by CORS_PREFLIGHT_BYPASS")
+		w.line("none: the path is ambiguous, refused before any rule (PATH_STRICT)")
 		return
 	}
 	for _, rt := range ex.Trace.Rules {

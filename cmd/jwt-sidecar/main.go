@@ -128,19 +128,20 @@ func newApp(cfg *config.Config, log *slog.Logger) (*app, error) {
 		return nil, err
 	}
 	p, err := proxy.New(proxy.Options{
-		Upstream:        cfg.UpstreamURL,
-		UpstreamTLS:     upTLS,
-		Policy:          gen.policy,
-		Recorder:        m,
-		Logger:          log,
-		CORSPreflight:   cfg.CORSPreflight,
-		UpstreamTimeout: cfg.UpstreamTimeout,
-		MaxIdleConns:    cfg.UpstreamConns,
-		DPoPAlgorithms:  rt.state.sender.Algorithms(),
-		AccessLog:       cfg.AccessLog,
-		SubjectClaim:    cfg.AccessLogSubjectClaim,
-		RefusalLogRate:  cfg.RefusalLogRate,
-		Logs:            metrics.NewLogLines(reg),
+		Upstream:            cfg.UpstreamURL,
+		UpstreamTLS:         upTLS,
+		Policy:              gen.policy,
+		Recorder:            m,
+		Logger:              log,
+		CORSPreflight:       cfg.CORSPreflight,
+		UpstreamTimeout:     cfg.UpstreamTimeout,
+		MaxIdleConns:        cfg.UpstreamConns,
+		DPoPAlgorithms:      rt.state.sender.Algorithms(),
+		AccessLog:           cfg.AccessLog,
+		SubjectClaim:        cfg.AccessLogSubjectClaim,
+		RefusalLogRate:      cfg.RefusalLogRate,
+		Logs:                metrics.NewLogLines(reg),
+		AllowAmbiguousPaths: !cfg.PathStrict,
 	})
 	if err != nil {
 		return nil, err

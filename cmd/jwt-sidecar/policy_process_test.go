@@ -258,6 +258,8 @@ func TestExplainProcess(t *testing.T) {
 		{name: "no rule", path: "/elsewhere", token: admin, header: "Authorization", wantCode: 1,
 			wantOut: []string{"health: no, the path does not match path /healthz", "default: applies", "REFUSED: 403 forbidden (reason denied"}},
 		{name: "public", path: "/healthz", token: "", wantCode: 0, wantOut: []string{"health: applies", "ALLOWED: forwarded to the upstream, anonymously (outcome public)"}},
+		{name: "ambiguous path", path: "/healthz/..;/admin/users", token: admin, header: "Authorization", wantCode: 1,
+			wantOut: []string{"path as sent /healthz/..;/admin/users; cleaned", "ambiguous after one decode: a dot segment", "refused before any rule", "REFUSED: 400 invalid_request (reason ambiguous_path"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -295,6 +297,14 @@ func TestExplainProcess(t *testing.T) {
 	// The token from standard input, with its Bearer prefix.
 	if code, out, _ := runBinary(t, f.env, "Bearer "+admin+"\n", "explain", "--path", "/admin", "-"); code != 0 || !strings.Contains(out, "ALLOWED") {
 		t.Errorf("stdin: exit %d\n%s", code, out)
+	}
+	// Flags may follow the TOKEN.
+	if code, out, errOut := runBinary(t, f.env, "", "explain", admin, "--path", "/admin"); code != 0 || !strings.Contains(out, "admin: applies") {
+		t.Errorf("flags after the token: exit %d\n%s%s", code, out, errOut)
+	}
+	// --help prints the usage once, on standard output.
+	if code, out, errOut := runBinary(t, f.env, "", "explain", "--help"); code != 0 || strings.Count(out, "Usage:") != 1 || errOut != "" {
+		t.Errorf("explain --help: exit %d, %d usage texts, stderr %q", code, strings.Count(out, "Usage:"), errOut)
 	}
 	// Usage and configuration errors: exit 2.
 	if code, _, errOut := runBinary(t, f.env, "", "explain", "--path", "/x"); code != 2 || !strings.Contains(errOut, "give exactly one TOKEN") {

@@ -205,18 +205,21 @@ func (rt *runtime) newProvider(ps *policy.ProviderSpec, sources []*keys.Source) 
 		return nil, err
 	}
 	v, err := verifier.New(verifier.Options{
-		Keys:           ks,
-		Lookups:        ps.TokenLookup,
-		Audiences:      ps.Audiences,
-		Algorithms:     ps.Algorithms,
-		ClockSkew:      ps.ClockSkew,
-		RequireExp:     ps.RequireExp,
-		RequiredScopes: ps.RequiredScopes,
-		MaxTokenSize:   rt.cfg.MaxTokenSize,
-		CacheSize:      rt.cfg.TokenCacheSize,
-		Revocations:    rt.state.revocations(),
-		Sender:         rt.state.sender,
-		Recorder:       rt.m,
+		Keys:                   ks,
+		Lookups:                ps.TokenLookup,
+		Audiences:              ps.Audiences,
+		Algorithms:             ps.Algorithms,
+		ClockSkew:              ps.ClockSkew,
+		RequireExp:             ps.RequireExp,
+		RequiredScopes:         ps.RequiredScopes,
+		MaxTokenSize:           rt.cfg.MaxTokenSize,
+		CacheSize:              rt.cfg.TokenCacheSize,
+		Revocations:            rt.state.revocations(),
+		Sender:                 rt.state.sender,
+		RequiredTyp:            ps.RequiredTyp,
+		MaxLifetime:            ps.MaxLifetime,
+		AllowSenderConstrained: ps.AllowSenderConstrained,
+		Recorder:               rt.m,
 	})
 	if err != nil {
 		return nil, err
@@ -285,7 +288,11 @@ func providerDef(ps *policy.ProviderSpec, sources []*keys.Source) string {
 		Lookups       []config.Lookup
 		Introspection *policy.IntrospectionSpec
 		Sources       []string
-	}{ps.Issuers, ps.Audiences, ps.Algorithms, ps.ClockSkew, ps.RequireExp, ps.RequiredScopes, ps.TokenLookup, ps.Introspection, defs})
+		Typ           string
+		MaxLifetime   time.Duration
+		SenderBound   bool
+	}{ps.Issuers, ps.Audiences, ps.Algorithms, ps.ClockSkew, ps.RequireExp, ps.RequiredScopes, ps.TokenLookup, ps.Introspection, defs,
+		ps.RequiredTyp, ps.MaxLifetime, ps.AllowSenderConstrained})
 	return string(raw)
 }
 

@@ -77,15 +77,19 @@ func ConfigError(stderr io.Writer, name string, err error) int {
 
 // Parse fills a T from environ by its env tags. Its errors name the
 // variable, never the Go field, and list every problem at once.
+//
+// On an error it still returns the configuration, every variable that
+// parsed filled in, so that a caller can validate the rest and report every
+// problem at once (FailedVars names the ones to leave out).
 func Parse[T any](environ map[string]string) (*T, error) {
 	var c T
 	if err := env.ParseWithOptions(&c, env.Options{Environment: environ}); err != nil {
-		return nil, envErrors[T](err)
+		return &c, envErrors[T](err, environ)
 	}
 	return &c, nil
 }
 
-func envErrors[T any](err error) error {
+func envErrors[T any](err error, environ map[string]string) error {
 	var agg env.AggregateError
 	if !errors.As(err, &agg) {
 		return err
@@ -99,7 +103,14 @@ func envErrors[T any](err error) error {
 		)
 		switch {
 		case errors.As(e, &pe):
-			out = append(out, fmt.Errorf("%s: %w", varName[T](pe.Name), pe.Err))
+			name := varName[T](pe.Name)
+			if f, ok := reflect.TypeFor[T]().FieldByName(pe.Name); ok {
+				if w := want(f.Type, environ[name]); w != "" {
+					out = append(out, &VarError{Var: name, Err: errors.New(w)})
+					continue
+				}
+			}
+			out = append(out, &VarError{Var: name, Err: pe.Err})
 		case errors.As(e, &vns):
 			out = append(out, fmt.Errorf("%s: required but not set", vns.Key))
 		case errors.As(e, &ev):
