@@ -12,7 +12,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Fuzz targets: package and target, one pair per line of the loop below.
 FUZZ := ./verifier:FuzzVerify ./verifier:FuzzIntrospectionAnswer ./policy:FuzzGlobMatch ./proxy:FuzzClaimHeaders \
 	./cmd/jwt-issuer:FuzzClientEndpoints ./login:FuzzSessionCookie ./login:FuzzDecodeSession ./login:FuzzSafeReturn \
-	./revocation:FuzzParse ./dpop:FuzzParseProof
+	./revocation:FuzzParse ./dpop:FuzzParseProof ./keys:FuzzCacheHeaders ./proxy:FuzzRequestID
 
 # Releases: tags vMAJOR.MINOR.PATCH (CHANGELOG.md); VERSION is what git
 # describe says, so an untagged build names its commit.
@@ -62,6 +62,10 @@ test:
 	$(GO) test -race -count=1 -timeout 15m ./...
 	cd charts/test && $(GO) test -count=1 -timeout 15m ./...
 	cd test/stack && $(GO) test -count=1 -timeout 15m ./...
+
+## selftest-headers: every spelling of every identity header, proven never to reach the upstream
+selftest-headers:
+	$(GO) test -count=1 -run TestHeaderHygiene -v ./proxy
 
 ## check: formatting, vet and staticcheck
 check: fmt vet staticcheck
