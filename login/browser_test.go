@@ -1,13 +1,9 @@
 package login
 
 import (
-	"context"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,25 +12,10 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/jwt-sidecar/jwt-sidecar/keys"
+	"github.com/jwt-sidecar/jwt-sidecar/test/browsertest"
 	"github.com/jwt-sidecar/jwt-sidecar/test/proctest"
 	"github.com/jwt-sidecar/jwt-sidecar/verifier"
 )
-
-// chromium finds Debian's chromium. Without it the test skips, except
-// under CI=true, where the browser test must run.
-func chromium(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("chromium is not installed; CI must install Debian's chromium package")
-	}
-	t.Skip("chromium is not installed (Debian: apt-get install chromium); the real-browser login test is skipped")
-	return ""
-}
 
 // TestBrowserLogin signs a real headless Chromium in through the login
 // package to an upstream, against a real jwt-issuer process: the redirect,
@@ -45,7 +26,6 @@ func TestBrowserLogin(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a browser and builds jwt-issuer")
 	}
-	chrome := chromium(t)
 
 	// The real issuer, built and run as a process.
 	bin, cleanup, err := proctest.Build("../cmd/jwt-issuer", "jwt-issuer")
@@ -95,42 +75,8 @@ func TestBrowserLogin(t *testing.T) {
 	app := httptest.NewServer(gate(l, up))
 	t.Cleanup(app.Close)
 
-	// A fresh profile, the flags of the brief, no network but 127.0.0.1.
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chrome),
-		chromedp.Flag("headless", true),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-quic", true),
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(filepath.Join(t.TempDir(), "profile")),
-	)
-	t.Cleanup(cancelAlloc)
-	ctx, cancel := chromedp.NewContext(actx)
-	t.Cleanup(cancel)
-	if err := chromedp.Do(ctx); err != nil { // starts the browser, unbounded by a step's timeout
-		t.Fatalf("start chromium: %v", err)
-	}
-	step := func(name string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-		defer cancel()
-		if err := chromedp.Do(sctx, actions...); err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-	}
-	location := func() string {
-		t.Helper()
-		loc, err := chromedp.Run(ctx, chromedp.Location())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return loc
-	}
+	b := browsertest.Start(t)
+	ctx, step, location := b.Ctx, b.Step, b.Location
 	text := func(sel string) string {
 		t.Helper()
 		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))

@@ -1,33 +1,14 @@
 package main
 
 import (
-	"context"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
-)
 
-// chromium finds Debian's chromium. Without it the test skips, except
-// under CI=true, where the browser test must run.
-func chromium(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("chromium is not installed; CI must install Debian's chromium package")
-	}
-	t.Skip("chromium is not installed (Debian: apt-get install chromium); the real-browser login test is skipped")
-	return ""
-}
+	"github.com/jwt-sidecar/jwt-sidecar/test/browsertest"
+)
 
 // TestBrowserLoginProcess signs a real headless Chromium in through the
 // real jwt-sidecar binary, against a real jwt-issuer: the redirect, the
@@ -39,45 +20,10 @@ func TestBrowserLoginProcess(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a browser and builds jwt-issuer")
 	}
-	chrome := chromium(t)
 	rg := newLoginRig(t, false)
 
-	// A fresh profile, no network but 127.0.0.1.
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chrome),
-		chromedp.Flag("headless", true),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-quic", true),
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(filepath.Join(t.TempDir(), "profile")),
-	)
-	t.Cleanup(cancelAlloc)
-	ctx, cancel := chromedp.NewContext(actx)
-	t.Cleanup(cancel)
-	if err := chromedp.Do(ctx); err != nil { // starts the browser, unbounded by a step's timeout
-		t.Fatalf("start chromium: %v", err)
-	}
-	step := func(name string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-		defer cancel()
-		if err := chromedp.Do(sctx, actions...); err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-	}
-	location := func() string {
-		t.Helper()
-		loc, err := chromedp.Run(ctx, chromedp.Location())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return loc
-	}
+	b := browsertest.Start(t)
+	ctx, step, location := b.Ctx, b.Step, b.Location
 	signIn := func(name string) {
 		t.Helper()
 		step(name+": the login form", chromedp.WaitVisible(chromedp.CSS("#username")))
