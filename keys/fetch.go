@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+
+	"github.com/jwt-sidecar/jwt-sidecar/internal/atomicfile"
 )
 
 // discover reads the OpenID Connect discovery document and returns jwks_uri.
@@ -58,30 +60,13 @@ func (s *Source) cacheFile() string {
 // saveToDisk writes the last good JWK Set atomically (rename), so a crash
 // never leaves a half-written file for the next start.
 func (s *Source) saveToDisk(raw []byte) error {
-	dir := s.env.opts.CacheDir
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, ".jwks-*")
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(raw); err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		return err
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	return os.Rename(f.Name(), s.cacheFile())
+	return atomicfile.Write(s.cacheFile(), raw)
 }
 
 // loadFromDisk loads the JWK Set a previous run saved, so a sidecar
 // restarted while the issuer is down still verifies.
 func (s *Source) loadFromDisk() {
-	raw, err := readLimited(s.cacheFile(), s.env.opts.MaxBytes)
+	raw, err := atomicfile.ReadLimited(s.cacheFile(), s.env.opts.MaxBytes)
 	if errors.Is(err, os.ErrNotExist) {
 		return
 	}

@@ -4,30 +4,14 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
-	"io"
-	"os"
-)
 
-func readLimited(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	raw, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(raw)) > limit {
-		return nil, fmt.Errorf("%s exceeds %d bytes", path, limit)
-	}
-	return raw, nil
-}
+	"github.com/jwt-sidecar/jwt-sidecar/internal/atomicfile"
+)
 
 // ReadPublicKeys reads PEM public keys (PKIX "PUBLIC KEY", PKCS#1 "RSA
 // PUBLIC KEY" or a certificate) for PUBLIC_KEY_FILES.
 func ReadPublicKeys(path string) ([]StaticKey, error) {
-	raw, err := readLimited(path, 1<<20)
+	raw, err := atomicfile.ReadLimited(path, 1<<20)
 	if err != nil {
 		return nil, err
 	}
@@ -82,7 +66,7 @@ func ReadHMACSecret(path string) ([]byte, error) {
 // ReadSecret reads a secret file: the whole file, at most 64 KiB, but one
 // trailing newline (LF or CRLF), as editors and `echo` leave it.
 func ReadSecret(path string) ([]byte, error) {
-	raw, err := readLimited(path, 1<<16)
+	raw, err := atomicfile.ReadLimited(path, 1<<16)
 	if err != nil {
 		return nil, err
 	}

@@ -15,6 +15,8 @@ import (
 
 	"github.com/MicahParks/jwkset"
 	"golang.org/x/sync/singleflight"
+
+	"github.com/jwt-sidecar/jwt-sidecar/internal/atomicfile"
 )
 
 type sourceKind int
@@ -237,7 +239,7 @@ func (s *Source) refresh(ctx context.Context, trigger string) error {
 		if trigger == TriggerFileChange && stamp == s.fileStamp && s.loaded.Load() {
 			return nil // unchanged: not a refresh
 		}
-		raw, err := readLimited(s.path, s.env.opts.MaxBytes)
+		raw, err := atomicfile.ReadLimited(s.path, s.env.opts.MaxBytes)
 		if err != nil {
 			s.env.rec.KeyRefresh(s.name, trigger, RefreshError)
 			return err

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/jwt-sidecar/jwt-sidecar/internal/atomicfile"
 )
 
 // source is one place a list comes from: a file or a URL.
@@ -144,7 +146,7 @@ func (src *source) readFile() error {
 		src.succeed(nil, now)
 		return nil
 	}
-	raw, err := readLimited(src.path, o.MaxBytes)
+	raw, err := atomicfile.ReadLimited(src.path, o.MaxBytes)
 	if err != nil {
 		o.Recorder.Fetch(src.name, FetchError)
 		return fmt.Errorf("revocation file: %w", err)
@@ -241,24 +243,7 @@ func (src *source) saveCache(raw []byte, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	dir := src.store.opts.CacheDir
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, ".revocations-*")
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		return err
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	return os.Rename(f.Name(), src.cacheFile())
+	return atomicfile.Write(src.cacheFile(), b)
 }
 
 // loadCache installs the list a previous run saved, so a sidecar restarted
@@ -266,7 +251,7 @@ func (src *source) saveCache(raw []byte, now time.Time) error {
 // the age it had: a cache from last week is stale at once.
 func (src *source) loadCache() {
 	o := src.store.opts
-	raw, err := readLimited(src.cacheFile(), 2*o.MaxBytes)
+	raw, err := atomicfile.ReadLimited(src.cacheFile(), 2*o.MaxBytes)
 	if errors.Is(err, os.ErrNotExist) {
 		return
 	}
@@ -325,20 +310,4 @@ func (src *source) statusLocked(now time.Time) SourceStatus {
 		st.Stale = st.Age > src.store.opts.StaleAfter
 	}
 	return st
-}
-
-func readLimited(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	raw, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(raw)) > limit {
-		return nil, fmt.Errorf("%s exceeds %d bytes", path, limit)
-	}
-	return raw, nil
 }
