@@ -1,101 +1,33 @@
 package dpop
 
 import (
-	"bufio"
-	"bytes"
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/jwt-sidecar/jwt-sidecar/test/dpoptest"
 )
 
-// nodeKeys is the first line of testdata/node/proofs.mjs: the thumbprints
-// jose computed for its keys.
-type nodeKeys struct {
-	JKT  string            `json:"jkt"`
-	Algs map[string]string `json:"algs"`
-}
+// nodeKeys and nodeProofs are proofs.mjs's two lines (test/dpoptest).
+type (
+	nodeKeys   = dpoptest.Keys
+	nodeProofs = dpoptest.Proofs
+)
 
-// nodeProofs is its second line: one proof per case, and one per extra alg.
-type nodeProofs struct {
-	Cases map[string]string `json:"cases"`
-	Algs  map[string]string `json:"algs"`
-}
-
-// joseProofs runs proofs.mjs, which builds keys and proofs with jose (npm),
-// an implementation independent of this package: it reads the keys'
-// thumbprints, asks token for the access token bound to them and returns
-// the proofs for it. It skips when node or the installed module is absent,
-// except under CI=true, where .ci/run installed both (`npm ci --prefix
-// dpop/testdata/node`). Nothing is downloaded at test time.
+// joseProofs builds proofs with jose (test/dpoptest.Jose).
 func joseProofs(t *testing.T, input map[string]any, token func(nodeKeys) string) (nodeKeys, nodeProofs) {
 	t.Helper()
-	unavailable := func(why string) {
-		t.Helper()
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s; CI must run: npm ci --prefix dpop/testdata/node", why)
-		}
-		t.Skipf("%s; run `npm ci --prefix dpop/testdata/node` to test against jose", why)
-	}
-	node, err := exec.LookPath("node")
-	if err != nil {
-		unavailable("node is not installed")
-	}
-	dir := filepath.Join("testdata", "node")
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "jose", "package.json")); err != nil {
-		unavailable("the jose module is not installed")
-	}
-	arg, _ := json.Marshal(input)
-	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, node, "proofs.mjs", string(arg))
-	cmd.Dir = dir
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	lines := bufio.NewScanner(stdout)
-	lines.Buffer(nil, 1<<20)
-	var keys nodeKeys
-	var proofs nodeProofs
-	if !lines.Scan() || json.Unmarshal(lines.Bytes(), &keys) != nil {
-		t.Fatalf("node proofs.mjs: no keys line: %s", stderr.String())
-	}
-	line, _ := json.Marshal(map[string]string{"access_token": token(keys)})
-	if _, err := stdin.Write(append(line, '\n')); err != nil {
-		t.Fatal(err)
-	}
-	stdin.Close()
-	if !lines.Scan() || json.Unmarshal(lines.Bytes(), &proofs) != nil {
-		t.Fatalf("node proofs.mjs: no proofs line: %s", stderr.String())
-	}
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("node proofs.mjs: %v\n%s", err, stderr.String())
-	}
-	return keys, proofs
+	return dpoptest.Jose(t, input, token)
 }
 
 // resourceServer is a protected resource on 127.0.0.1 that verifies an

@@ -1,93 +1,30 @@
 package proxy
 
 import (
-	"bufio"
-	"bytes"
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/json"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jwt-sidecar/jwt-sidecar/dpop"
+	"github.com/jwt-sidecar/jwt-sidecar/test/dpoptest"
 	"github.com/jwt-sidecar/jwt-sidecar/verifier"
 )
 
-// joseProofs runs dpop/testdata/node/proofs.mjs, which builds DPoP proofs
-// with jose (npm), an implementation independent of the Go code under test:
-// it reports its key's thumbprint, is given the access token bound to it,
-// and answers one proof per case (see the script). It skips when node or
-// the module is absent, except under CI=true (`npm ci --prefix
-// dpop/testdata/node` installs it; nothing downloads at test time).
+// joseProofs builds proofs with jose (test/dpoptest.Jose) for the access
+// token that token returns for jose's key thumbprint; it answers the proof
+// of each case.
 func joseProofs(t *testing.T, input map[string]any, token func(jkt string) string) map[string]string {
 	t.Helper()
-	unavailable := func(why string) {
-		t.Helper()
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s; CI must run: npm ci --prefix dpop/testdata/node", why)
-		}
-		t.Skipf("%s; run `npm ci --prefix dpop/testdata/node` to test against jose", why)
-	}
-	node, err := exec.LookPath("node")
-	if err != nil {
-		unavailable("node is not installed")
-	}
-	dir := filepath.Join("..", "dpop", "testdata", "node")
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "jose", "package.json")); err != nil {
-		unavailable("the jose module is not installed")
-	}
-	arg, _ := json.Marshal(input)
-	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, node, "proofs.mjs", string(arg))
-	cmd.Dir = dir
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	lines := bufio.NewScanner(stdout)
-	lines.Buffer(nil, 1<<20)
-	var keys struct {
-		JKT string `json:"jkt"`
-	}
-	if !lines.Scan() || json.Unmarshal(lines.Bytes(), &keys) != nil || keys.JKT == "" {
-		t.Fatalf("node proofs.mjs: no keys line: %s", stderr.String())
-	}
-	line, _ := json.Marshal(map[string]string{"access_token": token(keys.JKT)})
-	if _, err := stdin.Write(append(line, '\n')); err != nil {
-		t.Fatal(err)
-	}
-	stdin.Close()
-	var proofs struct {
-		Cases map[string]string `json:"cases"`
-	}
-	if !lines.Scan() || json.Unmarshal(lines.Bytes(), &proofs) != nil {
-		t.Fatalf("node proofs.mjs: no proofs line: %s", stderr.String())
-	}
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("node proofs.mjs: %v\n%s", err, stderr.String())
-	}
+	_, proofs := dpoptest.Jose(t, input, func(k dpoptest.Keys) string { return token(k.JKT) })
 	return proofs.Cases
 }
 
