@@ -48,14 +48,8 @@ type LoginSpec struct {
 }
 
 // Logins reports whether a provider of the policy has browser login.
-func (p *Policy) Logins() bool {
-	for i := range p.providers {
-		if p.providers[i].Login != nil {
-			return true
-		}
-	}
-	return false
-}
+// It is decided when the policy is built, not per request.
+func (p *Policy) Logins() bool { return p.logins }
 
 // Owner returns the login whose own paths r is for, or nil.
 func (p *Policy) Owner(r *http.Request) Login {

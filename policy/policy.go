@@ -111,6 +111,7 @@ type Policy struct {
 	rules     []Rule
 	def       Rule
 	mode      string
+	logins    bool     // a provider has browser login
 	scrub     []string // canonical names removed from every request
 	rec       RuleRecorder
 	counters  [][len(ruleOutcomes)]func() // by rule index; nil without a recorder
@@ -167,6 +168,7 @@ func New(o Options) (*Policy, error) {
 			errs = append(errs, fmt.Errorf("provider %s: named twice", pr.Name))
 		}
 		byName[pr.Name] = i
+		p.logins = p.logins || pr.Login != nil
 		fw, err := compileForwarding(pr.Forward)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("provider %s: %w", pr.Name, err))
