@@ -1,8 +1,9 @@
 package config
 
 import (
-	"reflect"
 	"strings"
+
+	"github.com/jwt-sidecar/jwt-sidecar/internal/cli"
 )
 
 // Vars lists every environment variable the sidecar reads, in the order of
@@ -10,10 +11,9 @@ import (
 // a new field is a new variable everywhere at once: the injector accepts a
 // per-pod value for exactly these names.
 func Vars() []string {
-	t := reflect.TypeFor[Config]()
-	out := make([]string, 0, t.NumField())
-	for i := range t.NumField() {
-		name, _, _ := strings.Cut(t.Field(i).Tag.Get("env"), ",")
+	var out []string
+	for _, f := range cli.Fields[Config]() {
+		name, _, _ := strings.Cut(f.Tag.Get("env"), ",")
 		if name != "" {
 			out = append(out, name)
 		}

@@ -142,12 +142,12 @@ func effective(cfg *config.Config, a *app) effectiveConfig {
 func serverVars(cfg *config.Config) map[string]string {
 	out := map[string]string{}
 	v := reflect.ValueOf(cfg).Elem()
-	for i := range v.NumField() {
-		name, _, _ := strings.Cut(v.Type().Field(i).Tag.Get("env"), ",")
+	for _, f := range cli.Fields[config.Config]() {
+		name, _, _ := strings.Cut(f.Tag.Get("env"), ",")
 		if name == "" || slices.Contains(config.PolicyVars, name) {
 			continue
 		}
-		out[name] = masked(name, v.Field(i).Interface())
+		out[name] = masked(name, v.FieldByIndex(f.Index).Interface())
 	}
 	return out
 }

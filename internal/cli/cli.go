@@ -131,12 +131,24 @@ func varName[T any](field string) string {
 	return field
 }
 
+// Fields lists the variables' fields of T in declaration order, the
+// fields of embedded structs in place of the struct: a configuration may
+// group its variables by feature without changing --help or their names.
+func Fields[T any]() []reflect.StructField {
+	var out []reflect.StructField
+	for _, f := range reflect.VisibleFields(reflect.TypeFor[T]()) {
+		if f.Anonymous && f.Type.Kind() == reflect.Struct || !f.IsExported() {
+			continue
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
 // PrintVars writes every variable of T with its default and its help tag,
 // so that --help and the configuration struct cannot disagree.
 func PrintVars[T any](w io.Writer) {
-	t := reflect.TypeFor[T]()
-	for i := range t.NumField() {
-		f := t.Field(i)
+	for _, f := range Fields[T]() {
 		name, opts, _ := strings.Cut(f.Tag.Get("env"), ",")
 		def := f.Tag.Get("envDefault")
 		switch {

@@ -5,9 +5,10 @@ package clitest
 import (
 	"bytes"
 	"os"
-	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/jwt-sidecar/jwt-sidecar/internal/cli"
 )
 
 // Help checks a command's --help output against the golden file (written
@@ -28,9 +29,7 @@ func Help[T any](t testing.TB, help []byte, golden string, update bool) {
 	if !bytes.Equal(help, want) {
 		t.Errorf("--help differs from %s (run go test -update):\n%s", golden, help)
 	}
-	typ := reflect.TypeFor[T]()
-	for i := range typ.NumField() {
-		f := typ.Field(i)
+	for _, f := range cli.Fields[T]() {
 		name, _, _ := strings.Cut(f.Tag.Get("env"), ",")
 		if f.Tag.Get("help") == "" {
 			t.Errorf("%s has no help tag", name)
