@@ -42,8 +42,17 @@ type Message = wrapperspb.StringValue
 // Echo is the service's implementation.
 type Echo struct{}
 
-// Unary answers the message it got.
-func (Echo) Unary(_ context.Context, in *Message) (*Message, error) {
+// WhoAmI asks Unary what arrived instead of an echo.
+const WhoAmI = "whoami"
+
+// Unary answers the message it got; to WhoAmI it answers "sub=S auth=B":
+// the subject metadata and whether an authorization entry arrived.
+func (Echo) Unary(ctx context.Context, in *Message) (*Message, error) {
+	if in.GetValue() == WhoAmI {
+		md, _ := metadata.FromIncomingContext(ctx)
+		return wrapperspb.String("sub=" + strings.Join(md.Get(SubjectKey), ",") +
+			" auth=" + strconv.FormatBool(len(md.Get("authorization")) > 0)), nil
+	}
 	return wrapperspb.String(in.GetValue()), nil
 }
 
