@@ -216,3 +216,36 @@ func TestUnaskedSwitchRefused(t *testing.T) {
 		t.Errorf("status %d, want 502", resp.StatusCode)
 	}
 }
+
+// FuzzDropHTTP2Upgrade checks, for any Upgrade value a client sends, that
+// no token naming HTTP/2 survives, that HTTP2-Settings never does, and that
+// a value without such a token is left exactly as it was.
+func FuzzDropHTTP2Upgrade(f *testing.F) {
+	for _, s := range []string{"h2c", "websocket", "websocket, H2C", "HTTP/2.0", "h2c/1, foo", ",,", "TLS/1.2"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, upgrade string) {
+		h := http.Header{"Upgrade": {upgrade}, "Connection": {"Upgrade"}, "Http2-Settings": {"x"}}
+		dropHTTP2Upgrade(h)
+		if _, ok := h["Http2-Settings"]; ok {
+			t.Fatal("HTTP2-Settings kept")
+		}
+		named := false
+		for tok := range strings.SplitSeq(upgrade, ",") {
+			named = named || isHTTP2Protocol(strings.TrimSpace(tok))
+		}
+		kept, ok := h["Upgrade"]
+		switch {
+		case named && (ok || h["Connection"] != nil):
+			t.Fatalf("Upgrade %q naming HTTP/2 kept: %q", upgrade, kept)
+		case !named && (!ok || kept[0] != upgrade || h.Get("Connection") != "Upgrade"):
+			t.Fatalf("Upgrade %q changed to %q", upgrade, kept)
+		}
+		for tok := range strings.SplitSeq(strings.Join(kept, ","), ",") {
+			n, v, _ := strings.Cut(strings.ToLower(strings.TrimSpace(tok)), "/")
+			if n == "h2c" || n == "h2" || n == "http" && strings.HasPrefix(v, "2") {
+				t.Fatalf("HTTP/2 token %q forwarded", tok)
+			}
+		}
+	})
+}
