@@ -17,7 +17,8 @@ import (
 
 // rewrite builds the outbound request. ReverseProxy has already removed
 // hop-by-hop headers, the client's Forwarded and X-Forwarded-* headers and
-// unparsable query parameters from pr.Out.
+// unparsable query parameters from pr.Out, and put a requested Upgrade back;
+// an upgrade to HTTP/2 is taken out again here.
 func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	out := pr.Out
 	// SPEC: the request is forwarded with the same cleaned path that was
@@ -31,6 +32,7 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	}
 	pr.SetURL(p.upstream)
 	pr.SetXForwarded()
+	dropHTTP2Upgrade(out.Header)
 }
 
 // stripToken removes the token from where the Verifier found it, and only

@@ -18,12 +18,14 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/jwt-sidecar/jwt-sidecar/test/grpctest"
 	"github.com/jwt-sidecar/jwt-sidecar/verifier"
 )
 
-// grpcUpstream is a real gRPC server (the standard health service) on
-// 127.0.0.1 that records the metadata of every call it receives, so a test
-// can prove what arrived and that a refused call never did.
+// grpcUpstream is a real gRPC server (the standard health service and the
+// echo service of test/grpctest) on 127.0.0.1 that records the metadata of
+// every call it receives, so a test can prove what arrived and that a
+// refused call never did.
 type grpcUpstream struct {
 	addr   string
 	health *health.Server
@@ -51,6 +53,7 @@ func newGRPCUpstream(t *testing.T) *grpcUpstream {
 		}),
 	)
 	healthpb.RegisterHealthServer(srv, g.health)
+	grpctest.Register(srv)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -85,6 +88,13 @@ func h2cFront(t *testing.T, handler http.Handler) *httptest.Server {
 // sidecar over h2c, with the token (if any) on every call.
 func grpcThrough(t *testing.T, addr, token string) healthpb.HealthClient {
 	t.Helper()
+	return healthpb.NewHealthClient(grpcConn(t, addr, token))
+}
+
+// grpcConn is a client connection to addr over h2c that sends the token
+// (if any) with every call and stream.
+func grpcConn(t *testing.T, addr, token string) *grpc.ClientConn {
+	t.Helper()
 	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
 	if token != "" {
 		opts = append(opts, grpc.WithUnaryInterceptor(func(ctx context.Context, m string, req, reply any, cc *grpc.ClientConn, inv grpc.UnaryInvoker, o ...grpc.CallOption) error {
@@ -98,7 +108,7 @@ func grpcThrough(t *testing.T, addr, token string) healthpb.HealthClient {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return healthpb.NewHealthClient(conn)
+	return conn
 }
 
 // grpcHarness is the proxy, with the real verifier and metrics, in front of

@@ -190,10 +190,15 @@ func (p *Proxy) Handler() http.Handler {
 		Transport:    p.transport,     // pooled; times the upstream
 		BufferPool:   p.buffers,       // 4 KiB copy buffers
 		ErrorHandler: p.upstreamError, // 502 or 504 plus a metric
-		// The client has the sidecar's X-Request-Id already.
-		ModifyResponse: dropUpstreamRequestID,
-		ErrorLog:       log.New(slogWriter{p.log}, "", 0),
+		// The client has the sidecar's X-Request-Id already; an HTTP/2
+		// stream ends when the upstream ends it (duplex.go).
+		ModifyResponse: func(res *http.Response) error {
+			endWithResponse(res)
+			return dropUpstreamRequestID(res)
+		},
+		ErrorLog: log.New(slogWriter{p.log}, "", 0),
 	}
+	h = fullDuplex(h)
 	// First, claim headers are scrubbed (clients cannot forge claims); then
 	// the policy decides: public rules pass, refusals never reach the
 	// upstream, verified claims become headers.

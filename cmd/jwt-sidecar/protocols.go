@@ -19,8 +19,10 @@ import (
 
 // inboundProtocols are what the proxy listener speaks: HTTP/1.1 and, in
 // cleartext, HTTP/2 with prior knowledge (h2c), which gRPC clients use. An
-// HTTP/1.1 request that asks to Upgrade to h2c is served as HTTP/1.1, which
-// RFC 9113 §3.1's predecessor allowed and every client falls back on.
+// HTTP/1.1 request that asks to Upgrade to h2c is served as HTTP/1.1: RFC
+// 9113 §3.1 deprecates that upgrade, net/http has none, and every client
+// falls back (docs/protocols.md); the proxy drops the Upgrade before
+// forwarding, so no upstream switches either.
 func inboundProtocols() *http.Protocols {
 	var p http.Protocols
 	p.SetHTTP1(true)

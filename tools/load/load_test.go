@@ -18,10 +18,10 @@ import (
 	"testing"
 )
 
-// TestMain lets the load run re-execute the test binary as its upstream and
-// reverse proxy, exactly as it re-executes the command.
+// TestMain lets the load run re-execute the test binary as its upstreams,
+// reverse proxy and gRPC load, exactly as it re-executes the command.
 func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && (os.Args[1] == cmdUpstream || os.Args[1] == cmdReverseProxy) {
+	if len(os.Args) > 1 && slices.Contains([]string{cmdUpstream, cmdReverseProxy, cmdGRPCUpstream, cmdGRPCLoad}, os.Args[1]) {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		code := dispatch(ctx, os.Args[1:], os.Stdout, os.Stderr)
 		stop()
@@ -130,7 +130,7 @@ func checkRows(t *testing.T, rows []row, subjects []string) {
 
 func TestLoadRun(t *testing.T) {
 	requireLoadGenerator(t)
-	subjects := []string{subjectDirect, subjectReverseProxy}
+	subjects := []string{subjectDirect, subjectReverseProxy, subjectGRPCDirect, subjectGRPCReverseProxy}
 	// Without nginx the row is skipped, except in CI where run fails.
 	if _, err := findNginx(""); err == nil || inCI() {
 		subjects = append(subjects, subjectNginx)
@@ -157,6 +157,13 @@ func TestLoadRun(t *testing.T) {
 	}
 	if len(res.Subjects) != len(subjects) {
 		t.Fatalf("-json: %d subjects, want %d", len(res.Subjects), len(subjects))
+	}
+	if res.GRPC == nil || len(res.GRPC.Rows) != 1 || res.GRPC.Rows[0].Name != subjectGRPCReverseProxy ||
+		res.GRPC.Rows[0].ThroughputRatio <= 0 || res.GRPC.Rows[0].CPUPerCall <= 0 {
+		t.Errorf("-json: gRPC summary %+v, want the grpc-reverseproxy row against direct", res.GRPC)
+	}
+	if !strings.Contains(out, "### gRPC over h2c against direct") || !strings.Contains(out, "gRPC:    go run ./tools/load __grpcload") {
+		t.Errorf("the report lacks the gRPC table or its load command")
 	}
 	for _, s := range res.Subjects {
 		if len(s.Runs) != 1 {
@@ -190,7 +197,7 @@ func TestLoadRunSidecar(t *testing.T) {
 		}
 		t.Skip(msg)
 	}
-	subjects := []string{subjectReverseProxy, subjectSidecar}
+	subjects := []string{subjectReverseProxy, subjectSidecar, subjectGRPCDirect, subjectGRPCSidecar}
 	out := runLoad(t, append(slices.Clone(shortRun), "-bin", bin, "-subjects", strings.Join(subjects, ","))...)
 	checkRows(t, parseTable(t, out), subjects)
 	// One-second runs are too noisy to hold to the targets; only that they
@@ -200,8 +207,11 @@ func TestLoadRunSidecar(t *testing.T) {
 			t.Errorf("report lacks the %q check", want)
 		}
 	}
-	if strings.Contains(out, "NOTE: jwt-sidecar preflight") {
-		t.Errorf("jwt-sidecar preflight found a problem")
+	if strings.Contains(out, "NOTE: jwt-sidecar preflight") || strings.Contains(out, "NOTE: grpc-jwt-sidecar preflight") {
+		t.Errorf("a jwt-sidecar preflight found a problem")
+	}
+	if !strings.Contains(out, "| grpc-jwt-sidecar | ") || !strings.Contains(out, "### gRPC over h2c against direct") {
+		t.Errorf("the report lacks the gRPC row of jwt-sidecar")
 	}
 }
 

@@ -4,12 +4,18 @@
 // interleaved, four subjects in front of one upstream: the upstream itself
 // (direct), nginx as a plain reverse proxy, a plain pooled
 // httputil.ReverseProxy, and the real jwt-sidecar binary verifying RS256.
+// In the same rounds it measures unary gRPC calls to a grpc-go server, direct
+// (grpc-direct), through the plain reverse proxy over h2c (grpc-reverseproxy)
+// and through jwt-sidecar with an h2c:// upstream (grpc-jwt-sidecar), with
+// its own gRPC load generator.
 // It reports medians over rounds of throughput, latency, CPU per request and
-// peak RSS, and the ratios of jwt-sidecar to the plain reverse proxy.
+// peak RSS, the ratios of jwt-sidecar to the plain reverse proxy, and those of
+// the gRPC row to direct.
 //
 //	go run ./tools/load -bin bin
 //
-// The upstream and the plain reverse proxy are this program itself, re-executed
+// The upstreams, the plain reverse proxy and the gRPC load generator are this
+// program itself, re-executed
 // with a hidden subcommand, so every subject is its own process and /proc
 // attributes CPU and memory to it alone. Linux only: it reads /proc.
 package main
@@ -47,8 +53,8 @@ const (
 // allSubjects are the default run (make bench-load); knownSubjects adds the
 // peers, which need an OIDC issuer and a binary built elsewhere.
 var (
-	allSubjects   = []string{subjectDirect, subjectNginx, subjectReverseProxy, subjectSidecar}
-	knownSubjects = []string{subjectDirect, subjectNginx, subjectReverseProxy, subjectSidecar, subjectSidecarNoCache, subjectOAuth2Proxy}
+	allSubjects   = []string{subjectDirect, subjectNginx, subjectReverseProxy, subjectSidecar, subjectGRPCDirect, subjectGRPCReverseProxy, subjectGRPCSidecar}
+	knownSubjects = []string{subjectDirect, subjectNginx, subjectReverseProxy, subjectSidecar, subjectGRPCDirect, subjectGRPCReverseProxy, subjectGRPCSidecar, subjectSidecarNoCache, subjectOAuth2Proxy}
 )
 
 // verifies reports whether a subject authenticates requests, so that its
@@ -84,6 +90,10 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			return serveUpstream(ctx, args[1:], stderr)
 		case cmdReverseProxy:
 			return serveReverseProxy(ctx, args[1:], stderr)
+		case cmdGRPCUpstream:
+			return serveGRPCUpstream(ctx, args[1:], stderr)
+		case cmdGRPCLoad:
+			return grpcLoad(ctx, args[1:], stdout, stderr)
 		}
 	}
 	return run(ctx, args, stdout, stderr)
@@ -98,6 +108,7 @@ type config struct {
 	warmup      time.Duration
 	connections int
 	threads     int
+	grpcConns   int // HTTP/2 connections of the gRPC load
 	strict      bool
 	jsonPath    string
 	nginxPath   string
@@ -131,6 +142,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&cfg.warmup, "warmup", time.Second, "unmeasured warm-up before each run (whole seconds; 0 for none)")
 	fs.IntVar(&cfg.connections, "c", 256, "concurrent connections of the load generator")
 	fs.IntVar(&cfg.threads, "t", 2, "load generator threads (wrk)")
+	fs.IntVar(&cfg.grpcConns, "grpc-conns", 4, "HTTP/2 connections the -c concurrent gRPC calls share")
 	fs.BoolVar(&cfg.strict, "strict", false, "exit 1 when any target FAILs")
 	fs.StringVar(&cfg.jsonPath, "json", "", "also write the results as JSON to this file")
 	fs.StringVar(&cfg.nginxPath, "nginx", "", "nginx binary (default: nginx in PATH, then /usr/sbin/nginx)")
@@ -138,7 +150,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&cfg.issuer, "issuer", "", "jwt-issuer binary, the OIDC issuer every subject trusts when oauth2-proxy is measured (default: jwt-issuer in -bin)")
 	fs.Var(&cfg.sidecarEnv, "sidecar-env", "extra KEY=VALUE for jwt-sidecar, repeatable, for tuning experiments (e.g. GOMEMLIMIT=24MiB); the default run uses none")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: go run ./tools/load [flags]\n\nMeasures direct, nginx, reverseproxy and jwt-sidecar on 127.0.0.1 with wrk\n(and, when named in -subjects, jwt-sidecar-nocache and oauth2-proxy: make peers).\n\n")
+		fmt.Fprintf(fs.Output(), "usage: go run ./tools/load [flags]\n\nMeasures direct, nginx, reverseproxy and jwt-sidecar on 127.0.0.1 with wrk,\nand unary gRPC calls direct and through reverseproxy and jwt-sidecar over h2c\n(grpc-direct, grpc-reverseproxy, grpc-jwt-sidecar) with a built-in gRPC load (and, when named in -subjects, jwt-sidecar-nocache and oauth2-proxy: make peers).\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -177,6 +189,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	if cfg.threads < 1 {
 		problems = append(problems, errors.New("-t: must be at least 1"))
+	}
+	if cfg.grpcConns < 1 {
+		problems = append(problems, errors.New("-grpc-conns: must be at least 1"))
 	}
 	if cfg.oauth2Proxy == "" {
 		cfg.oauth2Proxy = filepath.Join(cfg.binDir, "oauth2-proxy")
@@ -235,7 +250,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "nothing left to measure")
 		return exitFail
 	}
-	if slices.Contains(cfg.subjects, subjectSidecar) || slices.Contains(cfg.subjects, subjectSidecarNoCache) {
+	if slices.Contains(cfg.subjects, subjectSidecar) || slices.Contains(cfg.subjects, subjectSidecarNoCache) || slices.Contains(cfg.subjects, subjectGRPCSidecar) {
 		if err := checkSidecarBinary(sidecarPath(cfg)); err != nil {
 			fmt.Fprintln(stderr, err)
 			return exitFail

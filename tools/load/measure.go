@@ -109,7 +109,10 @@ type results struct {
 	Threads     int             `json:"threads"`
 	Subjects    []subjectResult `json:"subjects"`
 	Checks      []check         `json:"checks"`
-	Notes       []string        `json:"notes,omitempty"`
+	// GRPC is the gRPC row against direct, when both gRPC subjects ran.
+	GRPC            *grpcSummary `json:"grpc,omitempty"`
+	GRPCLoadCommand string       `json:"grpc_load_command,omitempty"`
+	Notes           []string     `json:"notes,omitempty"`
 	// SidecarMetrics are jwt-sidecar's own metric lines after the run.
 	SidecarMetrics []string `json:"jwt_sidecar_metrics,omitempty"`
 	// SidecarLogBytesPerRequest is what its default logging wrote per request.
@@ -184,11 +187,18 @@ func measure(ctx context.Context, cfg config, gen loadGenerator, progress io.Wri
 		return nil, err
 	}
 	defer e.upstream.proc.Stop(5 * time.Second)
+	if slices.ContainsFunc(cfg.subjects, isGRPC) {
+		if e.grpc, err = startGRPCUpstream(ctx, exe, dir, e.lifetime); err != nil {
+			return nil, err
+		}
+		defer e.grpc.proc.Stop(5 * time.Second)
+	}
+	grpcGen := grpcGenerator{exe: exe, conns: cfg.grpcConns}
 
 	var subjects []*subject
 	defer func() {
 		for _, s := range subjects {
-			if s.proc != e.upstream.proc {
+			if s.proc != s.up.proc {
 				s.proc.Stop(5 * time.Second)
 			}
 		}
@@ -222,6 +232,9 @@ func measure(ctx context.Context, cfg config, gen loadGenerator, progress io.Wri
 		res.Subjects = append(res.Subjects, subjectResult{Name: name})
 	}
 	res.LoadCommand = gen.commandLine("http://127.0.0.1:PORT/", cfg.duration, cfg.connections, cfg.threads)
+	if slices.ContainsFunc(cfg.subjects, isGRPC) {
+		res.GRPCLoadCommand = grpcGen.commandLine(cfg.duration, cfg.connections)
+	}
 
 	for round := range cfg.rounds {
 		for i := range subjects {
@@ -232,7 +245,11 @@ func measure(ctx context.Context, cfg config, gen loadGenerator, progress io.Wri
 				j = len(subjects) - 1 - j
 			}
 			s := subjects[j]
-			run, err := measureRun(ctx, cfg, gen, e.upstream, s, creds.token)
+			var g generator = gen
+			if isGRPC(s.name) {
+				g = grpcGen
+			}
+			run, err := measureRun(ctx, cfg, g, s.up, s, creds.token)
 			if err != nil {
 				return nil, fmt.Errorf("round %d, %s: %w", round+1, s.name, err)
 			}
@@ -256,12 +273,19 @@ func measure(ctx context.Context, cfg config, gen loadGenerator, progress io.Wri
 		}
 	}
 	res.Checks = checks(res, cfg.connections)
+	res.GRPC = summarizeGRPC(res, cfg.grpcConns)
 	return res, nil
+}
+
+// generator runs one bounded load: wrk (or hey) for HTTP, grpcGenerator for
+// the gRPC subjects.
+type generator interface {
+	run(ctx context.Context, url, token string, d time.Duration, c, t int) (loadResult, error)
 }
 
 // measureRun warms up, then measures one run: CPU from /proc around the load,
 // RSS after it, connections and requests as the upstream counted them.
-func measureRun(ctx context.Context, cfg config, gen loadGenerator, up *upstream, s *subject, token string) (runResult, error) {
+func measureRun(ctx context.Context, cfg config, gen generator, up *upstream, s *subject, token string) (runResult, error) {
 	var run runResult
 	if cfg.warmup > 0 {
 		w, err := gen.run(ctx, s.url, token, cfg.warmup, cfg.connections, cfg.threads)

@@ -151,6 +151,7 @@ func writeReport(w io.Writer, r *results) {
 	}
 
 	writeRatios(w, r)
+	writeGRPC(w, r)
 
 	fmt.Fprintf(w, "\n### jwt-sidecar vs reverseproxy\n\n")
 	if len(r.Checks) == 0 {
@@ -173,7 +174,7 @@ func writeReport(w io.Writer, r *results) {
 			reqs[i] = strconv.FormatInt(run.UpstreamRequests, 10)
 		}
 		reuse := "yes"
-		if s.Name == subjectDirect {
+		if s.Name == subjectDirect || s.Name == subjectGRPCDirect {
 			reuse = "n/a: the load generator's own connections"
 		} else if !allReuse(s, r.Connections) {
 			reuse = fmt.Sprintf("**NO: %d new connections in one run**", maxConns(&s))
@@ -206,6 +207,9 @@ func writeReport(w io.Writer, r *results) {
 	fmt.Fprintf(w, ", %s\n", m.LoadGenerator)
 	fmt.Fprintf(w, "command: %s\n", r.Command)
 	fmt.Fprintf(w, "load:    %s\n", r.LoadCommand)
+	if r.GRPCLoadCommand != "" {
+		fmt.Fprintf(w, "gRPC:    %s\n", r.GRPCLoadCommand)
+	}
 }
 
 // pairedDiff is the median over rounds of side's value minus base's in the
@@ -248,8 +252,8 @@ func writeRatios(w io.Writer, r *results) {
 	fmt.Fprintf(w, "| subject | throughput | CPU per request | added p50 | added p99 | peak RSS |\n|---|---:|---:|---:|---:|---:|\n")
 	for i := range r.Subjects {
 		s := &r.Subjects[i]
-		if s.Name == subjectDirect {
-			continue
+		if s.Name == subjectDirect || isGRPC(s.Name) {
+			continue // the gRPC row has its own table, against grpc-direct
 		}
 		rss := "n/a"
 		if rp.PeakRSSMiB > 0 {

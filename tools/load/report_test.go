@@ -98,3 +98,54 @@ func TestReuses(t *testing.T) {
 		}
 	}
 }
+
+// TestSummarizeGRPC pairs the gRPC subjects per round: against grpc-direct
+// for each proxy, and jwt-sidecar against the plain reverse proxy; the
+// HTTP/1.1 ratio table leaves them out.
+func TestSummarizeGRPC(t *testing.T) {
+	runs := func(rps ...float64) []runResult {
+		var rs []runResult
+		for i, v := range rps {
+			rs = append(rs, runResult{Round: i + 1, RPS: v, CPUMicrosPerReq: 1e6 / v, P50Ms: 1000 / v, P99Ms: 2000 / v})
+		}
+		return rs
+	}
+	direct := subjectResult{Name: subjectGRPCDirect, Runs: runs(20000, 10000)}
+	rp := subjectResult{Name: subjectGRPCReverseProxy, Runs: runs(5000, 2000)}
+	side := subjectResult{Name: subjectGRPCSidecar, Runs: runs(4000, 2200)}
+	r := &results{Subjects: []subjectResult{direct, rp, side}, Connections: 64}
+	for i := range r.Subjects {
+		r.Subjects[i].summarize()
+	}
+	if summarizeGRPC(&results{Subjects: []subjectResult{rp, side}}, 4) != nil {
+		t.Error("a summary without grpc-direct")
+	}
+	g := summarizeGRPC(r, 4)
+	if g == nil || len(g.Rows) != 2 {
+		t.Fatalf("summary %+v, want two rows", g)
+	}
+	// Per round 0.25 and 0.2 (median 0.225); 0.2 and 0.22 (median 0.21).
+	if got := g.Rows[0]; got.Name != subjectGRPCReverseProxy || !near(got.ThroughputRatio, 0.225) || !near(got.CPURatio, 4.5) {
+		t.Errorf("reverseproxy row %+v", got)
+	}
+	if got := g.Rows[1]; got.Name != subjectGRPCSidecar || !near(got.ThroughputRatio, 0.21) {
+		t.Errorf("sidecar row %+v", got)
+	}
+	// 0.8 and 1.1 against the reverse proxy: median 0.95.
+	if !near(g.SidecarThroughputRatio, 0.95) {
+		t.Errorf("sidecar against reverseproxy %v, want 0.95", g.SidecarThroughputRatio)
+	}
+	r.GRPC = g
+	var out bytes.Buffer
+	writeReport(&out, r)
+	for _, want := range []string{"### gRPC over h2c against direct", "| grpc-jwt-sidecar | 0.21× |", "throughput 0.95×"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "### Against the plain reverse proxy") {
+		t.Error("the HTTP/1.1 ratio table printed without reverseproxy")
+	}
+}
+
+func near(a, b float64) bool { return a-b < 1e-9 && b-a < 1e-9 }

@@ -106,6 +106,7 @@ func serveReverseProxy(ctx context.Context, args []string, stderr io.Writer) int
 	fs.SetOutput(stderr)
 	lifetime := fs.Duration("lifetime", 10*time.Minute, "exit after this long, whatever happens")
 	upstream := fs.String("upstream", "", "upstream URL")
+	h2c := fs.Bool("h2c", false, "HTTP/2 cleartext both ways (prior knowledge): the gRPC baseline")
 	if err := fs.Parse(args); err != nil {
 		return exitFail
 	}
@@ -136,6 +137,15 @@ func serveReverseProxy(ctx context.Context, args []string, stderr io.Writer) int
 		BufferPool: newBufferPool(32 << 10),
 	}
 	srv := &http.Server{Handler: rp, ReadHeaderTimeout: 10 * time.Second}
+	if *h2c {
+		// As jwt-sidecar's plain listener and h2c:// upstream do.
+		var in, out http.Protocols
+		in.SetHTTP1(true)
+		in.SetUnencryptedHTTP2(true)
+		out.SetUnencryptedHTTP2(true)
+		srv.Protocols = &in
+		rp.Transport.(*http.Transport).Protocols = &out
+	}
 	return serveUntil(ctx, *lifetime, stderr, map[*http.Server]net.Listener{srv: ln})
 }
 

@@ -29,6 +29,9 @@ type subject struct {
 	pids func() ([]int, error)
 	// adminURL is jwt-sidecar's admin listener, for /metrics after the run.
 	adminURL string
+	// up is the upstream behind the subject: the HTTP one, or the gRPC
+	// server for the gRPC subjects.
+	up *upstream
 }
 
 func (s *subject) onePID() ([]int, error) { return []int{s.proc.PID()}, nil }
@@ -87,6 +90,7 @@ type env struct {
 	dir       string // scratch directory, removed at the end
 	lifetime  time.Duration
 	upstream  *upstream
+	grpc      *upstream // the gRPC server, when a gRPC subject is measured
 	creds     credentials
 	nginxPath string
 	sidecar   string // path of the jwt-sidecar binary
@@ -96,13 +100,27 @@ type env struct {
 }
 
 func startSubject(ctx context.Context, name string, e env) (*subject, error) {
+	s, err := startOne(ctx, name, e)
+	if err == nil && s.up == nil {
+		s.up = e.upstream
+	}
+	return s, err
+}
+
+func startOne(ctx context.Context, name string, e env) (*subject, error) {
 	switch name {
+	case subjectGRPCDirect:
+		s := &subject{name: name, url: strings.TrimPrefix(e.grpc.url, "h2c://"), proc: e.grpc.proc, up: e.grpc}
+		s.pids = s.onePID
+		return s, nil
+	case subjectGRPCSidecar:
+		return startSidecar(ctx, name, e)
 	case subjectDirect:
 		s := &subject{name: name, url: e.upstream.url + "/", proc: e.upstream.proc}
 		s.pids = s.onePID
 		return s, nil
-	case subjectReverseProxy:
-		return startReverseProxy(ctx, e)
+	case subjectReverseProxy, subjectGRPCReverseProxy:
+		return startReverseProxy(ctx, name, e)
 	case subjectNginx:
 		return startNginx(ctx, e)
 	case subjectSidecar, subjectSidecarNoCache:
@@ -113,20 +131,34 @@ func startSubject(ctx context.Context, name string, e env) (*subject, error) {
 	return nil, fmt.Errorf("unknown subject %q", name)
 }
 
-func startReverseProxy(ctx context.Context, e env) (*subject, error) {
+// startReverseProxy runs the plain reverse proxy in front of the HTTP
+// upstream or, as grpc-reverseproxy, in front of the gRPC server over h2c.
+func startReverseProxy(ctx context.Context, name string, e env) (*subject, error) {
 	lnFile, addr, err := boundListener()
 	if err != nil {
 		return nil, err
 	}
 	defer lnFile.Close()
-	cmd := exec.Command(e.exe, cmdReverseProxy, "-upstream", e.upstream.url, "-lifetime", e.lifetime.String())
+	up := e.upstream
+	args := []string{cmdReverseProxy, "-upstream", up.url, "-lifetime", e.lifetime.String()}
+	if name == subjectGRPCReverseProxy {
+		up = e.grpc
+		args = []string{cmdReverseProxy, "-h2c", "-upstream", "http://" + strings.TrimPrefix(up.url, "h2c://"), "-lifetime", e.lifetime.String()}
+	}
+	cmd := exec.Command(e.exe, args...)
 	cmd.ExtraFiles = []*os.File{lnFile}
-	p, err := startProcess(subjectReverseProxy, filepath.Join(e.dir, "reverseproxy.log"), cmd)
+	p, err := startProcess(name, filepath.Join(e.dir, name+".log"), cmd)
 	if err != nil {
 		return nil, err
 	}
-	s := &subject{name: subjectReverseProxy, url: "http://" + addr + "/", proc: p}
+	s := &subject{name: name, url: "http://" + addr + "/", proc: p, up: up}
 	s.pids = s.onePID
+	if name == subjectGRPCReverseProxy {
+		// Its listener is bound already; the gRPC preflight waits for the
+		// HTTP/2 handshake.
+		s.url = addr
+		return s, nil
+	}
 	if err := p.WaitReady(ctx, s.url, startTimeout); err != nil {
 		p.Stop(time.Second)
 		return nil, err
@@ -228,9 +260,15 @@ func startNginx(ctx context.Context, e env) (*subject, error) {
 // included, verifying RS256 from a JWKS file or, when the run has an issuer,
 // from the keys OIDC discovery finds there. jwt-sidecar-nocache is the same
 // with TOKEN_CACHE_SIZE=0: every request a full signature check.
+//
+// grpc-jwt-sidecar is the same in front of the gRPC server, over h2c.
 func startSidecar(ctx context.Context, name string, e env) (*subject, error) {
 	if err := checkSidecarBinary(e.sidecar); err != nil {
 		return nil, err
+	}
+	up := e.upstream
+	if name == subjectGRPCSidecar {
+		up = e.grpc
 	}
 	addr, err := proc.PickAddr()
 	if err != nil {
@@ -244,7 +282,7 @@ func startSidecar(ctx context.Context, name string, e env) (*subject, error) {
 	// Only these: the caller's environment must not change the defaults.
 	cmd.Env = []string{
 		"PATH=" + os.Getenv("PATH"),
-		"UPSTREAM_URL=" + e.upstream.url,
+		"UPSTREAM_URL=" + up.url,
 		"LISTEN_ADDR=" + addr,
 		"ADMIN_ADDR=" + admin,
 		"AUDIENCES=" + tokenAudience,
@@ -263,7 +301,10 @@ func startSidecar(ctx context.Context, name string, e env) (*subject, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &subject{name: name, url: "http://" + addr + "/", proc: p, adminURL: "http://" + admin}
+	s := &subject{name: name, url: "http://" + addr + "/", proc: p, adminURL: "http://" + admin, up: up}
+	if name == subjectGRPCSidecar {
+		s.url = addr
+	}
 	s.pids = s.onePID
 	if err := p.WaitReady(ctx, s.adminURL+"/readyz", startTimeout); err != nil {
 		p.Stop(time.Second)
@@ -324,6 +365,9 @@ func startOAuth2Proxy(ctx context.Context, e env) (*subject, error) {
 // deviation there is returned as a note, since the numbers are still worth
 // printing.
 func (s *subject) preflight(ctx context.Context, creds credentials) (notes []string, err error) {
+	if isGRPC(s.name) {
+		return s.grpcPreflight(ctx, creds)
+	}
 	code, body, err := get(ctx, s.url, creds.token)
 	if err != nil {
 		return nil, fmt.Errorf("%s preflight: %w", s.name, err)
