@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509/pkix"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -108,24 +107,6 @@ func tokenRequest(t *testing.T, base string, proofs ...string) (int, map[string]
 	return resp.StatusCode, body
 }
 
-// claimsOf decodes a token's payload, unverified.
-func claimsOf(t *testing.T, tok string) map[string]any {
-	t.Helper()
-	parts := strings.Split(tok, ".")
-	if len(parts) != 3 {
-		t.Fatalf("not a JWS: %q", tok)
-	}
-	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		t.Fatal(err)
-	}
-	var m map[string]any
-	if err := json.Unmarshal(raw, &m); err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
-
 // call sends one request through the sidecar with c (a client of its
 // own, for TLS) and returns the answer and its body.
 func call(t *testing.T, c *http.Client, method, target, auth string, proofs ...string) (*http.Response, string) {
@@ -181,7 +162,7 @@ func TestDPoPEndToEnd(t *testing.T) {
 	if status != http.StatusOK || body["token_type"] != "DPoP" || tok == "" {
 		t.Fatalf("/token with a proof = %d %v; want 200 and token_type DPoP", status, body)
 	}
-	if cnf, _ := claimsOf(t, tok)["cnf"].(map[string]any); cnf["jkt"] != alice.JKT() {
+	if cnf, _ := claimsOf(tok)["cnf"].(map[string]any); cnf["jkt"] != alice.JKT() {
 		t.Fatalf("cnf = %v, want jkt %s (the client's key)", cnf, alice.JKT())
 	}
 
