@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jwt-sidecar/jwt-sidecar/test/dpoptest"
 )
 
 // clientKeys are one key of each type NewClient takes, with the alg of its
@@ -192,5 +194,56 @@ func TestClientRefusals(t *testing.T) {
 	}
 	if !strings.HasPrefix(c.Alg(), "ES") {
 		t.Errorf("Alg = %s", c.Alg())
+	}
+}
+
+// TestClientProofsVerifiedByJose: jose (node), an independent
+// implementation, verifies Client's proofs of every key type with the
+// embedded jwk, computes the same RFC 7638 thumbprint, and reads the claims
+// RFC 9449 §4.2 requires.
+func TestClientProofsVerifiedByJose(t *testing.T) {
+	keys := clientKeys(t)
+	var (
+		clients []*Client
+		proofs  []string
+	)
+	for _, alg := range []string{"ES256", "ES384", "ES512", "PS256", "EdDSA"} {
+		c, err := NewClient(keys[alg])
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := c.Proof("POST", "https://api.example/orders?x=1#f", "the-token", "n-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		clients, proofs = append(clients, c), append(proofs, p)
+	}
+	// A proof whose payload changed after signing: jose must refuse it, or
+	// its agreement above means nothing.
+	parts := strings.Split(proofs[0], ".")
+	parts[1] = base64.RawURLEncoding.EncodeToString([]byte(`{"htm":"GET"}`))
+	verified := dpoptest.JoseVerify(t, append(proofs, strings.Join(parts, ".")))
+	if last := verified[len(verified)-1]; last.Error == "" {
+		t.Errorf("jose accepted a tampered proof: %+v", last)
+	}
+	for i, v := range verified[:len(proofs)] {
+		c := clients[i]
+		if v.Error != "" {
+			t.Errorf("%s: jose refused the proof: %s", c.Alg(), v.Error)
+			continue
+		}
+		if v.JKT != c.JKT() || v.Alg != c.Alg() {
+			t.Errorf("%s: jose says jkt %s alg %s, Client says %s %s", c.Alg(), v.JKT, v.Alg, c.JKT(), c.Alg())
+		}
+		p := v.Payload
+		if p["htm"] != "POST" || p["htu"] != "https://api.example/orders" || p["ath"] != TokenHash("the-token") || p["nonce"] != "n-1" {
+			t.Errorf("%s: payload %v", c.Alg(), p)
+		}
+		if jti, _ := p["jti"].(string); len(jti) < 16 {
+			t.Errorf("%s: jti %q is not a fresh random value", c.Alg(), jti)
+		}
+		if iat, _ := p["iat"].(float64); time.Since(time.Unix(int64(iat), 0)) > time.Minute {
+			t.Errorf("%s: iat %v is not now", c.Alg(), p["iat"])
+		}
 	}
 }
