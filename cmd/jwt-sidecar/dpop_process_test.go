@@ -151,8 +151,10 @@ func TestDPoPEndToEnd(t *testing.T) {
 	up, seen := claimsUpstream(t)
 	s := startSidecar(t, map[string]string{
 		"UPSTREAM_URL": up.URL, "ISSUERS": is.base, "AUDIENCES": "demo-api",
-		"JWKS_URLS":         is.base + "/.well-known/jwks.json",
-		"CLAIMS_TO_HEADERS": "sub=X-Auth-Subject,client_id=X-Auth-Client",
+		"JWKS_URLS":                   is.base + "/.well-known/jwks.json",
+		"CLAIMS_TO_HEADERS":           "sub=X-Auth-Subject,client_id=X-Auth-Client",
+		"REVOCATION_LIST_URL":         is.base + "/revocations",
+		"REVOCATION_REFRESH_INTERVAL": revocationPoll.String(),
 	})
 	s.waitFor(t, "/readyz", http.StatusOK)
 
@@ -279,6 +281,30 @@ func TestDPoPEndToEnd(t *testing.T) {
 		t.Error("an unbound token with the DPoP scheme reached the upstream")
 	}
 	waitSeries(t, s, `jwt_sidecar_requests_total{outcome="unauthenticated",reason="dpop_replayed"} 1`)
+
+	// A proof does not save a revoked token: revoked at the issuer, it is
+	// refused (revoked, the Bearer challenge's invalid_token) within a poll,
+	// each request with a fresh, valid proof.
+	is.post(t, "/revoke", url.Values{"token": {tok}})
+	start := time.Now()
+	for {
+		before := seen.Load()
+		resp, _ := call(t, hc, http.MethodGet, target, "DPoP "+tok, proof(alice, http.MethodGet, target, tok))
+		if resp.StatusCode == http.StatusUnauthorized {
+			if ch := resp.Header.Get("WWW-Authenticate"); !strings.Contains(ch, verifier.Revoked.Description()) {
+				t.Errorf("a revoked DPoP token: %q, want reason revoked", ch)
+			}
+			if seen.Load() != before {
+				t.Error("the revoked token's request reached the upstream")
+			}
+			break
+		}
+		if resp.StatusCode != http.StatusOK || time.Since(start) > 10*time.Second {
+			t.Fatalf("a revoked DPoP token = %d after %s, want 401 revoked within a poll", resp.StatusCode, time.Since(start))
+		}
+		time.Sleep(20 * time.Millisecond) // the test's own poll, not a wait for readiness
+	}
+	t.Logf("a revoked DPoP-bound token was refused %s after /revoke (poll %s)", time.Since(start).Round(time.Millisecond), revocationPoll)
 }
 
 // TestDPoPNonceEndToEnd: with DPOP_NONCE the first proof is answered 401
