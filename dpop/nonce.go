@@ -20,6 +20,11 @@ type NonceSource struct {
 	lifetime time.Duration
 }
 
+// DefaultNonceLifetime is how long a server nonce is valid when nothing
+// else is configured: long enough that a client fetches one rarely, short
+// enough that a captured proof with it is soon useless.
+const DefaultNonceLifetime = 5 * time.Minute
+
 // NewNonceSource uses secret (at least 32 bytes), or a random one when it
 // is nil; nonces live for lifetime.
 func NewNonceSource(secret []byte, lifetime time.Duration) (*NonceSource, error) {

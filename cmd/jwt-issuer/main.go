@@ -12,6 +12,7 @@
 //	genkey     write a fresh PKCS#8 PEM private key
 //	mint       print one signed token
 //	assertion  print one jwt-bearer assertion (RFC 7523) signed with a client key
+//	proof      print one DPoP proof (RFC 9449) signed with a client key
 //	jwks       print the public JWKS of private key files
 //	pubkey     print the PKIX PEM public key of a private key file
 //	healthcheck URL  exit 0 if URL answers 2xx (the image has no curl)
@@ -77,6 +78,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, environ [
 		err = runMint(args, stdout, stderr, time.Now())
 	case "assertion":
 		err = runAssertion(args, stdout, stderr, time.Now())
+	case "proof":
+		err = runProof(args, stdout, stderr, time.Now())
 	case "jwks":
 		err = runJWKS(args, stdout, stderr)
 	case "pubkey":
@@ -151,6 +154,8 @@ Usage:
   jwt-issuer mint -key FILE [flags]      print one signed token
   jwt-issuer assertion -key FILE -client ID [flags]
                                          print one jwt-bearer assertion (RFC 7523)
+  jwt-issuer proof -key FILE -htu URL [-htm M] [-token T] [-nonce N] | -jkt
+                                         print one DPoP proof (RFC 9449), or the key's thumbprint
   jwt-issuer jwks -key FILE [-key FILE ...] [-alg ALG]
   jwt-issuer pubkey -key FILE
   jwt-issuer healthcheck URL             exit 0 if URL answers 2xx (container health checks)
@@ -195,8 +200,9 @@ serve environment:
 		a  assertionOptions
 		j  jwksOptions
 		pk string
+		pr proofOptions
 	)
-	for _, fs := range []*flag.FlagSet{genkeyFlags(&g), mintFlags(&m), assertionFlags(&a), jwksFlags(&j), pubkeyFlags(&pk)} {
+	for _, fs := range []*flag.FlagSet{genkeyFlags(&g), mintFlags(&m), assertionFlags(&a), proofFlags(&pr), jwksFlags(&j), pubkeyFlags(&pk)} {
 		fmt.Fprintf(w, "\n%s flags:\n", fs.Name())
 		fs.SetOutput(w)
 		fs.PrintDefaults()
@@ -210,5 +216,6 @@ Examples:
   jwt-issuer genkey -alg ES256 -out client.key && jwt-issuer pubkey -key client.key > client.pub
   CLIENT_KEYS=demo=client.pub jwt-issuer serve
   jwt-issuer assertion -key client.key -client demo -aud http://127.0.0.1:8080/token
+  jwt-issuer proof -key client.key -htm POST -htu http://127.0.0.1:8080/token
 `)
 }

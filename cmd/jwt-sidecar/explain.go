@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"flag"
@@ -21,16 +22,21 @@ import (
 	"github.com/jwt-sidecar/jwt-sidecar/verifier"
 )
 
-const explainUsage = `Usage: jwt-sidecar explain [--method M] [--path P] [--host H] [--lookup WHERE] TOKEN
+const explainUsage = `Usage: jwt-sidecar explain [--method M] [--path P] [--host H] [--lookup WHERE] [--dpop PROOF] [--cert FILE] TOKEN
 
 Says whether a request carrying TOKEN would pass, and if not, exactly why:
 the decoded token (times as RFC 3339 with their age), the rule that
 applies and why the rules before it did not, each provider tried, and the
 verdict with the status, reason, error_description and the detail the
-proxy would log. It reads the same environment and CONFIG_FILE as the
+proxy would log. A sender-constrained token (cnf) is explained with what
+the request must carry: for DPoP (cnf.jkt) the scheme and the proof's htm,
+htu and ath, each checked against --dpop PROOF when given; for mTLS
+(cnf.x5t#S256) the client certificate, compared with --cert. With a
+revocation list configured, it says whether the list revokes the token and
+by which entry. It reads the same environment and CONFIG_FILE as the
 proxy, fetches the keys they name, and runs the proxy's own decision.
 TOKEN "-" reads the token from standard input; "" explains a request
-without a token.
+without a token. "DPoP TOKEN" (or --dpop) sends it with the DPoP scheme.
 
 Exit code: 0 the request would be forwarded, 1 refused, 2 configuration
 or usage error.
@@ -48,6 +54,8 @@ func explain(ctx context.Context, args []string, env map[string]string, stdin io
 	path := fs.String("path", "/", "the request path (as the client sends it; it is cleaned as the proxy cleans it)")
 	host := fs.String("host", "", "the Host header, for rules that match hosts")
 	lookup := fs.String("lookup", "", "where the token travels: header:NAME, cookie:NAME or query:NAME (default: the first place the rule's first provider reads)")
+	proof := fs.String("dpop", "", "a DPoP proof (RFC 9449) to send in the DPoP header; the token then goes as Authorization: DPoP")
+	certFile := fs.String("cert", "", "a PEM client certificate the request is explained as presenting over TLS (for cnf x5t#S256 tokens)")
 	// The flag package prints Usage itself on -h; --help is printed once,
 	// below, on standard output.
 	fs.Usage = func() {}
@@ -85,8 +93,24 @@ func explain(ctx context.Context, args []string, env map[string]string, stdin io
 		token = line
 	}
 	token = strings.TrimSpace(token)
+	scheme := verifier.SchemeBearer
 	if len(token) >= 7 && strings.EqualFold(token[:7], "bearer ") {
 		token = strings.TrimSpace(token[7:])
+	}
+	if len(token) >= 5 && strings.EqualFold(token[:5], "dpop ") {
+		token, scheme = strings.TrimSpace(token[5:]), verifier.SchemeDPoP
+	}
+	if *proof != "" {
+		scheme = verifier.SchemeDPoP
+	}
+	var cert *x509.Certificate
+	if *certFile != "" {
+		c, err := readCertificate(*certFile)
+		if err != nil {
+			fmt.Fprintf(stderr, "jwt-sidecar explain: --cert: %v\n", err)
+			return cli.ExitConfig
+		}
+		cert = c
 	}
 	if !strings.HasPrefix(*path, "/") {
 		fmt.Fprintln(stderr, "jwt-sidecar explain: --path must start with /")
@@ -107,13 +131,23 @@ func explain(ctx context.Context, args []string, env map[string]string, stdin io
 	if *host != "" {
 		r.Host = *host
 	}
+	if cert != nil {
+		presentCertificate(r, cert)
+	}
 	where, err := tokenPlace(a, r, *lookup)
 	if err != nil {
 		fmt.Fprintf(stderr, "jwt-sidecar explain: --lookup: %v\n", err)
 		return cli.ExitConfig
 	}
+	if scheme == verifier.SchemeDPoP && (where.Kind != config.InHeader || where.Name != "Authorization") {
+		fmt.Fprintf(stderr, "jwt-sidecar explain: the DPoP scheme travels only in the Authorization header, not in %s\n", where)
+		return cli.ExitConfig
+	}
 	if token != "" {
-		putToken(r, where, token)
+		putToken(r, where, scheme, token)
+	}
+	if *proof != "" {
+		r.Header.Set("DPoP", strings.TrimSpace(*proof))
 	}
 
 	w.token(token)
@@ -124,7 +158,10 @@ func explain(ctx context.Context, args []string, env map[string]string, stdin io
 		w.line("ambiguous after one decode: %s", why)
 	}
 	if token != "" {
-		w.line("token in %s", where)
+		w.line("token in %s (scheme %s)", where, scheme)
+	}
+	if cert != nil {
+		w.line("over TLS, presenting the client certificate %s", cert.Subject)
 	}
 	if err := a.loadKeys(ctx); err != nil {
 		w.section("keys")
@@ -132,6 +169,11 @@ func explain(ctx context.Context, args []string, env map[string]string, stdin io
 			w.line("not loaded: %s (its tokens get unknown_key, as the proxy would answer now)", line)
 		}
 	}
+	claims := claimsOf(token)
+	if token != "" {
+		w.sender(a, r, claims, token, scheme, *proof, cert)
+	}
+	w.revocations(ctx, a, claims)
 	ex := a.proxy.Explain(r)
 	w.rules(ex)
 	w.providers(ex)
@@ -168,7 +210,7 @@ func tokenPlace(a *app, r *http.Request, flagValue string) (config.Lookup, error
 	return def, nil
 }
 
-func putToken(r *http.Request, l config.Lookup, token string) {
+func putToken(r *http.Request, l config.Lookup, scheme, token string) {
 	switch l.Kind {
 	case config.InCookie:
 		r.AddCookie(&http.Cookie{Name: l.Name, Value: token})
@@ -177,7 +219,7 @@ func putToken(r *http.Request, l config.Lookup, token string) {
 		q.Add(l.Name, token)
 		r.URL.RawQuery = q.Encode()
 	default:
-		r.Header.Add(l.Name, "Bearer "+token)
+		r.Header.Add(l.Name, scheme+" "+token)
 	}
 }
 

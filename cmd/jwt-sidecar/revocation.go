@@ -77,7 +77,7 @@ func newState(cfg *config.Config, rt *runtime, reg prometheus.Registerer) (state
 			secret = []byte(strings.TrimSuffix(string(b), "\n"))
 		}
 		var err error
-		if nonces, err = dpop.NewNonceSource(secret, 0); err != nil {
+		if nonces, err = dpop.NewNonceSource(secret, dpop.DefaultNonceLifetime); err != nil {
 			return st, fmt.Errorf("DPOP_NONCE_SECRET_FILE: %w", err)
 		}
 	}

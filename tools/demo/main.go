@@ -1,7 +1,7 @@
 // Command demo runs the jwt-sidecar demo: it starts jwt-issuer, echo-upstream
 // and jwt-sidecar on 127.0.0.1, walks through the stateless verification
 // story with curl (or the same requests sent with Go when curl is missing),
-// ends with a short comparison of jwt and introspection modes through an
+// a DPoP-bound token and a revocation among its steps, ends with a short comparison of jwt and introspection modes through an
 // issuer outage (on a separate stack; -compare=false skips it), and keeps
 // the stack up until Ctrl-C.
 //
@@ -184,6 +184,8 @@ func (d *demo) start(ctx context.Context) error {
 			"AUDIENCES=demo-api",
 			"CLAIMS_TO_HEADERS=sub=X-Auth-Subject,scope=X-Auth-Scope,client_id=X-Auth-Client",
 			"LOG_FORMAT=text",
+			"REVOCATION_LIST_URL=" + d.issuerURL() + "/revocations",
+			"REVOCATION_REFRESH_INTERVAL=" + demoRevocationPoll.String(),
 		}, login...)},
 	}
 	fmt.Fprintln(d.out, "\nStarting the stack (each process logs to a file in the work folder):")
@@ -220,8 +222,11 @@ Try it:
   curl -sS -u demo:demo-secret -d grant_type=client_credentials %[1]s/token
   curl -sS -i -H "Authorization: Bearer $TOKEN" %[3]s/hello
   open %[3]s/hello in a browser and sign in as alice / alice (sign out: %[3]s/oauth2/sign_out)
+  DPoP: repeat step (i); each call needs a fresh PROOF from %[6]s proof
+  revoke: curl -sS -u demo:demo-secret -d "token=$TOKEN" %[1]s/revoke (refused within %[7]s)
 Press Ctrl-C to stop.
-`, d.issuerURL(), d.upstreamURL(), d.proxyURL(), d.adminURL(), filepath.Join(d.opts.dir, "*.log"))
+`, d.issuerURL(), d.upstreamURL(), d.proxyURL(), d.adminURL(), filepath.Join(d.opts.dir, "*.log"),
+		filepath.Join(d.opts.bin, "jwt-issuer"), demoRevocationPoll)
 }
 
 // wait blocks until ctx ends (Ctrl-C) or a process dies.

@@ -16,8 +16,8 @@ import (
 	"time"
 )
 
-// field is one header or form field. A header value may hold a shell
-// variable (show) for the printed command while the request sends value.
+// field is one header or form field. A value may hold a shell variable
+// (show) for the printed command while the request sends value.
 type field struct {
 	name, value string
 	show        string // the value as printed, e.g. "Bearer $TOKEN"; empty: value
@@ -59,11 +59,15 @@ func (r request) curlArgs(show bool) []string {
 		args = append(args, "-H", h.name+": "+v)
 	}
 	for _, f := range r.form {
+		v := f.value
+		if show && f.show != "" {
+			v = f.show
+		}
 		opt := "--data-urlencode"
 		if url.QueryEscape(f.value) == f.value {
 			opt = "-d" // nothing to encode; the shorter form reads better
 		}
-		args = append(args, opt, f.name+"="+f.value)
+		args = append(args, opt, f.name+"="+v)
 	}
 	return append(args, r.url)
 }

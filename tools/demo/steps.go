@@ -39,6 +39,8 @@ func (d *demo) steps(ctx context.Context) {
 		d.stepCompare(ctx)
 	}
 	d.stepLogin(ctx)
+	d.stepDPoP(ctx)
+	d.stepRevoke(ctx)
 }
 
 // heading starts a step.
