@@ -11,7 +11,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 # Fuzz targets: package and target, one pair per line of the loop below.
 FUZZ := ./verifier:FuzzVerify ./verifier:FuzzIntrospectionAnswer ./policy:FuzzGlobMatch ./proxy:FuzzClaimHeaders \
-	./verifier:FuzzExtract \
+	./verifier:FuzzExtract ./proxy:FuzzDropHTTP2Upgrade \
 	./cmd/jwt-issuer:FuzzClientEndpoints ./login:FuzzSessionCookie ./login:FuzzDecodeSession ./login:FuzzSafeReturn \
 	./revocation:FuzzParse ./dpop:FuzzParseProof ./keys:FuzzCacheHeaders ./proxy:FuzzRequestID
 
