@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -40,6 +41,43 @@ func TestParseFlags(t *testing.T) {
 			if o.Steady != tt.wantSteady || o.Outage != tt.wantOutage || o.Recovery != tt.wantRec || len(o.Modes) != tt.wantModes {
 				t.Errorf("steady %s, outage %s, recovery %s, modes %q; want %s, %s, %s and %d modes",
 					o.Steady, o.Outage, o.Recovery, o.Modes, tt.wantSteady, tt.wantOutage, tt.wantRec, tt.wantModes)
+			}
+		})
+	}
+}
+
+func TestParseRTTs(t *testing.T) {
+	tests := []struct {
+		name           string
+		args           []string
+		want           []time.Duration
+		wantRevocation time.Duration
+		wantErr        string
+	}{
+		{name: "defaults: loopback, same zone, cross zone, SaaS", want: []time.Duration{0, 500 * time.Microsecond, 2 * time.Millisecond, 50 * time.Millisecond}, wantRevocation: 10 * time.Second},
+		{name: "one", args: []string{"-rtt", "2ms"}, want: []time.Duration{2 * time.Millisecond}, wantRevocation: 10 * time.Second},
+		{name: "quick polls the list more often", args: []string{"-quick", "-rtt", "0, 1ms"}, want: []time.Duration{0, time.Millisecond}, wantRevocation: quickRevocation},
+		{name: "quick keeps a given interval", args: []string{"-quick", "-rtt", "0", "-revocation-interval", "5s"}, want: []time.Duration{0}, wantRevocation: 5 * time.Second},
+		{name: "no revocation phase", args: []string{"-revocation-interval", "0"}, want: []time.Duration{0, 500 * time.Microsecond, 2 * time.Millisecond, 50 * time.Millisecond}},
+		{name: "not a duration", args: []string{"-rtt", "2"}, wantErr: `rtt: "2"`},
+		{name: "negative", args: []string{"-rtt", "-1ms"}, wantErr: "rtt: want 0 to 10s"},
+		{name: "none", args: []string{"-rtt", " , "}, wantErr: "rtt: none given"},
+		{name: "interval too short", args: []string{"-revocation-interval", "1ms"}, wantErr: "revocation interval"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := parseFlags(tt.args, &bytes.Buffer{})
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Errorf("error = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(c.rtts, tt.want) || c.opts.RevocationInterval != tt.wantRevocation {
+				t.Errorf("rtts %v, revocation interval %s; want %v, %s", c.rtts, c.opts.RevocationInterval, tt.want, tt.wantRevocation)
 			}
 		})
 	}
