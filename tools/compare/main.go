@@ -165,7 +165,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		o.RTT = rtt
 		if len(c.rtts) > 1 {
 			// Each run's logs and scrapes in a folder of its own.
-			o.Dir = filepath.Join(baseDir, fmt.Sprintf("rtt-%d-%s", i, rtt))
+			o.Dir = filepath.Join(baseDir, fmt.Sprintf("rtt-%d-%s", i, strings.ReplaceAll(rtt.String(), "µ", "u")))
 			fmt.Fprintf(stderr, "\n== Run %d of %d: token-service round trip %s ==\n", i+1, len(c.rtts), rtt)
 		}
 		res, err := comparison.Run(ctx, o)

@@ -136,7 +136,7 @@ func TestWriteSVG(t *testing.T) {
 			t.Errorf("rtt %s: %d refusal marks, want 2", rtt, n)
 		}
 	}
-	for _, text := range []string{"token service on loopback", "token service 2 ms away (measured +2.30 ms)", "Test CPU &lt;1&gt;", "token service down"} {
+	for _, text := range []string{"token service on loopback", "token service 2 ms away", "relay measured at +2.30 ms per exchange", "Test CPU &lt;1&gt;", "token service down"} {
 		if !strings.Contains(out.String(), text) {
 			t.Errorf("picture lacks %q", text)
 		}

@@ -14,7 +14,7 @@ const (
 	svgLeft    = 64  // room for the latency axis labels
 	svgPanelW  = 300 // one round trip's column
 	svgGap     = 36
-	svgTop     = 58 // title and column headings
+	svgTop     = 74 // title and column headings
 	svgLatH    = 190
 	svgMid     = 34 // between the two rows of panels
 	svgShareH  = 90
@@ -108,6 +108,7 @@ func (rp *Report) column(b *bytes.Buffer, r *Results, x0 float64, axisLabels boo
 		tMin = math.Min(r.Timeline[0].T-1, 0)
 		tMax = math.Max(tMax, r.Timeline[len(r.Timeline)-1].T)
 	}
+	tMax++ // room for the last refusal's mark
 	if tMax <= tMin {
 		tMax = tMin + 1
 	}
@@ -120,12 +121,13 @@ func (rp *Report) column(b *bytes.Buffer, r *Results, x0 float64, axisLabels boo
 	}
 	shareY := func(v float64) float64 { return shareTop + svgShareH*(1-math.Min(math.Max(v, 0), 1)) }
 
-	heading := "token service " + r.RTT.label()
-	if r.RTT.Measured != nil {
-		heading += fmt.Sprintf(" (measured +%s)", formatSeconds(r.RTT.Measured))
-	}
 	p(`<g class="run" data-rtt-seconds="%g">`, r.RTT.Seconds)
-	p(`<text x="%.1f" y="%.1f" font-size="12" font-weight="bold">%s</text>`, x0, latTop-8, esc(heading))
+	p(`<text x="%.1f" y="%.1f" font-size="12" font-weight="bold">token service %s</text>`, x0, latTop-22, esc(r.RTT.label()))
+	sub := "no relay"
+	if r.RTT.Measured != nil {
+		sub = fmt.Sprintf("relay measured at +%s per exchange", formatSeconds(r.RTT.Measured))
+	}
+	p(`<text x="%.1f" y="%.1f" fill="#444">%s</text>`, x0, latTop-8, esc(sub))
 	for _, pan := range []struct{ top, h float64 }{{latTop, svgLatH}, {shareTop, svgShareH}} {
 		// The outage: from the kill to the issuer's readiness.
 		if r.Marks.Restarted > r.Marks.OutageStart {
