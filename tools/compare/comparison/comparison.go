@@ -193,8 +193,7 @@ func Run(ctx context.Context, o Options) (*Results, error) {
 	s.stopAll()
 	res := compute(snaps, s.modes(), o)
 	res.Machine = describeMachine(proc.BinPath(s.o.Bin, "jwt-sidecar"))
-	res.RTT = RTT{Seconds: o.RTT.Seconds(), Measured: measured}
-	res.RevocationInterval = o.RevocationInterval.Seconds()
+	res.RTT.Measured = measured
 	res.Marks, res.Timeline = s.marks, s.timeline
 	for i, m := range res.Modes {
 		res.Modes[i].Revocation = s.revocations[m.Mode]

@@ -319,6 +319,15 @@ func TestChecks(t *testing.T) {
 		{name: "jwt calls the issuer per request", edit: func(r *Results) {
 			r.Modes[0].Steady.CallsPerRequest = ptr(1)
 		}, want: []string{"jwt: 1.000 token-service calls per request"}},
+		{name: "jwt polls a revocation list", edit: func(r *Results) {
+			// 2000 requests in 10 s, a poll every 0.5 s: 21 calls at most.
+			r.RevocationInterval = 0.5
+			r.Modes[0].Steady.CallsPerRequest = ptr(0.01 + 20.0/2000)
+		}},
+		{name: "jwt polls more than its interval", edit: func(r *Results) {
+			r.RevocationInterval = 0.5
+			r.Modes[0].Steady.CallsPerRequest = ptr(0.01 + 40.0/2000)
+		}, want: []string{"jwt: 0.030 token-service calls per request"}},
 		{name: "introspection cached without the flag", edit: func(r *Results) {
 			r.Modes[1].Steady.CallsPerRequest = ptr(0.01)
 		}, want: []string{"introspection: 0.01 token-service calls per request"}},
