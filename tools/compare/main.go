@@ -21,6 +21,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -55,6 +56,7 @@ type config struct {
 	rtts     []time.Duration
 	jsonPath string
 	svgPath  string
+	replot   string // a -json file to print and draw again, without running
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -80,6 +82,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&o.SampleEvery, "sample", time.Second, "scrape the load generator and the sidecars this often for the picture's timeline (0: none)")
 	fs.StringVar(&c.jsonPath, "json", "", "also write the results as JSON to this file")
 	fs.StringVar(&c.svgPath, "svg", "", "also draw the runs' timelines as SVG to this file")
+	fs.StringVar(&c.replot, "replot", "", "run nothing: print the tables of this -json file again and, with -svg, draw it")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: go run ./tools/compare [flags]\n\nStateless JWT verification vs token introspection on 127.0.0.1, with an issuer outage.\n\n")
 		fs.PrintDefaults()
@@ -157,6 +160,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return exitUsage
 	}
+	if c.replot != "" {
+		return replot(c, stdout, stderr)
+	}
 	c.opts.Progress = stderr
 	rp := &comparison.Report{Command: report.Command("go run ./tools/compare", args)}
 	baseDir := c.opts.Dir
@@ -201,6 +207,33 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if f := rp.Failures(); len(f) > 0 {
 		fmt.Fprintf(stderr, "compare: %d result(s) not as expected (see UNEXPECTED above); the numbers are not a valid comparison\n", len(f))
 		return exitFail
+	}
+	return exitOK
+}
+
+// replot prints the tables of a saved report and draws it.
+func replot(c config, stdout, stderr io.Writer) int {
+	b, err := os.ReadFile(c.replot)
+	if err != nil {
+		fmt.Fprintf(stderr, "-replot: %v\n", err)
+		return exitFail
+	}
+	var rp comparison.Report
+	if err := json.Unmarshal(b, &rp); err != nil || len(rp.Runs) == 0 {
+		fmt.Fprintf(stderr, "-replot: %s is not a report of tools/compare -json (%v)\n", c.replot, err)
+		return exitFail
+	}
+	for _, r := range rp.Runs {
+		fmt.Fprintln(stdout)
+		r.WriteTable(stdout)
+	}
+	fmt.Fprintln(stdout)
+	rp.WriteSummary(stdout)
+	if c.svgPath != "" {
+		if err := writeSVG(c.svgPath, &rp); err != nil {
+			fmt.Fprintf(stderr, "-svg: %v\n", err)
+			return exitFail
+		}
 	}
 	return exitOK
 }

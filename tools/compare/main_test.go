@@ -2,10 +2,15 @@ package main
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jwt-sidecar/jwt-sidecar/tools/compare/comparison"
+	"github.com/jwt-sidecar/jwt-sidecar/tools/report"
 )
 
 func TestParseFlags(t *testing.T) {
@@ -90,5 +95,33 @@ func TestUsageExitCode(t *testing.T) {
 	}
 	if code := run(t.Context(), []string{"-bin", t.TempDir(), "-dir", t.TempDir(), "-quick"}, &out, &errOut); code != exitFail || !strings.Contains(errOut.String(), "jwt-issuer not found") {
 		t.Errorf("exit %d, stderr %q; want %d and the missing binary", code, errOut.String(), exitFail)
+	}
+}
+
+// TestReplot prints and draws a saved report without running anything.
+func TestReplot(t *testing.T) {
+	dir := t.TempDir()
+	saved := filepath.Join(dir, "compare.json")
+	rp := comparison.Report{Command: "go run ./tools/compare -rtt 2ms", Runs: []*comparison.Results{{
+		Rate: 200, RTT: comparison.RTT{Seconds: 0.002}, Modes: []comparison.ModeStats{{Mode: comparison.ModeJWT}},
+	}}}
+	if err := report.WriteJSON(saved, rp); err != nil {
+		t.Fatal(err)
+	}
+	svg := filepath.Join(dir, "out", "compare.svg")
+	var out, errOut bytes.Buffer
+	if code := run(t.Context(), []string{"-replot", saved, "-svg", svg}, &out, &errOut); code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	for _, want := range []string{"token service 2 ms away", "by distance to the token service", "command: go run ./tools/compare -rtt 2ms"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+	if b, err := os.ReadFile(svg); err != nil || !bytes.Contains(b, []byte("<svg")) {
+		t.Errorf("picture: %v, %.80q", err, b)
+	}
+	if code := run(t.Context(), []string{"-replot", filepath.Join(dir, "missing.json")}, &out, &errOut); code != exitFail {
+		t.Errorf("a missing report: exit %d, want %d", code, exitFail)
 	}
 }
