@@ -22,6 +22,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jwt-sidecar/jwt-sidecar/tools/compare/relay"
 	"github.com/jwt-sidecar/jwt-sidecar/tools/proc"
 )
 
@@ -56,6 +57,19 @@ type Options struct {
 	// cache (TOKEN_CACHE_SIZE 10000) and the introspection cache
 	// (INTROSPECTION_CACHE_TTL 60s). Off, every request is verified in full.
 	Caches bool
+
+	// RTT is the round trip between the sidecars and the token service:
+	// a relay (package relay) in front of the issuer delays every request
+	// and response by it. 0 is loopback, no relay.
+	RTT time.Duration
+	// RevocationInterval, when positive, gives the jwt sidecar the
+	// issuer's revocation list (REVOCATION_LIST_URL, polled this often)
+	// and adds a last phase: a probe token is revoked at the issuer and
+	// each sidecar is asked until it refuses it.
+	RevocationInterval time.Duration
+	// SampleEvery, when positive, scrapes the load generator and the
+	// sidecars this often for the timeline (Results.Timeline, the picture).
+	SampleEvery time.Duration
 
 	Phases
 	ReadyTimeout time.Duration // per process
@@ -99,6 +113,15 @@ func (o Options) Validate() error {
 	if o.Warmup < 0 {
 		errs = append(errs, errors.New("warmup: must not be negative"))
 	}
+	if o.RTT < 0 || o.RTT > 10*time.Second {
+		errs = append(errs, errors.New("rtt: want 0 to 10s"))
+	}
+	if o.RevocationInterval < 0 || (o.RevocationInterval > 0 && o.RevocationInterval < 100*time.Millisecond) {
+		errs = append(errs, errors.New("revocation interval: want 0 (off) or at least 100ms"))
+	}
+	if o.SampleEvery < 0 || (o.SampleEvery > 0 && o.SampleEvery < 100*time.Millisecond) {
+		errs = append(errs, errors.New("sample: want 0 (off) or at least 100ms"))
+	}
 	if o.ReadyTimeout <= 0 {
 		errs = append(errs, errors.New("ready timeout: must be positive"))
 	}
@@ -129,6 +152,14 @@ type stack struct {
 	urls   map[string]string // job: base URL of its /metrics, /readyz
 	target map[string]string // mode: the URL the load generator sends to
 	snaps  int               // snapshots taken, for the scrape file names
+
+	relay       *relay.Relay // in front of the issuer when RTT > 0
+	probeSecret string       // the revocation probe's client secret
+
+	// What the phases learn besides the snapshots.
+	marks       Marks
+	timeline    []Sample
+	revocations map[string]*Revocation
 }
 
 func (s *stack) progress(format string, args ...any) {
@@ -151,6 +182,10 @@ func Run(ctx context.Context, o Options) (*Results, error) {
 	if err != nil {
 		return nil, err
 	}
+	measured, err := s.measureRTT(ctx)
+	if err != nil {
+		return nil, err
+	}
 	snaps, err := s.phases(ctx)
 	if err != nil {
 		return nil, err
@@ -158,6 +193,12 @@ func Run(ctx context.Context, o Options) (*Results, error) {
 	s.stopAll()
 	res := compute(snaps, s.modes(), o)
 	res.Machine = describeMachine(proc.BinPath(s.o.Bin, "jwt-sidecar"))
+	res.RTT.Measured = measured
+	res.Marks, res.Timeline = s.marks, s.timeline
+	for i, m := range res.Modes {
+		res.Modes[i].Revocation = s.revocations[m.Mode]
+	}
+	res.Failures = append(res.Failures, res.checkRevocation()...)
 	return res, nil
 }
 
@@ -172,7 +213,7 @@ func (s *stack) modes() []modeSpec {
 
 // start writes the key and the secrets and starts every process, each
 // ready before the next.
-func start(ctx context.Context, o Options) (*stack, error) {
+func start(ctx context.Context, o Options) (s *stack, err error) {
 	bin, err := filepath.Abs(o.Bin)
 	if err != nil {
 		return nil, err
@@ -190,7 +231,7 @@ func start(ctx context.Context, o Options) (*stack, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &stack{o: o, dir: dir, byJob: map[string]*process{}, urls: map[string]string{}, target: map[string]string{}}
+	s = &stack{o: o, dir: dir, byJob: map[string]*process{}, urls: map[string]string{}, target: map[string]string{}}
 
 	// A key on disk: the restarted issuer signs and verifies with the same
 	// key, as a real token service would after a restart.
@@ -199,6 +240,7 @@ func start(ctx context.Context, o Options) (*stack, error) {
 		return nil, fmt.Errorf("jwt-issuer genkey: %w: %s", err, out)
 	}
 	loadgenSecret, sidecarSecret := rand.Text(), rand.Text()
+	s.probeSecret = rand.Text()
 	secretFile := func(name, secret string) (string, error) {
 		p := filepath.Join(dir, name)
 		return p, os.WriteFile(p, []byte(secret+"\n"), 0o600)
@@ -223,6 +265,16 @@ func start(ctx context.Context, o Options) (*stack, error) {
 		}
 	}
 	issuerURL := "http://" + addrs["issuer"]
+	// The sidecars reach the token service through the relay; the load
+	// generator gets its token straight from it, and the tokens name the
+	// issuer by its own URL.
+	tokenService := issuerURL
+	if o.RTT > 0 {
+		if s.relay, err = relay.Listen("127.0.0.1:0", addrs["issuer"], o.RTT); err != nil {
+			return s, fmt.Errorf("relay: %w", err)
+		}
+		tokenService = "http://" + s.relay.Addr()
+	}
 	tokenCache, introspectionTTL := "0", "0s"
 	if o.Caches {
 		tokenCache, introspectionTTL = "10000", "60s"
@@ -235,7 +287,7 @@ func start(ctx context.Context, o Options) (*stack, error) {
 	specs := []spec{
 		{jobIssuer, "jwt-issuer", issuerURL + "/healthz", []string{
 			"LISTEN_ADDR=" + addrs["issuer"], "ISSUER_URL=" + issuerURL, "SIGNING_KEY_FILE=" + key,
-			"AUDIENCE=" + audience, "CLIENTS=loadgen:" + loadgenSecret + ",jwt-sidecar:" + sidecarSecret,
+			"AUDIENCE=" + audience, "CLIENTS=loadgen:" + loadgenSecret + ",jwt-sidecar:" + sidecarSecret + "," + probeClientID + ":" + s.probeSecret,
 		}},
 		{jobUpstream, "echo-upstream", "http://" + addrs["upstream"] + "/healthz", []string{
 			"LISTEN_ADDR=" + addrs["upstream"],
@@ -247,10 +299,15 @@ func start(ctx context.Context, o Options) (*stack, error) {
 		env := append(slices.Clone(common), "LISTEN_ADDR="+addrs[m], "ADMIN_ADDR="+addrs[m+"-admin"], "AUTH_MODE="+m)
 		switch m {
 		case ModeJWT:
-			env = append(env, "JWKS_URLS="+issuerURL+"/.well-known/jwks.json", "JWKS_CACHE_DIR="+cacheDir,
+			env = append(env, "JWKS_URLS="+tokenService+"/.well-known/jwks.json", "JWKS_CACHE_DIR="+cacheDir,
 				"TOKEN_CACHE_SIZE="+tokenCache)
+			if o.RevocationInterval > 0 {
+				env = append(env, "REVOCATION_LIST_URL="+tokenService+"/revocations",
+					"REVOCATION_REFRESH_INTERVAL="+o.RevocationInterval.String(),
+					"REVOCATION_STALE_AFTER="+max(o.RevocationInterval, time.Minute).String())
+			}
 		case ModeIntrospection:
-			env = append(env, "INTROSPECTION_URL="+issuerURL+"/introspect", "INTROSPECTION_CLIENT_ID=jwt-sidecar",
+			env = append(env, "INTROSPECTION_URL="+tokenService+"/introspect", "INTROSPECTION_CLIENT_ID=jwt-sidecar",
 				"INTROSPECTION_CLIENT_SECRET_FILE="+sidecarSecretFile, "INTROSPECTION_CACHE_TTL="+introspectionTTL)
 		}
 		s.urls[sidecarJob(m)] = "http://" + addrs[m+"-admin"]
@@ -288,6 +345,9 @@ func (s *stack) stopAll() {
 	for i := len(s.procs) - 1; i >= 0; i-- {
 		s.procs[i].Stop(10 * time.Second)
 	}
+	if s.relay != nil {
+		s.relay.Close()
+	}
 }
 
 // Snapshot indexes: the phase boundaries.
@@ -312,12 +372,17 @@ func (s *stack) phases(ctx context.Context) ([]snapshot, error) {
 	issuer := s.byJob[jobIssuer]
 
 	s.progress("Warm-up: %s, not counted.", s.o.Warmup)
+	sctx, stopSampler := context.WithCancel(ctx)
+	defer stopSampler()
+	sp := s.sample(sctx, s.o.SampleEvery)
 	if err := s.hold(ctx, s.o.Warmup); err != nil {
 		return nil, err
 	}
 	if err := take("warm"); err != nil {
 		return nil, err
 	}
+	zero := snaps[snapWarm].at
+	since := func(t time.Time) float64 { return t.Sub(zero).Seconds() }
 	s.progress("Steady: %s at %g requests/s to each sidecar.", s.o.Steady, s.o.Rate)
 	if err := s.hold(ctx, s.o.Steady); err != nil {
 		return nil, err
@@ -326,6 +391,7 @@ func (s *stack) phases(ctx context.Context) ([]snapshot, error) {
 		return nil, err
 	}
 	s.progress("Outage: killing the issuer (pid %d); the load goes on for %s.", issuer.PID(), s.o.Outage)
+	s.marks.OutageStart = since(time.Now())
 	issuer.Kill()
 	if err := s.hold(ctx, s.o.Outage); err != nil {
 		return nil, err
@@ -334,6 +400,7 @@ func (s *stack) phases(ctx context.Context) ([]snapshot, error) {
 		return nil, err
 	}
 	s.progress("Recovery: restarting the issuer with the same key.")
+	s.marks.OutageEnd = since(time.Now())
 	if err := issuer.start(); err != nil {
 		return nil, err
 	}
@@ -343,6 +410,7 @@ func (s *stack) phases(ctx context.Context) ([]snapshot, error) {
 	if err := take("restarted"); err != nil {
 		return nil, err
 	}
+	s.marks.Restarted = since(snaps[snapRestarted].at)
 	s.progress("  issuer ready again (pid %d); recovery: %s.", issuer.PID(), s.o.Recovery)
 	if err := s.hold(ctx, s.o.Recovery); err != nil {
 		return nil, err
@@ -350,6 +418,26 @@ func (s *stack) phases(ctx context.Context) ([]snapshot, error) {
 	if err := take("recovered"); err != nil {
 		return nil, err
 	}
+	s.marks.Recovered = since(snaps[snapRecovered].at)
+	if s.o.RevocationInterval > 0 {
+		s.progress("Revocation: a probe token is revoked at the issuer; each sidecar is asked every %s until it refuses it (at most %s).",
+			probeEvery, s.o.revocationDeadline())
+		revs, at, err := s.revoke(ctx)
+		if err != nil {
+			return nil, err
+		}
+		s.revocations = revs
+		s.marks.Revoked = ptr(since(at))
+		for _, m := range s.o.Modes {
+			if r := revs[m]; r.RefusedAfter != nil {
+				s.progress("  %-22s refused it %s after the revocation", sidecarJob(m), formatSeconds(r.RefusedAfter))
+			} else {
+				s.progress("  %-22s still accepted it %.1f s after the revocation", sidecarJob(m), r.WaitedSeconds)
+			}
+		}
+	}
+	s.marks.End = since(time.Now())
+	s.timeline = sp.stop(stopSampler, zero)
 	return snaps, nil
 }
 

@@ -23,9 +23,10 @@ const (
 
 // tokenServiceEndpoints are the issuer endpoints (jwt_issuer_requests_total
 // label endpoint) each mode calls: the jwt sidecar fetches keys, the
-// introspection sidecar asks about every token.
+// introspection sidecar asks about every token. With a revocation list the
+// jwt sidecar also polls it.
 var tokenServiceEndpoints = map[string][]string{
-	ModeJWT:           {"jwks", "discovery"},
+	ModeJWT:           {"jwks", "discovery", "revocations"},
 	ModeIntrospection: {"introspect"},
 }
 
@@ -46,14 +47,20 @@ type modeSpec struct {
 
 // Results is everything the table shows, and the JSON of -json.
 type Results struct {
-	Command     string      `json:"command"`
-	Machine     Machine     `json:"machine"`
-	Rate        float64     `json:"rate_per_sidecar"`
-	Concurrency int         `json:"concurrency_per_sidecar"`
-	Caches      bool        `json:"caches"`
-	Phases      []Phase     `json:"phases"`
-	Modes       []ModeStats `json:"modes"`
-	Notes       []string    `json:"notes,omitempty"`
+	Command     string  `json:"command"`
+	Machine     Machine `json:"machine"`
+	Rate        float64 `json:"rate_per_sidecar"`
+	Concurrency int     `json:"concurrency_per_sidecar"`
+	Caches      bool    `json:"caches"`
+	RTT         RTT     `json:"token_service_rtt"`
+	// RevocationInterval is the jwt sidecar's REVOCATION_REFRESH_INTERVAL
+	// in seconds; 0 when the run had no revocation phase.
+	RevocationInterval float64     `json:"revocation_refresh_interval_seconds"`
+	Phases             []Phase     `json:"phases"`
+	Modes              []ModeStats `json:"modes"`
+	Notes              []string    `json:"notes,omitempty"`
+	Marks              Marks       `json:"marks"`
+	Timeline           []Sample    `json:"timeline,omitempty"`
 	// Failures are the expectations the run did not meet; a run with any
 	// is not a valid comparison.
 	Failures []string `json:"failures,omitempty"`
@@ -74,6 +81,8 @@ type ModeStats struct {
 	Outage   PhaseStats  `json:"outage"`
 	Recovery PhaseStats  `json:"recovery"`
 	Ready    ReadyStatus `json:"readyz"`
+	// Revocation is the revocation phase's result; nil without one.
+	Revocation *Revocation `json:"revocation,omitempty"`
 }
 
 // ReadyStatus is the sidecar's /readyz status at the end of the steady
@@ -113,6 +122,7 @@ type PhaseStats struct {
 	// that over SidecarRequests.
 	TokenServiceCalls *float64 `json:"token_service_calls"`
 	CallsPerRequest   *float64 `json:"token_service_calls_per_request"`
+	CallsPerSecond    *float64 `json:"token_service_calls_per_second"`
 	// CallsAttempted is the sidecar's own count of calls it tried: key
 	// fetches in jwt mode, introspection requests otherwise. It is known
 	// while the issuer is down.
@@ -128,7 +138,8 @@ func ptr(f float64) *float64 {
 
 // compute turns the five snapshots into results.
 func compute(snaps []snapshot, modes []modeSpec, o Options) *Results {
-	r := &Results{Rate: o.Rate, Concurrency: o.Concurrency, Caches: o.Caches}
+	r := &Results{Rate: o.Rate, Concurrency: o.Concurrency, Caches: o.Caches,
+		RTT: RTT{Seconds: o.RTT.Seconds()}, RevocationInterval: o.RevocationInterval.Seconds()}
 	if len(snaps) != snapCount {
 		r.Failures = append(r.Failures, fmt.Sprintf("%d snapshots, want %d: the run did not finish", len(snaps), snapCount))
 		return r
@@ -203,6 +214,9 @@ func phaseStats(a, b snapshot, m modeSpec) PhaseStats {
 	if ia != nil && ib != nil && ib.has(issuerRequests) {
 		calls := increase(ia, ib, issuerRequests, oneOf("endpoint", tokenServiceEndpoints[m.mode]...))
 		p.TokenServiceCalls = ptr(calls)
+		if p.Seconds > 0 {
+			p.CallsPerSecond = ptr(calls / p.Seconds)
+		}
 		if p.SidecarRequests > 0 {
 			p.CallsPerRequest = ptr(calls / p.SidecarRequests)
 		}
@@ -259,8 +273,8 @@ func (r *Results) check() []string {
 			if s := share(m.Outage); s < minJWTOutage {
 				fail("jwt: only %.1f%% served while the issuer was down; stateless verification should not notice; answers: %s", 100*s, formatCodes(m.Outage))
 			}
-			if c := m.Steady.CallsPerRequest; c != nil && *c > maxJWTCallsPerReq {
-				fail("jwt: %.3f token-service calls per request in the steady phase; key fetches should be rare", *c)
+			if c := m.Steady.CallsPerRequest; c != nil && *c > r.maxJWTCalls(m.Steady) {
+				fail("jwt: %.3f token-service calls per request in the steady phase; key fetches and list polls should be rare", *c)
 			}
 		case ModeIntrospection:
 			if r.Caches {
@@ -276,6 +290,47 @@ func (r *Results) check() []string {
 	}
 	return out
 }
+
+// maxJWTCalls is the most token-service calls per request the jwt sidecar
+// may make in phase p: rare key fetches, and one poll of the revocation
+// list per interval (and one more for a poll that straddles the start).
+func (r *Results) maxJWTCalls(p PhaseStats) float64 {
+	limit := maxJWTCallsPerReq
+	if r.RevocationInterval > 0 && p.SidecarRequests > 0 {
+		limit += (p.Seconds/r.RevocationInterval + 1) / p.SidecarRequests
+	}
+	return limit
+}
+
+// checkRevocation lists the revocation phase's unmet expectations: the
+// jwt sidecar refuses a revoked token within its poll interval (and a
+// margin for a busy machine), an introspecting sidecar without a cache at
+// once.
+func (r *Results) checkRevocation() []string {
+	var out []string
+	for _, m := range r.Modes {
+		rv := m.Revocation
+		if rv == nil {
+			continue
+		}
+		switch {
+		case m.Mode == ModeJWT && rv.RefusedAfter == nil:
+			out = append(out, fmt.Sprintf("jwt: a revoked token was still accepted %.1f s after the revocation, with the list polled every %g s", rv.WaitedSeconds, r.RevocationInterval))
+		case m.Mode == ModeJWT && *rv.RefusedAfter > r.RevocationInterval+maxRevocationSlack:
+			out = append(out, fmt.Sprintf("jwt: a revoked token was refused only %.2f s after the revocation, with the list polled every %g s", *rv.RefusedAfter, r.RevocationInterval))
+		case m.Mode == ModeIntrospection && !r.Caches && (rv.RefusedAfter == nil || *rv.RefusedAfter > maxIntrospectRevocation):
+			out = append(out, fmt.Sprintf("introspection: a revoked token was not refused at once (%s), without a cache", formatSeconds(rv.RefusedAfter)))
+		}
+	}
+	return out
+}
+
+// Revocation thresholds: the jwt sidecar's list is one poll and one fetch
+// behind; introspection asks on every request.
+const (
+	maxRevocationSlack      = 2.0 // seconds past the poll interval
+	maxIntrospectRevocation = 1.0 // seconds
+)
 
 // formatCodes is "200: 3990, 503: 10" in code order.
 func formatCodes(p PhaseStats) string {

@@ -3,6 +3,7 @@ package comparison
 import (
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 )
 
@@ -15,7 +16,7 @@ var modeTitle = map[string]string{
 // WriteTable prints the results as a markdown table with what they were
 // measured on and how.
 func (r *Results) WriteTable(w io.Writer) {
-	fmt.Fprintf(w, "## Stateless JWT verification vs token introspection\n\n")
+	fmt.Fprintf(w, "## Stateless JWT verification vs token introspection, token service %s\n\n", r.RTT.label())
 	row := func(label string, cell func(m ModeStats) string) {
 		cells := make([]string, len(r.Modes))
 		for i, m := range r.Modes {
@@ -42,7 +43,11 @@ func (r *Results) WriteTable(w io.Writer) {
 		}
 		return fmt.Sprintf("%s (%.0f in %.0f requests)", formatRatio(*p.CallsPerRequest), *p.TokenServiceCalls, p.SidecarRequests)
 	})
+	row("token-service requests per second, steady ²", func(m ModeStats) string { return formatRate(m.Steady.CallsPerSecond) })
 	row("**served (2xx) while the issuer was down**", func(m ModeStats) string { return "**" + formatShare(m.Outage) + "**" })
+	if r.RevocationInterval > 0 {
+		row("**revoked token refused after** ⁴", func(m ModeStats) string { return "**" + formatRevocation(m.Revocation) + "**" })
+	}
 	row("answers while the issuer was down", func(m ModeStats) string { return formatCodes(m.Outage) })
 	row("token-service calls attempted while it was down ³", func(m ModeStats) string {
 		if m.Outage.CallsAttempted == nil {
@@ -54,8 +59,12 @@ func (r *Results) WriteTable(w io.Writer) {
 	row("served (2xx) after the issuer came back", func(m ModeStats) string { return formatShare(m.Recovery) })
 
 	fmt.Fprintf(w, "\n¹ Bucket-interpolated: estimated from the increase of each Prometheus histogram's buckets over the phase, with linear interpolation inside a bucket as histogram_quantile does (buckets about 1.78× wide), not exact percentiles. Verification is the sidecar's own jwt_sidecar_verification_duration_seconds; end to end is jwt-loadgen's jwt_loadgen_request_duration_seconds.\n")
-	fmt.Fprintf(w, "² The issuer's own jwt_issuer_requests_total: endpoints jwks and discovery for jwt mode, introspect for introspection mode, over the sidecar's jwt_sidecar_requests_total.\n")
+	fmt.Fprintf(w, "² The issuer's own jwt_issuer_requests_total: endpoints jwks, discovery and revocations for jwt mode, introspect for introspection mode, over the sidecar's jwt_sidecar_requests_total.\n")
 	fmt.Fprintf(w, "³ The sidecar's own count: key fetches (jwt_sidecar_key_refreshes_total) or introspection requests (jwt_sidecar_introspection_requests_total).\n")
+	if r.RevocationInterval > 0 {
+		fmt.Fprintf(w, "⁴ After the recovery a probe token is revoked at the issuer (RFC 7009 /revoke); each sidecar is asked every %s from the moment /revoke answered until it refuses (401). The jwt sidecar polls the issuer's /revocations every %g s (REVOCATION_REFRESH_INTERVAL); introspection asks on every request.\n",
+			probeEvery, r.RevocationInterval)
+	}
 
 	fmt.Fprintf(w, "\nphases:")
 	for i, p := range r.Phases {
@@ -76,6 +85,7 @@ func (r *Results) WriteTable(w io.Writer) {
 	}
 	fmt.Fprintf(w, "load:   jwt-loadgen, open loop, %g requests/s to each sidecar, at most %d in flight each, one client_credentials token (RS256)\n", r.Rate, r.Concurrency)
 	fmt.Fprintf(w, "caches: %s\n", caches)
+	fmt.Fprintf(w, "token service: %s\n", r.RTT.describe())
 	for _, m := range r.Modes {
 		for _, ph := range []struct {
 			name string
@@ -115,6 +125,56 @@ func formatSeconds(s *float64) string {
 		return fmt.Sprintf("%.2f ms", *s*1e3)
 	}
 	return fmt.Sprintf("%.2f s", *s)
+}
+
+// formatRate is "200.1/s".
+func formatRate(f *float64) string {
+	if f == nil {
+		return "n/a"
+	}
+	if *f < 10 {
+		return fmt.Sprintf("%.2f/s", *f)
+	}
+	return fmt.Sprintf("%.0f/s", *f)
+}
+
+// formatRevocation is "1.23 s (3 probes)" or "not within 23.0 s".
+func formatRevocation(r *Revocation) string {
+	switch {
+	case r == nil:
+		return "n/a"
+	case r.RefusedAfter == nil:
+		return fmt.Sprintf("not within %.1f s", r.WaitedSeconds)
+	}
+	return formatSeconds(r.RefusedAfter)
+}
+
+// label is "loopback" or "2 ms away".
+func (t RTT) label() string {
+	if t.Seconds == 0 {
+		return "on loopback"
+	}
+	return formatDuration(t.Seconds) + " away"
+}
+
+// describe says how the sidecars reached the token service.
+func (t RTT) describe() string {
+	if t.Seconds == 0 {
+		return "on loopback, straight to the issuer (no relay)"
+	}
+	measured := "n/a"
+	if t.Measured != nil {
+		measured = formatSeconds(t.Measured)
+	}
+	return fmt.Sprintf("through a relay adding a %s round trip to every request and response (measured before the run: +%s per exchange); the load generator gets its token straight from the issuer", formatDuration(t.Seconds), measured)
+}
+
+// formatDuration is a round trip as set: "0.5 ms", "2 ms", "50 ms", "1.5 s".
+func formatDuration(s float64) string {
+	if s >= 1 {
+		return strconv.FormatFloat(s, 'g', -1, 64) + " s"
+	}
+	return strconv.FormatFloat(s*1e3, 'g', 4, 64) + " ms"
 }
 
 // formatRatio keeps small ratios readable: 0, 0.0004, 1.00.
