@@ -46,6 +46,11 @@ type ProviderSpec struct {
 	JWKSFile       string
 	PublicKeyFiles []string
 	HMACSecretFile string
+	// CAFile and BearerTokenFile are how the remote key sources (JWKSURLs,
+	// OIDCIssuerURL) reach their issuer: a private CA instead of the system
+	// roots, and a token sent with every fetch (keys.Access).
+	CAFile          string
+	BearerTokenFile string
 	// Introspection, when set, verifies tokens by asking a token service
 	// (AUTH_MODE=introspection) instead of keys.
 	Introspection *IntrospectionSpec
@@ -76,6 +81,10 @@ type ProviderSpec struct {
 	At       string
 	KeyField string
 	KeyAt    string
+	// AccessField and AccessAt locate the provider's ca_file (else its
+	// bearer_token_file), for errors found when they are read.
+	AccessField string
+	AccessAt    string
 }
 
 // IntrospectionSpec is AUTH_MODE=introspection's token service (RFC 7662).
@@ -83,6 +92,7 @@ type IntrospectionSpec struct {
 	URL              string
 	ClientID         string
 	ClientSecretFile string
+	CAFile           string
 	Timeout          time.Duration
 	CacheTTL         time.Duration
 	MaxBytes         int64
@@ -106,6 +116,8 @@ func FromEnv(c *config.Config) (*Spec, error) {
 		JWKSFile:               c.JWKSFile,
 		PublicKeyFiles:         c.PublicKeyFiles,
 		HMACSecretFile:         c.HMACSecretFile,
+		CAFile:                 c.JWKSCAFile,
+		BearerTokenFile:        c.JWKSBearerTokenFile,
 		Audiences:              c.Audiences,
 		Algorithms:             c.Algorithms,
 		ClockSkew:              c.ClockSkew,
@@ -124,11 +136,13 @@ func FromEnv(c *config.Config) (*Spec, error) {
 			URL:              c.IntrospectionURL,
 			ClientID:         c.IntrospectionClientID,
 			ClientSecretFile: c.IntrospectionClientSecretFile,
+			CAFile:           c.IntrospectionCAFile,
 			Timeout:          c.IntrospectionTimeout,
 			CacheTTL:         c.IntrospectionCacheTTL,
 			MaxBytes:         c.IntrospectionMaxBytes,
 		}
 		p.JWKSURLs, p.OIDCIssuerURL, p.JWKSFile, p.PublicKeyFiles, p.HMACSecretFile = nil, "", "", nil, ""
+		p.CAFile, p.BearerTokenFile = "", ""
 		p.Algorithms = nil
 	}
 	if c.LoginEnabled() {
@@ -194,17 +208,34 @@ func (p *ProviderSpec) field(envVar string) string {
 	return p.KeyAt + ": " + p.KeyField
 }
 
+// accessField names the settings of a provider's CA and token files.
+func (p *ProviderSpec) accessField() string {
+	if p.KeyField == "" {
+		return "JWKS_CA_FILE or JWKS_BEARER_TOKEN_FILE"
+	}
+	return p.AccessAt + ": " + p.AccessField
+}
+
 // Sources makes the provider's key sources. The OIDC issuer's keys verify
 // only its own tokens; every other source serves Issuers. PEM and HMAC
 // files are read now, so their content is part of the source's definition
 // (a reload after replacing a PEM file picks it up).
 func (p *ProviderSpec) Sources() ([]*keys.Source, error) {
 	var out []*keys.Source
+	var remote []*keys.Source
 	if p.OIDCIssuerURL != "" {
-		out = append(out, keys.NewOIDCSource(p.OIDCIssuerURL, nil))
+		remote = append(remote, keys.NewOIDCSource(p.OIDCIssuerURL, nil))
 	}
 	for _, u := range p.JWKSURLs {
-		out = append(out, keys.NewRemoteSource(u, p.Issuers, nil))
+		remote = append(remote, keys.NewRemoteSource(u, p.Issuers, nil))
+	}
+	access := keys.Access{CAFile: p.CAFile, BearerTokenFile: p.BearerTokenFile}
+	for _, s := range remote {
+		s, err := s.WithAccess(access)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", p.accessField(), err)
+		}
+		out = append(out, s)
 	}
 	if p.JWKSFile != "" {
 		if _, err := os.Stat(p.JWKSFile); err != nil {
