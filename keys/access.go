@@ -53,16 +53,16 @@ func (s *Source) WithAccess(a Access) (*Source, error) {
 	}
 	if a.BearerTokenFile != "" {
 		if _, err := readBearerToken(a.BearerTokenFile); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%w: %w", ErrBearerTokenFile, err)
 		}
 		if err := tokenSafeURL(s.url); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%w: %w", ErrBearerTokenFile, err)
 		}
 	}
 	if a.CAFile != "" {
 		pool, err := capool.New(a.CAFile, caCheckInterval, nil)
 		if err != nil {
-			return nil, fmt.Errorf("CA file: %w", err)
+			return nil, fmt.Errorf("%w: %w", ErrCAFile, err)
 		}
 		base := http.DefaultTransport.(*http.Transport).Clone()
 		s.relayC = s.client // a key relay is another server, under the system roots
@@ -73,19 +73,25 @@ func (s *Source) WithAccess(a Access) (*Source, error) {
 	return s, nil
 }
 
+// Sentinels of WithAccess, so that a caller can say which setting is wrong.
+var (
+	ErrCAFile          = errors.New("CA file")
+	ErrBearerTokenFile = errors.New("bearer token file")
+)
+
 // readBearerToken reads the token file: one token, surrounding whitespace
 // (a trailing newline) dropped. Its errors name the file, never the token.
 func readBearerToken(file string) (string, error) {
 	raw, err := atomicfile.ReadLimited(file, maxTokenBytes)
 	if err != nil {
-		return "", fmt.Errorf("bearer token file: %w", err)
+		return "", err
 	}
 	tok := strings.TrimSpace(string(raw))
 	switch {
 	case tok == "":
-		return "", fmt.Errorf("bearer token file %s is empty", file)
+		return "", fmt.Errorf("%s is empty", file)
 	case strings.ContainsAny(tok, " \t\r\n"):
-		return "", fmt.Errorf("bearer token file %s holds more than one token", file)
+		return "", fmt.Errorf("%s holds more than one token", file)
 	}
 	return tok, nil
 }

@@ -52,7 +52,7 @@ func (s *Source) fetch(ctx context.Context, target string, conditional, fromIssu
 	client := s.client
 	if fromIssuer {
 		if err := s.authorize(req); err != nil {
-			return fetched{}, fmt.Errorf("fetch %s: %w", redact(target), err)
+			return fetched{}, fmt.Errorf("fetch %s: %w: %w", redact(target), ErrBearerTokenFile, err)
 		}
 	} else if s.relayC != nil {
 		client = s.relayC

@@ -281,19 +281,14 @@ func (d *decoder) keySourceAccess(o *object, path string, p *ProviderSpec) {
 		if !ok {
 			continue
 		}
-		if file == "" {
-			d.errorf(n, fp, "want a file path")
-			continue
-		}
-		p.AccessField, p.AccessAt = fp, d.at(n)
 		if !remote {
 			d.errorf(n, fp, "applies only to jwks_url and oidc_issuer_url, which are fetched over the network")
 		}
 		switch name {
 		case "ca_file":
-			p.CAFile = file
+			p.CAFile, p.CAFileAt = file, d.at(n)+": "+fp
 		case "bearer_token_file":
-			p.BearerTokenFile = file
+			p.BearerTokenFile, p.TokenFileAt = file, d.at(n)+": "+fp
 			for _, u := range append(slices.Clone(p.JWKSURLs), p.OIDCIssuerURL) {
 				if u != "" && config.AbsoluteHTTP(u) && !config.TokenSafe(u) {
 					d.errorf(n, fp, "the token would cross the network in plain text to %s; use https (plain http only to loopback)", u)

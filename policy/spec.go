@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -81,10 +82,10 @@ type ProviderSpec struct {
 	At       string
 	KeyField string
 	KeyAt    string
-	// AccessField and AccessAt locate the provider's ca_file (else its
-	// bearer_token_file), for errors found when they are read.
-	AccessField string
-	AccessAt    string
+	// CAFileAt and TokenFileAt locate ca_file and bearer_token_file
+	// (FILE:LINE: FIELD), for errors found when they are read.
+	CAFileAt    string
+	TokenFileAt string
 }
 
 // IntrospectionSpec is AUTH_MODE=introspection's token service (RFC 7662).
@@ -208,12 +209,19 @@ func (p *ProviderSpec) field(envVar string) string {
 	return p.KeyAt + ": " + p.KeyField
 }
 
-// accessField names the settings of a provider's CA and token files.
-func (p *ProviderSpec) accessField() string {
-	if p.KeyField == "" {
-		return "JWKS_CA_FILE or JWKS_BEARER_TOKEN_FILE"
+// accessField names the setting that err, an error of keys.WithAccess,
+// is about: the CA file or the bearer token file.
+func (p *ProviderSpec) accessField(err error) string {
+	ca := errors.Is(err, keys.ErrCAFile)
+	switch {
+	case p.KeyField == "" && ca:
+		return "JWKS_CA_FILE"
+	case p.KeyField == "":
+		return "JWKS_BEARER_TOKEN_FILE"
+	case ca:
+		return p.CAFileAt
 	}
-	return p.AccessAt + ": " + p.AccessField
+	return p.TokenFileAt
 }
 
 // Sources makes the provider's key sources. The OIDC issuer's keys verify
@@ -233,7 +241,7 @@ func (p *ProviderSpec) Sources() ([]*keys.Source, error) {
 	for _, s := range remote {
 		s, err := s.WithAccess(access)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", p.accessField(), err)
+			return nil, fmt.Errorf("%s: %w", p.accessField(err), err)
 		}
 		out = append(out, s)
 	}
