@@ -2,9 +2,9 @@ package jwttest
 
 import (
 	"crypto/tls"
-	"log"
 	"encoding/json"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
