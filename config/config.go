@@ -118,6 +118,10 @@ type Config struct {
 	RequiredTyp            string        `env:"REQUIRED_TYP" help:"the JOSE typ every token must carry, e.g. at+jwt (RFC 9068); empty: not checked"`
 	MaxTokenLifetime       time.Duration `env:"MAX_TOKEN_LIFETIME" envDefault:"0s" help:"refuse tokens whose exp - iat exceeds this (both then required); 0: off"`
 	AllowSenderConstrained bool          `env:"ALLOW_SENDER_CONSTRAINED" envDefault:"false" help:"accept tokens with a cnf claim (RFC 8705, RFC 9449) as plain bearer tokens; off: refused (sender_constrained)"`
+	// Key sources behind a private CA or a credential (issue 11); see keysource.go.
+	JWKSCAFile          string `env:"JWKS_CA_FILE" help:"PEM CA certificates that verify JWKS_URLS and OIDC_ISSUER_URL (discovery, jwks_uri, browser login) instead of the system roots; re-read when it changes"`
+	JWKSBearerTokenFile string `env:"JWKS_BEARER_TOKEN_FILE" help:"a token sent as Authorization: Bearer with every discovery and JWKS fetch (e.g. a projected service-account token); read again at every fetch, never logged; https only"`
+	IntrospectionCAFile string `env:"INTROSPECTION_CA_FILE" help:"AUTH_MODE=introspection: PEM CA certificates that verify INTROSPECTION_URL instead of the system roots; re-read when it changes"`
 }
 
 // Load parses environ into a Config and validates it. The error names
@@ -151,10 +155,12 @@ var (
 		"JWKS_URLS", "OIDC_ISSUER_URL", "JWKS_FILE", "PUBLIC_KEY_FILES", "HMAC_SECRET_FILE",
 		"JWKS_REFRESH_INTERVAL", "JWKS_CACHE_DIR", "JWKS_FETCH_TIMEOUT", "JWKS_MAX_BYTES",
 		"JWKS_REFETCH_COOLDOWN", "JWKS_FETCH_WAIT", "ALGORITHMS", "JWKS_RELAY_URL",
+		"JWKS_CA_FILE", "JWKS_BEARER_TOKEN_FILE",
 	}
 	introspectionOnly = []string{
 		"INTROSPECTION_URL", "INTROSPECTION_CLIENT_ID", "INTROSPECTION_CLIENT_SECRET_FILE",
 		"INTROSPECTION_TIMEOUT", "INTROSPECTION_CACHE_TTL", "INTROSPECTION_MAX_BYTES",
+		"INTROSPECTION_CA_FILE",
 	}
 )
 
@@ -285,6 +291,7 @@ func (c *Config) problems() []error {
 	c.checkRevocation(bad)
 	errs = append(errs, c.relayProblems()...)
 	errs = append(errs, c.observabilityProblems()...)
+	errs = append(errs, c.keySourceAccessProblems()...)
 	return append(errs, cli.CheckLog(c.LogLevel, c.LogFormat)...)
 }
 
@@ -427,6 +434,7 @@ var PolicyVars = []string{
 	"ISSUERS", "AUDIENCES", "ALGORITHMS", "CLOCK_SKEW", "REQUIRE_EXP", "REQUIRED_SCOPES",
 	"TOKEN_LOOKUP", "FORWARD_TOKEN", "CLAIMS_TO_HEADERS", "PAYLOAD_HEADER", "PUBLIC_PATHS",
 	"REQUIRED_TYP", "MAX_TOKEN_LIFETIME", "ALLOW_SENDER_CONSTRAINED",
+	"JWKS_CA_FILE", "JWKS_BEARER_TOKEN_FILE",
 }
 
 // checkFileEnv refuses CONFIG_FILE together with policy variables, and with

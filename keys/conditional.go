@@ -29,8 +29,10 @@ type fetched struct {
 // fetch GETs target with the fetch timeout and the body size limit. When
 // conditional, it sends the validators of the last answer for target
 // (If-None-Match, If-Modified-Since; RFC 9110 §13.1), and a 304 is an
-// answer without a body. Callers hold refreshMu.
-func (s *Source) fetch(ctx context.Context, target string, conditional bool) (fetched, error) {
+// answer without a body. A fetch from the issuer (not from a key relay)
+// goes through the source's client, with its CA file and bearer token.
+// Callers hold refreshMu.
+func (s *Source) fetch(ctx context.Context, target string, conditional, fromIssuer bool) (fetched, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.env.opts.FetchTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
@@ -47,7 +49,15 @@ func (s *Source) fetch(ctx context.Context, target string, conditional bool) (fe
 			req.Header.Set("If-Modified-Since", v.lastModified)
 		}
 	}
-	resp, err := s.client.Do(req)
+	client := s.client
+	if fromIssuer {
+		if err := s.authorize(req); err != nil {
+			return fetched{}, fmt.Errorf("fetch %s: %w: %w", redact(target), ErrBearerTokenFile, err)
+		}
+	} else if s.relayC != nil {
+		client = s.relayC
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		return fetched{}, fmt.Errorf("fetch %s: %w", redact(target), err)
 	}
@@ -57,6 +67,9 @@ func (s *Source) fetch(ctx context.Context, target string, conditional bool) (fe
 	case resp.StatusCode == http.StatusNotModified && conditional && (v.etag != "" || v.lastModified != ""):
 		f.notModified = true
 		return f, nil
+	case resp.StatusCode == http.StatusUnauthorized, resp.StatusCode == http.StatusForbidden:
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+		return fetched{}, fmt.Errorf("fetch %s: status %d: %w", redact(target), resp.StatusCode, errUnauthorized)
 	case resp.StatusCode != http.StatusOK:
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
 		return fetched{}, fmt.Errorf("fetch %s: status %d", redact(target), resp.StatusCode)
@@ -158,7 +171,7 @@ func (s *Source) remoteRefresh(ctx context.Context, trigger string) error {
 		if target != plain {
 			s.validators[target] = s.validators[plain]
 		}
-		f, err := s.fetch(ctx, target, s.loaded.Load())
+		f, err := s.fetch(ctx, target, s.loaded.Load(), false)
 		if target != plain {
 			s.validators[plain] = s.validators[target]
 			delete(s.validators, target)
@@ -180,7 +193,7 @@ func (s *Source) remoteRefresh(ctx context.Context, trigger string) error {
 	if s.kind == kindOIDC {
 		target = s.jwksURL
 	}
-	f, err := s.fetch(ctx, target, s.loaded.Load())
+	f, err := s.fetch(ctx, target, s.loaded.Load(), true)
 	if err != nil {
 		s.env.rec.KeyRefresh(s.name, trigger, RefreshError)
 		return err

@@ -18,7 +18,7 @@ import (
 // OpenID Connect Discovery §4.3: the document's issuer must equal the
 // configured one exactly, trailing slash included.
 func (s *Source) discover(ctx context.Context) (string, error) {
-	f, err := s.fetch(ctx, wellKnown(s.url), s.jwksURL != "")
+	f, err := s.fetch(ctx, wellKnown(s.url), s.jwksURL != "", true)
 	if err != nil {
 		return "", fmt.Errorf("discovery: %w", err)
 	}

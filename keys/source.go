@@ -37,7 +37,9 @@ type Source struct {
 	url     string // kindRemote: the JWKS URL; kindOIDC: the issuer URL
 	path    string // kindFile
 	static  []jwkset.JWK
-	client  *http.Client
+	client  *http.Client // fetches from the issuer
+	relayC  *http.Client // fetches from a key relay: without the issuer's CA file
+	access  Access
 	def     string  // see Definition
 	env     *keyEnv // set by the first NewKeys that holds the source
 
@@ -189,8 +191,8 @@ func (s *Source) run(ctx context.Context) {
 			if err := s.refresh(ctx, trigger); err != nil {
 				h.failed(time.Now())
 				s.env.log.Warn("key source refresh failed; cached keys keep serving",
-					"source", s.name, "trigger", trigger, "error", err, "retry_in", backoff.String(),
-					"failed_refreshes", h.failures, "keys", s.KeyCount())
+					append(causeAttr(err), "source", s.name, "trigger", trigger, "error", err, "retry_in", backoff.String(),
+						"failed_refreshes", h.failures, "keys", s.KeyCount())...)
 				wait = min(backoff, wait)
 				backoff = min(backoff*2, o.RefreshInterval)
 			} else {
@@ -325,7 +327,7 @@ func (s *Source) refetchForKID(ctx context.Context, kid string) bool {
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.FetchTimeout)
 		defer cancel()
 		if err := s.refresh(withKID(fctx, kid), TriggerUnknownKID); err != nil {
-			s.env.log.Warn("unknown-kid refetch failed", "source", s.name, "kid", kid, "error", err)
+			s.env.log.Warn("unknown-kid refetch failed", append(causeAttr(err), "source", s.name, "kid", kid, "error", err)...)
 			return false, nil
 		}
 		return true, nil

@@ -58,6 +58,7 @@ func (d *decoder) provider(o *object, path string) ProviderSpec {
 		p.Name = s
 	}
 	d.keySource(o, path, &p)
+	d.keySourceAccess(o, path, &p)
 	var issuer string
 	if n, fp := field("issuer"); n != nil {
 		issuer, _ = d.str(n, fp)
@@ -263,5 +264,36 @@ func (d *decoder) keySource(o *object, path string, p *ProviderSpec) {
 	case 1:
 	default:
 		d.errorf(o.node, path, "%s: set exactly one key source; a provider is one issuer with one place for its keys", strings.Join(sources, " and "))
+	}
+}
+
+// keySourceAccess reads ca_file and bearer_token_file: how a remote key
+// source (jwks_url, oidc_issuer_url) reaches its issuer. The files are read
+// when the policy is built; here only their place is checked.
+func (d *decoder) keySourceAccess(o *object, path string, p *ProviderSpec) {
+	remote := len(p.JWKSURLs) > 0 || p.OIDCIssuerURL != ""
+	for _, name := range []string{"bearer_token_file", "ca_file"} {
+		n, fp := o.get(name), path+"."+name
+		if n == nil {
+			continue
+		}
+		file, ok := d.str(n, fp)
+		if !ok {
+			continue
+		}
+		if !remote {
+			d.errorf(n, fp, "applies only to jwks_url and oidc_issuer_url, which are fetched over the network")
+		}
+		switch name {
+		case "ca_file":
+			p.CAFile, p.CAFileAt = file, d.at(n)+": "+fp
+		case "bearer_token_file":
+			p.BearerTokenFile, p.TokenFileAt = file, d.at(n)+": "+fp
+			for _, u := range append(slices.Clone(p.JWKSURLs), p.OIDCIssuerURL) {
+				if u != "" && config.AbsoluteHTTP(u) && !config.TokenSafe(u) {
+					d.errorf(n, fp, "the token would cross the network in plain text to %s; use https (plain http only to loopback)", u)
+				}
+			}
+		}
 	}
 }

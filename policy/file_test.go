@@ -119,6 +119,13 @@ func TestDecodeErrors(t *testing.T) {
 		{name: "claim value is a mapping", doc: ok + "default:\n  require: idp\n  claims: {groups: {a: b}}\n",
 			wantErr: []string{"p.yaml:7: default.claims.groups: want a string, a number or a bool, not a mapping"}},
 		{name: "default without require", doc: ok + "default:\n  scopes: [x]\n", wantErr: []string{"p.yaml:6: default.require: required"}},
+		{name: "CA file on a JWKS file", doc: "providers:\n  - name: idp\n    issuer: x\n    jwks_file: /x\n    ca_file: /ca.pem\n",
+			wantErr: []string{"p.yaml:5: providers[0].ca_file: applies only to jwks_url and oidc_issuer_url"}},
+		{name: "token file on a PEM key", doc: "providers:\n  - name: idp\n    issuer: x\n    public_key_files: [/k.pem]\n    bearer_token_file: /t\n",
+			wantErr: []string{"p.yaml:5: providers[0].bearer_token_file: applies only to jwks_url and oidc_issuer_url"}},
+		{name: "token over plain http", doc: "providers:\n  - name: idp\n    issuer: x\n    jwks_url: http://keys.example/jwks\n    bearer_token_file: /t\n",
+			wantErr: []string{"p.yaml:5: providers[0].bearer_token_file: the token would cross the network in plain text to http://keys.example/jwks"}},
+		{name: "empty CA file", doc: ok + "    ca_file: \"\"\n", wantErr: []string{"p.yaml:5: providers[0].ca_file: must not be empty"}},
 		{name: "every problem at once", doc: "providers:\n  - name: idp\n    issuer: x\n    jwks_url: nope\n    color: red\nrules:\n  - {name: r, match: {prefix: /}, require: nobody}\n",
 			wantErr: []string{"p.yaml:4: providers[0].jwks_url", "p.yaml:5: providers[0].color: unknown field", `p.yaml:7: rules[0].require: unknown provider "nobody"`}},
 	}
@@ -315,19 +322,21 @@ func TestSchemaRefusesWhatTheDecoderRefuses(t *testing.T) {
 	sch := compileSchema(t)
 	const p = "providers:\n  - name: idp\n    issuer: https://idp.test\n"
 	docs := map[string]string{
-		"unknown field":         p + "    jwks_url: https://idp.test/j\n    audience: [x]\n",
-		"two key sources":       p + "    jwks_url: https://idp.test/j\n    jwks_file: /x\n",
-		"no key source":         p,
-		"skew as a number":      p + "    jwks_file: /x\n    clock_skew: 30\n",
-		"alg none":              p + "    jwks_file: /x\n    algorithms: [none]\n",
-		"bad lookup":            p + "    jwks_file: /x\n    token_lookup: [body:x]\n",
-		"rule without require":  p + "    jwks_file: /x\nrules:\n  - {name: r, match: {prefix: /}}\n",
-		"match with two paths":  p + "    jwks_file: /x\nrules:\n  - {name: r, match: {prefix: /, path: /a}, require: public}\n",
-		"two requirement kinds": p + "    jwks_file: /x\nrules:\n  - {name: r, match: {prefix: /}, require: {any_of: [idp], all_of: [idp]}}\n",
-		"lower-case method":     p + "    jwks_file: /x\nrules:\n  - {name: r, match: {prefix: /, methods: [get]}, require: public}\n",
-		"claim value mapping":   p + "    jwks_file: /x\ndefault: {require: idp, claims: {g: {a: b}}}\n",
-		"provider named deny":   "providers:\n  - {name: deny, issuer: x, jwks_file: /x}\n",
-		"rule named default":    p + "    jwks_file: /x\nrules:\n  - {name: default, match: {prefix: /}, require: public}\n",
+		"unknown field":             p + "    jwks_url: https://idp.test/j\n    audience: [x]\n",
+		"two key sources":           p + "    jwks_url: https://idp.test/j\n    jwks_file: /x\n",
+		"no key source":             p,
+		"skew as a number":          p + "    jwks_file: /x\n    clock_skew: 30\n",
+		"alg none":                  p + "    jwks_file: /x\n    algorithms: [none]\n",
+		"bad lookup":                p + "    jwks_file: /x\n    token_lookup: [body:x]\n",
+		"rule without require":      p + "    jwks_file: /x\nrules:\n  - {name: r, match: {prefix: /}}\n",
+		"match with two paths":      p + "    jwks_file: /x\nrules:\n  - {name: r, match: {prefix: /, path: /a}, require: public}\n",
+		"two requirement kinds":     p + "    jwks_file: /x\nrules:\n  - {name: r, match: {prefix: /}, require: {any_of: [idp], all_of: [idp]}}\n",
+		"lower-case method":         p + "    jwks_file: /x\nrules:\n  - {name: r, match: {prefix: /, methods: [get]}, require: public}\n",
+		"claim value mapping":       p + "    jwks_file: /x\ndefault: {require: idp, claims: {g: {a: b}}}\n",
+		"provider named deny":       "providers:\n  - {name: deny, issuer: x, jwks_file: /x}\n",
+		"rule named default":        p + "    jwks_file: /x\nrules:\n  - {name: default, match: {prefix: /}, require: public}\n",
+		"CA file on a JWKS file":    p + "    jwks_file: /x\n    ca_file: /ca.pem\n",
+		"token file on an HMAC key": p + "    hmac_secret_file: /s\n    bearer_token_file: /t\n",
 	}
 	for name, doc := range docs {
 		if err := sch.Validate(asJSON(t, []byte(doc))); err == nil {

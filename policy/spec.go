@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -46,6 +47,11 @@ type ProviderSpec struct {
 	JWKSFile       string
 	PublicKeyFiles []string
 	HMACSecretFile string
+	// CAFile and BearerTokenFile are how the remote key sources (JWKSURLs,
+	// OIDCIssuerURL) reach their issuer: a private CA instead of the system
+	// roots, and a token sent with every fetch (keys.Access).
+	CAFile          string
+	BearerTokenFile string
 	// Introspection, when set, verifies tokens by asking a token service
 	// (AUTH_MODE=introspection) instead of keys.
 	Introspection *IntrospectionSpec
@@ -76,6 +82,10 @@ type ProviderSpec struct {
 	At       string
 	KeyField string
 	KeyAt    string
+	// CAFileAt and TokenFileAt locate ca_file and bearer_token_file
+	// (FILE:LINE: FIELD), for errors found when they are read.
+	CAFileAt    string
+	TokenFileAt string
 }
 
 // IntrospectionSpec is AUTH_MODE=introspection's token service (RFC 7662).
@@ -83,6 +93,7 @@ type IntrospectionSpec struct {
 	URL              string
 	ClientID         string
 	ClientSecretFile string
+	CAFile           string
 	Timeout          time.Duration
 	CacheTTL         time.Duration
 	MaxBytes         int64
@@ -106,6 +117,8 @@ func FromEnv(c *config.Config) (*Spec, error) {
 		JWKSFile:               c.JWKSFile,
 		PublicKeyFiles:         c.PublicKeyFiles,
 		HMACSecretFile:         c.HMACSecretFile,
+		CAFile:                 c.JWKSCAFile,
+		BearerTokenFile:        c.JWKSBearerTokenFile,
 		Audiences:              c.Audiences,
 		Algorithms:             c.Algorithms,
 		ClockSkew:              c.ClockSkew,
@@ -124,11 +137,13 @@ func FromEnv(c *config.Config) (*Spec, error) {
 			URL:              c.IntrospectionURL,
 			ClientID:         c.IntrospectionClientID,
 			ClientSecretFile: c.IntrospectionClientSecretFile,
+			CAFile:           c.IntrospectionCAFile,
 			Timeout:          c.IntrospectionTimeout,
 			CacheTTL:         c.IntrospectionCacheTTL,
 			MaxBytes:         c.IntrospectionMaxBytes,
 		}
 		p.JWKSURLs, p.OIDCIssuerURL, p.JWKSFile, p.PublicKeyFiles, p.HMACSecretFile = nil, "", "", nil, ""
+		p.CAFile, p.BearerTokenFile = "", ""
 		p.Algorithms = nil
 	}
 	if c.LoginEnabled() {
@@ -194,17 +209,41 @@ func (p *ProviderSpec) field(envVar string) string {
 	return p.KeyAt + ": " + p.KeyField
 }
 
+// accessField names the setting that err, an error of keys.WithAccess,
+// is about: the CA file or the bearer token file.
+func (p *ProviderSpec) accessField(err error) string {
+	ca := errors.Is(err, keys.ErrCAFile)
+	switch {
+	case p.KeyField == "" && ca:
+		return "JWKS_CA_FILE"
+	case p.KeyField == "":
+		return "JWKS_BEARER_TOKEN_FILE"
+	case ca:
+		return p.CAFileAt
+	}
+	return p.TokenFileAt
+}
+
 // Sources makes the provider's key sources. The OIDC issuer's keys verify
 // only its own tokens; every other source serves Issuers. PEM and HMAC
 // files are read now, so their content is part of the source's definition
 // (a reload after replacing a PEM file picks it up).
 func (p *ProviderSpec) Sources() ([]*keys.Source, error) {
 	var out []*keys.Source
+	var remote []*keys.Source
 	if p.OIDCIssuerURL != "" {
-		out = append(out, keys.NewOIDCSource(p.OIDCIssuerURL, nil))
+		remote = append(remote, keys.NewOIDCSource(p.OIDCIssuerURL, nil))
 	}
 	for _, u := range p.JWKSURLs {
-		out = append(out, keys.NewRemoteSource(u, p.Issuers, nil))
+		remote = append(remote, keys.NewRemoteSource(u, p.Issuers, nil))
+	}
+	access := keys.Access{CAFile: p.CAFile, BearerTokenFile: p.BearerTokenFile}
+	for _, s := range remote {
+		s, err := s.WithAccess(access)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", p.accessField(err), err)
+		}
+		out = append(out, s)
 	}
 	if p.JWKSFile != "" {
 		if _, err := os.Stat(p.JWKSFile); err != nil {

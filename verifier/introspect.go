@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/jwt-sidecar/jwt-sidecar/config"
+	"github.com/jwt-sidecar/jwt-sidecar/internal/capool"
 	"github.com/jwt-sidecar/jwt-sidecar/keys"
 )
 
@@ -83,6 +84,9 @@ type IntrospectionOptions struct {
 	RequireExp     bool     // an active answer without exp is refused
 	RequiredScopes []string // all are needed
 	Recorder       IntrospectionRecorder
+	// CAFile holds PEM CA certificates that verify URL instead of the
+	// system roots; it is re-read when it changes.
+	CAFile string
 	// Client replaces the pooled client, for tests. It should not follow
 	// redirects.
 	Client *http.Client
@@ -149,6 +153,13 @@ func NewIntrospector(o IntrospectionOptions) (*Introspector, error) {
 	}
 	if o.Client == nil {
 		o.Client = newIntrospectionClient(o.Timeout)
+		if o.CAFile != "" {
+			pool, err := capool.New(o.CAFile, time.Second, nil)
+			if err != nil {
+				return nil, fmt.Errorf("introspection CA file: %w", err)
+			}
+			o.Client.Transport = capool.NewTransport(pool, o.Client.Transport.(*http.Transport))
+		}
 	}
 	in := &Introspector{
 		url:        u.String(),

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 	"time"
 
@@ -42,6 +43,8 @@ type Config struct {
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"20s" help:"on SIGTERM: drain in-flight requests for at most this long"`
 	LogLevel        string        `env:"LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
 	LogFormat       string        `env:"LOG_FORMAT" envDefault:"json" help:"json or text"`
+	CAFile          string        `env:"JWKS_CA_FILE" help:"PEM CA certificates that verify every source (discovery and JWKS) instead of the system roots, e.g. the cluster CA for the API server's service-account issuer; re-read when it changes"`
+	BearerTokenFile string        `env:"JWKS_BEARER_TOKEN_FILE" help:"a token sent as Authorization: Bearer with every discovery and JWKS fetch (the relay's projected service-account token); read again at every fetch, never logged; https only"`
 }
 
 func loadConfig(environ map[string]string) (*Config, error) {
@@ -71,6 +74,13 @@ func loadConfig(environ map[string]string) (*Config, error) {
 	}
 	if c.MaxBytes < 1024 {
 		errs = append(errs, errors.New("JWKS_MAX_BYTES: must be at least 1024"))
+	}
+	if c.BearerTokenFile != "" {
+		for _, u := range append(slices.Clone(c.JWKSURLs), c.OIDCIssuerURLs...) {
+			if config.AbsoluteHTTP(u) && !config.TokenSafe(u) {
+				errs = append(errs, fmt.Errorf("JWKS_BEARER_TOKEN_FILE: the token would cross the network in plain text to %s; use https (plain http only to loopback)", u))
+			}
+		}
 	}
 	errs = append(errs, cli.CheckLog(c.LogLevel, c.LogFormat)...)
 	return c, errors.Join(errs...)
@@ -109,6 +119,16 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 	}
 	for _, u := range cfg.OIDCIssuerURLs {
 		sources = append(sources, keys.NewOIDCSource(u, nil))
+	}
+	access := keys.Access{CAFile: cfg.CAFile, BearerTokenFile: cfg.BearerTokenFile}
+	for i, s := range sources {
+		if sources[i], err = s.WithAccess(access); err != nil {
+			name := "JWKS_BEARER_TOKEN_FILE"
+			if errors.Is(err, keys.ErrCAFile) {
+				name = "JWKS_CA_FILE"
+			}
+			return cli.ConfigError(stderr, "jwt-key-relay", fmt.Errorf("%s: %w", name, err))
+		}
 	}
 	k, err := keys.NewKeys(keys.KeyOptions{
 		RefreshInterval: cfg.RefreshInterval, FetchTimeout: cfg.FetchTimeout, MaxBytes: cfg.MaxBytes,

@@ -7,12 +7,14 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jwt-sidecar/jwt-sidecar/internal/cli/clitest"
 	"github.com/jwt-sidecar/jwt-sidecar/test/jwttest"
+	"github.com/jwt-sidecar/jwt-sidecar/test/tlstest"
 )
 
 func freeAddr(t *testing.T) string {
@@ -98,5 +100,61 @@ func TestServe(t *testing.T) {
 	cancel()
 	if code := <-done; code != 0 {
 		t.Errorf("exit %d, want 0", code)
+	}
+}
+
+// TestServeClusterIssuer: the relay fetches a Kubernetes-shaped issuer
+// (private CA, bearer token required) with JWKS_CA_FILE and
+// JWKS_BEARER_TOKEN_FILE, and serves its keys to sidecars, which send no
+// credential.
+func TestServeClusterIssuer(t *testing.T) {
+	ca := tlstest.NewCA(t, "kubernetes")
+	body := jwttest.JWKS(t, jwttest.NewSigner(t, "RS256", "sa-1"))
+	is := tlstest.NewIssuer(t, ca, "relay-token", body)
+	dir := t.TempDir()
+	caFile, tokFile := filepath.Join(dir, "ca.crt"), filepath.Join(dir, "token")
+	tlstest.WriteFile(t, caFile, ca.PEM)
+	tlstest.WriteFile(t, tokFile, []byte("relay-token\n"))
+	listen, admin := freeAddr(t), freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int)
+	go func() {
+		done <- run(ctx, nil, map[string]string{"LISTEN_ADDR": listen, "ADMIN_ADDR": admin, "OIDC_ISSUER_URLS": is.URL,
+			"JWKS_CA_FILE": caFile, "JWKS_BEARER_TOKEN_FILE": tokFile}, io.Discard, io.Discard)
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get("http://" + admin + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("not ready in time")
+		}
+		time.Sleep(10 * time.Millisecond) // polling interval, bounded by the deadline
+	}
+	resp, err := http.Get("http://" + listen + "/v1/jwks?issuer=" + is.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !bytes.Equal(got, body) {
+		t.Fatalf("status %d, body %s", resp.StatusCode, got)
+	}
+	if is.Denied() != 0 {
+		t.Errorf("the issuer refused %d fetches", is.Denied())
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Errorf("exit %d, want 0", code)
+	}
+	var out bytes.Buffer
+	code := run(context.Background(), nil, map[string]string{"OIDC_ISSUER_URLS": is.URL, "JWKS_CA_FILE": filepath.Join(dir, "absent")}, io.Discard, &out)
+	if code != 2 || !strings.Contains(out.String(), "JWKS_CA_FILE: CA file") {
+		t.Errorf("a missing CA file: exit %d, %s", code, out.String())
 	}
 }

@@ -210,6 +210,12 @@ func providerView(spec *policy.Spec, p *policy.ProviderSpec) effectiveProvider {
 	if p.HMACSecretFile != "" {
 		srcs = append(srcs, "hmac_secret_file: "+p.HMACSecretFile+" (secret not shown)")
 	}
+	if p.CAFile != "" {
+		srcs = append(srcs, "ca_file: "+p.CAFile)
+	}
+	if p.BearerTokenFile != "" {
+		srcs = append(srcs, "bearer_token_file: "+p.BearerTokenFile+" (token not shown; read at every fetch)")
+	}
 	v := effectiveProvider{
 		Name: p.Name, KeySources: srcs,
 		Audiences: p.Audiences, Algorithms: p.Algorithms, ClockSkew: p.ClockSkew.String(), RequireExp: p.RequireExp,

@@ -80,6 +80,10 @@ func (rt *runtime) newLogin(spec *policy.Spec, ps *policy.ProviderSpec, ks *keys
 	if err != nil {
 		return nil, fmt.Errorf("browser login: %w", err)
 	}
+	hc, err := issuerClient(ps.CAFile)
+	if err != nil {
+		return nil, fmt.Errorf("browser login: %w", err)
+	}
 	var rec login.Recorder
 	if rt.lm != nil {
 		rec = loginRecorder{rt.lm}
@@ -104,6 +108,7 @@ func (rt *runtime) newLogin(spec *policy.Spec, ps *policy.ProviderSpec, ks *keys
 		KeepIDToken:          ls.KeepIDToken,
 		VerifyIDToken:        v.VerifyToken,
 		Recorder:             rec,
+		HTTPClient:           hc,
 		Log:                  rt.log.With("provider", ps.Name),
 	})
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/jwt-sidecar/jwt-sidecar/config"
+	"github.com/jwt-sidecar/jwt-sidecar/internal/capool"
 	"github.com/jwt-sidecar/jwt-sidecar/internal/cli"
 )
 
@@ -94,11 +95,20 @@ func newListenerTLS(cfg *config.Config, log *slog.Logger) (*listenerTLS, error) 
 		NextProtos:     []string{"h2", "http/1.1"},
 	}
 	if cfg.TLSClientCAFile != "" {
-		pool, err := readCAPool(cfg.TLSClientCAFile)
+		// Re-read when it changes, like the certificate: a client CA
+		// rotated (or a compromised one removed) applies to the next
+		// handshake, resumed sessions included.
+		pool, err := capool.New(cfg.TLSClientCAFile, certCheckInterval, log)
 		if err != nil {
 			return nil, fmt.Errorf("TLS_CLIENT_CA_FILE: %w", err)
 		}
-		l.config.ClientCAs, l.config.ClientAuth = pool, tls.RequireAndVerifyClientCert
+		roots, _ := pool.Get()
+		l.config.ClientCAs, l.config.ClientAuth = roots, tls.RequireAndVerifyClientCert
+		sc, err := capool.NewServerConfig(pool, l.config)
+		if err != nil {
+			return nil, err
+		}
+		l.config = sc.Config()
 	}
 	return l, nil
 }

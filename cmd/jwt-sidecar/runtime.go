@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jwt-sidecar/jwt-sidecar/config"
+	"github.com/jwt-sidecar/jwt-sidecar/internal/capool"
 	"github.com/jwt-sidecar/jwt-sidecar/keys"
 	"github.com/jwt-sidecar/jwt-sidecar/metrics"
 	"github.com/jwt-sidecar/jwt-sidecar/policy"
@@ -246,11 +247,17 @@ func (rt *runtime) newIntrospector(ps *policy.ProviderSpec, in *policy.Introspec
 	if err != nil {
 		return nil, fmt.Errorf("INTROSPECTION_CLIENT_SECRET_FILE: %w", err)
 	}
+	if in.CAFile != "" {
+		if _, err := capool.Read(in.CAFile); err != nil {
+			return nil, fmt.Errorf("INTROSPECTION_CA_FILE: %w", err)
+		}
+	}
 	rt.m.IntrospectionMode()
 	i, err := verifier.NewIntrospector(verifier.IntrospectionOptions{
 		URL:            in.URL,
 		ClientID:       in.ClientID,
 		ClientSecret:   secret,
+		CAFile:         in.CAFile,
 		Timeout:        in.Timeout,
 		MaxBytes:       in.MaxBytes,
 		CacheTTL:       in.CacheTTL,

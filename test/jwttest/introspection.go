@@ -1,8 +1,10 @@
 package jwttest
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -50,6 +52,19 @@ func NewTokenService(t testing.TB) *TokenService {
 			t.Errorf("token service: %s", p)
 		}
 	})
+	return ts
+}
+
+// NewTLSTokenService is NewTokenService over HTTPS with cert (a private
+// CA's certificate, say), for tests of the client's trust.
+func NewTLSTokenService(t testing.TB, cert tls.Certificate) *TokenService {
+	t.Helper()
+	ts := &TokenService{answers: map[string]map[string]any{}}
+	ts.Server = httptest.NewUnstartedServer(http.HandlerFunc(ts.serve))
+	ts.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	ts.Config.ErrorLog = log.New(io.Discard, "", 0) // refused handshakes are the point
+	ts.StartTLS()
+	t.Cleanup(ts.Close)
 	return ts
 }
 
