@@ -2,7 +2,6 @@ package policy
 
 import (
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
@@ -207,7 +206,7 @@ func (p *ProviderSpec) Sources() ([]*keys.Source, error) {
 		out = append(out, keys.NewRemoteSource(u, p.Issuers, nil))
 	}
 	if p.JWKSFile != "" {
-		if _, err := os.Stat(p.JWKSFile); err != nil {
+		if err := keys.CheckJWKSFile(p.JWKSFile); err != nil {
 			return nil, fmt.Errorf("%s: %w", p.field("JWKS_FILE"), err)
 		}
 		out = append(out, keys.NewFileSource(p.JWKSFile, p.Issuers))
