@@ -80,5 +80,10 @@ func (s *Source) loadFromDisk() {
 		s.env.log.Warn("ignoring an unusable key cache file", "source", s.name, "file", s.cacheFile(), "error", err)
 		return
 	}
+	// Stale until the origin answers; the file's time says how old.
+	if st, err := os.Stat(s.cacheFile()); err == nil {
+		s.fetched.Store(st.ModTime().UnixNano())
+	}
+	s.failing.Store(true)
 	s.env.log.Info("loaded cached keys from disk", "source", s.name, "keys", s.KeyCount())
 }

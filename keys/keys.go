@@ -215,6 +215,11 @@ var (
 	// ErrKeyNotFound marks a kid that no source of the issuer knows, or an
 	// issuer whose sources have no keys yet.
 	ErrKeyNotFound = errors.New("no key with this kid")
+	// ErrNoKeysYet marks an issuer none of whose sources has loaded keys
+	// yet (its issuer down since start, or a provider a reload added): the
+	// token cannot be judged at all. It wraps ErrKeyNotFound, so an
+	// unknown-kid refetch still tries to load them.
+	ErrNoKeysYet = errors.New("no keys loaded yet")
 	// ErrUnknownIssuer marks an iss that no source serves.
 	ErrUnknownIssuer = errors.New("issuer not accepted")
 	// ErrKeyMismatch marks a key found by kid whose type, alg or use does
@@ -288,7 +293,7 @@ func lookupIn(ctx context.Context, sources []*Source, kid, alg string, token *jw
 	case len(keys.Keys) > 0:
 		return keys, nil
 	case !loaded:
-		return nil, fmt.Errorf("%w: no keys loaded yet", ErrKeyNotFound)
+		return nil, fmt.Errorf("%w: %w", ErrNoKeysYet, ErrKeyNotFound)
 	case kid == "":
 		return nil, fmt.Errorf("%w: no key fits alg %s", ErrKeyNotFound, alg)
 	}

@@ -51,6 +51,12 @@ type Source struct {
 
 	set    atomic.Pointer[keySet]
 	loaded atomic.Bool
+	// fetched is when the keys were last confirmed at their origin (unix
+	// nanoseconds; 0: never, e.g. only JWKS_CACHE_DIR's copy so far), and
+	// failing whether the last refresh failed: together they say whether
+	// the source serves fresh or stale keys (State).
+	fetched atomic.Int64
+	failing atomic.Bool
 
 	refreshMu sync.Mutex // one refresh at a time, so an older fetch never overwrites a newer one
 	jwksURL   string     // kindOIDC: discovered; guarded by refreshMu
@@ -225,9 +231,15 @@ func jitter(d time.Duration) time.Duration {
 func (s *Source) remote() bool { return s.kind == kindRemote || s.kind == kindOIDC }
 
 // refresh loads the source once. A failure never empties the cache.
-func (s *Source) refresh(ctx context.Context, trigger string) error {
+func (s *Source) refresh(ctx context.Context, trigger string) (err error) {
 	s.refreshMu.Lock()
 	defer s.refreshMu.Unlock()
+	defer func() {
+		s.failing.Store(err != nil)
+		if err == nil {
+			s.fetched.Store(time.Now().UnixNano())
+		}
+	}()
 	switch s.kind {
 	case kindStatic:
 		return s.apply(s.static, trigger, RefreshOK)

@@ -18,12 +18,18 @@ type SourceSet struct {
 	entries map[string]*setEntry // by Definition
 	wake    chan struct{}
 	running atomic.Int64
+	applied bool // guarded by mu: the first Apply (the start) has happened
 }
 
 type setEntry struct {
 	src     *Source
 	started bool
 	cancel  context.CancelFunc
+	// gates: the set is not Ready until this source has keys. Every source
+	// of the start gates; one a reload adds to a ready set does not, so a
+	// provider whose issuer is down cannot take a serving pod out of its
+	// Service (every replica reads the same file and would go at once).
+	gates bool
 }
 
 // NewSourceSet returns an empty set whose sources share the key policy,
@@ -62,11 +68,13 @@ func (s *SourceSet) Plan(wanted []*Source) []*Source {
 // not yet running start once Run sees them, and those not listed stop.
 func (s *SourceSet) Apply(sources []*Source) {
 	s.mu.Lock()
+	gates := !s.applied || !s.readyLocked()
+	s.applied = true
 	keep := map[string]bool{}
 	for _, src := range sources {
 		keep[src.def] = true
 		if _, ok := s.entries[src.def]; !ok {
-			s.entries[src.def] = &setEntry{src: src}
+			s.entries[src.def] = &setEntry{src: src, gates: gates}
 		}
 	}
 	var removed []string
@@ -139,12 +147,17 @@ func (s *SourceSet) hasName(name string) bool {
 }
 
 // Ready reports whether every source of the set has loaded keys at least
-// once.
+// once, except those a reload added while the set was ready: they do not
+// make a ready set unready (see setEntry.gates).
 func (s *SourceSet) Ready() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.readyLocked()
+}
+
+func (s *SourceSet) readyLocked() bool {
 	for _, e := range s.entries {
-		if !e.src.loaded.Load() {
+		if e.gates && !e.src.loaded.Load() {
 			return false
 		}
 	}

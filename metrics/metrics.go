@@ -31,10 +31,8 @@ type Labels struct {
 	IntrospectionResults []string
 }
 
-// Buckets resolve single microseconds at the low end and reach 10 s:
-// ~1.78x per bucket. DefBuckets starts at 5 ms, where local verification is
-// invisible.
-var durationBuckets = prometheus.ExponentialBucketsRange(1e-6, 10, 29)
+// durationBuckets: see DurationBuckets.
+var durationBuckets = DurationBuckets()
 
 type outcomeReason struct{ outcome, reason string }
 
@@ -104,7 +102,7 @@ func New(reg prometheus.Registerer, labels Labels) *Metrics {
 			Namespace: namespace,
 			Name:      "token_age_seconds",
 			Help:      "now - iat of accepted tokens (clock-skew telemetry; a token from the future counts as 0).",
-			Buckets:   prometheus.ExponentialBucketsRange(0.01, 86400, 24),
+			Buckets:   DecimalBuckets(0.01, 86400, 24),
 		}),
 		skewAccepted: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace,

@@ -220,19 +220,20 @@ func (p *Policy) meets(rule *Rule, provider int, c *verifier.Claims) error {
 	req := &rule.Require
 	for _, s := range req.Scopes {
 		if !c.HasScope(s) {
-			return &verifier.Error{Reason: verifier.InsufficientScope, Issuer: c.Issuer, KID: c.KeyID,
-				Err: fmt.Errorf("rule %q requires scope %q, which the %s token lacks", rule.Name, s, p.providers[provider].Name)}
+			return &verifier.Error{Reason: verifier.InsufficientScope, Issuer: c.Issuer, KID: c.KeyID, TokenHash: c.TokenHash(),
+				Scope: strings.Join(req.Scopes, " "),
+				Err:   fmt.Errorf("rule %q requires scope %q, which the %s token lacks", rule.Name, s, p.providers[provider].Name)}
 		}
 	}
 	for i := range req.Claims {
 		cr := &req.Claims[i]
 		v, ok := c.Lookup(cr.Claim)
 		if !ok {
-			return &verifier.Error{Reason: verifier.InsufficientScope, Issuer: c.Issuer, KID: c.KeyID,
+			return &verifier.Error{Reason: verifier.InsufficientScope, Issuer: c.Issuer, KID: c.KeyID, TokenHash: c.TokenHash(),
 				Err: fmt.Errorf("rule %q requires claim %s, which the %s token lacks", rule.Name, cr.Claim, p.providers[provider].Name)}
 		}
 		if !cr.matches(v) {
-			return &verifier.Error{Reason: verifier.InsufficientScope, Issuer: c.Issuer, KID: c.KeyID,
+			return &verifier.Error{Reason: verifier.InsufficientScope, Issuer: c.Issuer, KID: c.KeyID, TokenHash: c.TokenHash(),
 				Err: fmt.Errorf("rule %q requires claim %s to be %s; the %s token has %s", rule.Name, cr.Claim, cr.want(), p.providers[provider].Name, shown(v))}
 		}
 	}

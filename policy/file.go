@@ -22,7 +22,7 @@ var fileFields = map[string][]string{
 	"":            {"providers", "rules", "default"},
 	"provider":    {"name", "issuer", "jwks_url", "oidc_issuer_url", "jwks_file", "public_key_files", "hmac_secret_file", "ca_file", "bearer_token_file", "audiences", "algorithms", "clock_skew", "require_exp", "token_lookup", "claims_to_headers", "payload_header", "forward_token", "typ", "max_lifetime", "allow_sender_constrained", "login"},
 	"login":       {"client_id", "client_secret_file", "cookie_key_file", "scopes", "callback_path", "sign_out_path", "cookie_name", "cookie_domain", "refresh", "refresh_ahead", "max_age", "allowed_redirect_hosts", "keep_id_token", "plain_http"},
-	"rule":        {"name", "match", "require", "scopes", "claims"},
+	"rule":        {"name", "match", "require", "scopes", "claims", "raw_paths"},
 	"match":       {"path", "prefix", "glob", "methods", "hosts"},
 	"requirement": {"any_of", "all_of", "allow_missing"},
 	"default":     {"require", "scopes", "claims"},

@@ -41,6 +41,12 @@ func (d *decoder) rules(pf *Spec, n *yaml.Node, providers map[string]bool) {
 			r.Match = d.match(m, path+".match")
 		}
 		r.Require = d.requirementOf(o, path, providers)
+		if v := o.get("raw_paths"); v != nil {
+			r.RawPaths = d.boolean(v, path+".raw_paths")
+			if r.RawPaths && r.Require.Kind == RequireDeny {
+				d.errorf(v, path+".raw_paths", "a deny rule forwards nothing, so raw_paths means nothing here")
+			}
+		}
 		o.done()
 		pf.Rules = append(pf.Rules, r)
 	}

@@ -88,6 +88,11 @@ type Rule struct {
 	Name    string
 	Match   Match
 	Require Requirement
+	// RawPaths forwards paths that a backend may read differently
+	// (config.AmbiguousPath) instead of refusing them, for this rule only:
+	// PATH_STRICT=false for one rule. The proxy allows it only when every
+	// reading of the path (config.PathReadings) matches this same rule.
+	RawPaths bool
 
 	index     int
 	m         matcher

@@ -3,7 +3,6 @@ package policy
 import (
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
@@ -246,7 +245,7 @@ func (p *ProviderSpec) Sources() ([]*keys.Source, error) {
 		out = append(out, s)
 	}
 	if p.JWKSFile != "" {
-		if _, err := os.Stat(p.JWKSFile); err != nil {
+		if err := keys.CheckJWKSFile(p.JWKSFile); err != nil {
 			return nil, fmt.Errorf("%s: %w", p.field("JWKS_FILE"), err)
 		}
 		out = append(out, keys.NewFileSource(p.JWKSFile, p.Issuers))

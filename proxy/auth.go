@@ -156,7 +156,8 @@ func newRefusals(dpopAlgs []string) map[verifier.Reason]*refusal {
 // taxonomy (verifier.Reason.Outcome):
 //   - Missing: 401 with a bare challenge (RFC 6750 §3.1: no error code when
 //     the request carries no credentials).
-//   - InsufficientScope: 403 insufficient_scope (RFC 6750 §3.1).
+//   - InsufficientScope: 403 insufficient_scope (RFC 6750 §3.1); refuse
+//     adds the scopes needed to the challenge (scoped).
 //   - Denied: 403 forbidden without a challenge: no rule allows the request,
 //     so no token would change the answer.
 //   - Unavailable: 503 temporarily_unavailable with Retry-After and no
@@ -254,6 +255,9 @@ func (p *Proxy) refuse(w http.ResponseWriter, r *http.Request, pol *policy.Polic
 		return
 	}
 	ref := p.refusalFor(e.Reason)
+	if e.Scope != "" && e.Reason == verifier.InsufficientScope {
+		ref = p.scoped(ref, r, e.Scope) // RFC 6750 §3.1: name the scope needed
+	}
 	p.rec.Request(string(ref.outcome), string(e.Reason))
 	pol.Count(d.Rule, ref.outcome)
 	if e.Nonce != "" {
@@ -279,7 +283,7 @@ func (p *Proxy) refuse(w http.ResponseWriter, r *http.Request, pol *policy.Polic
 	}
 	level, msg := slog.LevelInfo, "request refused"
 	if ref.status == http.StatusServiceUnavailable {
-		level, msg = slog.LevelWarn, "could not decide: the token service did not answer usably; answered 503, the client should retry and need not re-authenticate"
+		level, msg = slog.LevelWarn, "could not decide: the token service did not answer usably or the provider has no keys yet; answered 503, the client should retry and need not re-authenticate"
 	}
 	p.log.LogAttrs(r.Context(), level, msg,
 		slog.String("request_id", requestIDOf(r)),

@@ -254,3 +254,29 @@ func selfSignedClientCert(t *testing.T, cn string) tls.Certificate {
 	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
 }
+
+// TestDPoPInsufficientScopeChallenge: a DPoP-bound token that lacks the
+// required scope gets 403 with the DPoP challenge (RFC 9449 §7.1), which
+// names the scope needed like the Bearer one (RFC 6750 §3.1).
+func TestDPoPInsufficientScopeChallenge(t *testing.T) {
+	h, srv := dpopHarness(t, nil)
+	k := allKeys(t)
+	path := "/orders/42"
+	var tok string
+	proofs := joseProofs(t, map[string]any{"htm": "GET", "htu": srv.URL + path, "now": base.Unix()}, func(jkt string) string {
+		tok = k.ec.Sign(t, with(with(claims(issA), "cnf", map[string]any{"jkt": jkt}), "scope", "write"))
+		return tok
+	})
+	resp := send(t, "GET", srv.URL+path, "DPoP "+tok, proofs["valid"])
+	want := `DPoP realm="jwt-sidecar", algs="` + strings.Join(h.proxy.dpopAlgs, " ") +
+		`", error="insufficient_scope", error_description="the token lacks a required scope or claim", scope="read"`
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("status %d, want 403", resp.StatusCode)
+	}
+	if got := resp.Header.Values("WWW-Authenticate"); len(got) != 1 || got[0] != want {
+		t.Errorf("challenge %q\nwant      %q", got, want)
+	}
+	if n := len(h.upstream.requests()); n != 0 {
+		t.Errorf("upstream saw %d requests, want 0", n)
+	}
+}

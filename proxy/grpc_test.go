@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -184,6 +185,13 @@ func TestGRPCRefusals(t *testing.T) {
 			}
 			if n := len(g.seen()); n != 0 {
 				t.Errorf("upstream saw %d calls, want none", n)
+			}
+			// Trailers-only: the challenge arrives in the trailer, and a
+			// missing scope is named (RFC 6750 §3.1).
+			if tt.reason == verifier.InsufficientScope {
+				if got := trailer.Get("www-authenticate"); len(got) != 1 || !strings.HasSuffix(got[0], `, scope="read"`) {
+					t.Errorf("www-authenticate %q, want the challenge naming scope read", got)
+				}
 			}
 			if got := counter(t, h.reg, "jwt_sidecar_requests_total", map[string]string{"outcome": string(tt.reason.Outcome()), "reason": string(tt.reason)}); got != 1 {
 				t.Errorf("refusal count for %s: %v, want 1", tt.reason, got)

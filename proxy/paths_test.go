@@ -4,14 +4,22 @@ import (
 	"bufio"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/jwt-sidecar/jwt-sidecar/config"
+	"github.com/jwt-sidecar/jwt-sidecar/metrics"
+	"github.com/jwt-sidecar/jwt-sidecar/policy"
+	"github.com/jwt-sidecar/jwt-sidecar/test/proctest"
 	"github.com/jwt-sidecar/jwt-sidecar/verifier"
 )
 
@@ -183,5 +191,128 @@ func TestExplainPaths(t *testing.T) {
 	ex = h.proxy.Explain(get("/public/..;/admin"))
 	if ex.Forwarded || ex.Status != http.StatusBadRequest || ex.Reason != verifier.AmbiguousPath || ex.Detail == nil {
 		t.Errorf("explain of an ambiguous path: %+v", ex)
+	}
+}
+
+// rawPathsHarness: /files is public with raw_paths, /admin needs idp,
+// /public is public without raw_paths, anything else is denied.
+func rawPathsHarness(t *testing.T) *harness {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	m := testMetrics(reg)
+	any := func(p ...string) policy.Requirement {
+		return policy.Requirement{Kind: policy.RequireAnyOf, Providers: p}
+	}
+	pol, err := policy.New(policy.Options{
+		Providers: testProviders(t, m),
+		Rules: []policy.Rule{
+			{Name: "admin", Match: policy.Match{Prefix: "/files/admin"}, Require: any("idp")},
+			{Name: "files", Match: policy.Match{Prefix: "/files"}, Require: policy.Requirement{Kind: policy.RequirePublic}, RawPaths: true},
+			{Name: "api", Match: policy.Match{Prefix: "/api"}, Require: any("idp"), RawPaths: true},
+			{Name: "public", Match: policy.Match{Prefix: "/public"}, Require: policy.Requirement{Kind: policy.RequirePublic}},
+			{Name: "top", Match: policy.Match{Prefix: "/admin"}, Require: any("idp")},
+		},
+		Recorder: metrics.NewRules(reg),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := newUpstream(t)
+	logs := &proctest.Buffer{}
+	p, err := New(Options{Upstream: up.url(t), Policy: pol, Recorder: m, Logger: slog.New(slog.NewJSONHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.CloseIdleConnections)
+	return &harness{proxy: p, handler: p.Handler(), upstream: up, reg: reg, logs: logs}
+}
+
+// TestRawPathsRule: a rule with raw_paths forwards an ambiguous path only
+// when every reading a backend may make of it (config.PathReadings)
+// matches that rule; a reading that leaves it (to a protected rule, to
+// the default) refuses the request with 400, and the upstream sees
+// nothing. The corpus runs on the raw rule's prefix: each path is either
+// refused, or forwarded with every reading inside /files and outside
+// /files/admin. Rules without raw_paths keep refusing the whole corpus.
+func TestRawPathsRule(t *testing.T) {
+	h := rawPathsHarness(t)
+	srv := httptest.NewServer(h.handler)
+	t.Cleanup(srv.Close)
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	send := func(target string) int {
+		status, _ := exchange(t, addr, "GET "+target+" HTTP/1.1\r\nHost: sidecar\r\nConnection: close\r\n\r\n")
+		return status
+	}
+	forwarded, refused := 0, 0
+	for _, target := range ambiguousCorpus(t) {
+		raw := "/files" + strings.TrimPrefix(target, "/public")
+		if !strings.HasPrefix(target, "/public") {
+			raw = "/files/x" + target
+		}
+		before := len(h.upstream.requests())
+		status := send(raw)
+		reached := len(h.upstream.requests()) - before
+		u, err := url.ParseRequestURI(raw)
+		if err != nil {
+			t.Fatalf("%s: %v", raw, err)
+		}
+		readings := config.PathReadings(u.Path)
+		inside := true
+		for _, p := range readings {
+			if !strings.HasPrefix(p+"/", "/files/") || strings.HasPrefix(p+"/", "/files/admin/") {
+				inside = false
+			}
+		}
+		switch {
+		case status == http.StatusOK && reached == 1 && inside:
+			forwarded++
+		case status == http.StatusBadRequest && reached == 0 && !inside:
+			refused++
+		default:
+			t.Errorf("%s: status %d, upstream saw %d; readings %q", raw, status, reached, readings)
+		}
+		// The same path on a rule without raw_paths: refused, as ever.
+		if status := send(target); status != http.StatusBadRequest {
+			t.Errorf("%s on a rule without raw_paths: status %d, want 400", target, status)
+		}
+	}
+	if forwarded == 0 || refused == 0 {
+		t.Errorf("forwarded %d, refused %d: the corpus should show both", forwarded, refused)
+	}
+	t.Logf("raw rule: %d forwarded, %d refused", forwarded, refused)
+
+	tests := []struct {
+		target   string
+		status   int
+		upstream string // the path the upstream gets; "" when refused
+	}{
+		{"/files/..;/admin", 400, ""},         // Tomcat reads /admin
+		{"/files/..;/files/admin/x", 400, ""}, // another rule's path below the raw one
+		{"/files/%252e%252e/admin", 400, ""},  // a second decode reads /admin
+		{"/files/..%5cadmin", 400, ""},        // '\' folded: /admin
+		{"/files/admin%00.json", 400, ""},     // cut at NUL: /files/admin
+		{"/files/report%2525.pdf", 200, "/files/report%25.pdf"},
+		{"/files/a%09b", 200, "/files/a\tb"},
+		{"/files/x;v=1/..;/y", 200, "/files/x;v=1/..;/y"}, // every reading stays in /files
+		{"/api/%252e%252e/x", 400, ""},                    // a second decode leaves the raw rule
+		{"/api/a%2525b", 401, ""},                         // raw, but a token is still needed
+	}
+	for _, tt := range tests {
+		before := len(h.upstream.requests())
+		if got := send(tt.target); got != tt.status {
+			t.Errorf("%s: status %d, want %d", tt.target, got, tt.status)
+			continue
+		}
+		reqs := h.upstream.requests()[before:]
+		switch {
+		case tt.upstream == "" && len(reqs) != 0:
+			t.Errorf("%s: the upstream saw %+v", tt.target, reqs[0])
+		case tt.upstream != "" && (len(reqs) != 1 || reqs[0].Path != tt.upstream):
+			t.Errorf("%s: upstream got %+v, want path %q", tt.target, reqs, tt.upstream)
+		}
+	}
+	// A forwarded ambiguous path counts under its rule, like any other.
+	if got := counter(t, h.reg, "jwt_sidecar_rule_requests_total", map[string]string{"rule": "files", "outcome": "public"}); got < 3 {
+		t.Errorf("files rule counted %v public requests", got)
 	}
 }

@@ -48,13 +48,18 @@ func scrubRequest(pol *policy.Policy, r *http.Request) {
 // only (a deny rule, or the fail-closed default, still refuses it), and
 // verification (only) is timed.
 func (p *Proxy) decide(pol *policy.Policy, r *http.Request, d *policy.Decision, tr *policy.Trace) {
+	var rule *policy.Rule
 	if !p.lax {
 		if why := config.AmbiguousPath(r.URL.Path); why != "" {
-			d.Err = &verifier.Error{Reason: verifier.AmbiguousPath, Err: ambiguous{why, r.URL.EscapedPath()}}
-			return
+			if rule = rawRule(pol, r, tr); rule == nil {
+				d.Err = &verifier.Error{Reason: verifier.AmbiguousPath, Err: ambiguous{why, r.URL.EscapedPath()}}
+				return
+			}
 		}
 	}
-	rule := pol.Match(r, config.CleanPath(r.URL.Path), tr)
+	if rule == nil {
+		rule = pol.Match(r, config.CleanPath(r.URL.Path), tr)
+	}
 	switch rule.Require.Kind {
 	case policy.RequirePublic, policy.RequireDeny:
 		pol.Check(r.Context(), r, rule, d, tr)
@@ -67,6 +72,26 @@ func (p *Proxy) decide(pol *policy.Policy, r *http.Request, d *policy.Decision, 
 	start := time.Now()
 	pol.Check(r.Context(), r, rule, d, tr)
 	p.rec.Verification(pol.Mode(), time.Since(start))
+}
+
+// rawRule is the rule that may take r, whose path is ambiguous, as it
+// is: the rule its cleaned path matches, when that rule has raw_paths and
+// every reading a backend may make of the path (config.PathReadings)
+// matches that same rule, so no reading reaches a path another rule
+// governs. Otherwise nil: the path is refused. Only ambiguous paths get
+// here, so the readings cost nothing on the common path.
+func rawRule(pol *policy.Policy, r *http.Request, tr *policy.Trace) *policy.Rule {
+	readings := config.PathReadings(r.URL.Path)
+	rule := pol.Match(r, readings[0], tr)
+	if !rule.RawPaths {
+		return nil
+	}
+	for _, p := range readings[1:] {
+		if pol.Match(r, p, nil) != rule {
+			return nil
+		}
+	}
+	return rule
 }
 
 // ambiguous is the log detail of an ambiguous_path refusal.

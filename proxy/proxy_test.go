@@ -166,7 +166,7 @@ func TestSpecResponses(t *testing.T) {
 			name:          "insufficient scope",
 			req:           func() *http.Request { return bearer("/api", k.rsa.Sign(t, with(valid, "scope", "write"))) },
 			wantStatus:    http.StatusForbidden,
-			wantChallenge: `Bearer realm="jwt-sidecar", error="insufficient_scope", error_description="the token lacks a required scope or claim"`,
+			wantChallenge: `Bearer realm="jwt-sidecar", error="insufficient_scope", error_description="the token lacks a required scope or claim", scope="read"`,
 			wantError:     "insufficient_scope",
 			wantDesc:      "the token lacks a required scope or claim",
 			wantOutcome:   string(verifier.Forbidden),

@@ -33,7 +33,9 @@ func (v *claimChecks) afterSignature(mc jwt.MapClaims) *Error {
 	}
 	for _, want := range v.scopes {
 		if !HasScope(mc, want) {
-			return Fail(InsufficientScope, "scope %q is required", want)
+			e := Fail(InsufficientScope, "scope %q is required", want)
+			e.Scope = strings.Join(v.scopes, " ")
+			return e
 		}
 	}
 	return nil
@@ -125,6 +127,7 @@ var order = []struct {
 	reason Reason
 }{
 	{jwt.ErrTokenMalformed, Malformed},
+	{keys.ErrNoKeysYet, Unavailable}, // wraps ErrKeyNotFound: first
 	{keys.ErrKeyNotFound, UnknownKey},
 	{keys.ErrUnknownIssuer, BadIssuer},
 	{keys.ErrKeyMismatch, BadAlgorithm},

@@ -1,6 +1,7 @@
 package verifier
 
 import (
+	"encoding/hex"
 	"maps"
 	"strings"
 	"time"
@@ -29,6 +30,11 @@ type Claims struct {
 	IssuedAt time.Time
 	// JTI is the token's jti (empty when absent), for the revocation list.
 	JTI string
+
+	// hash is the start of the token's SHA-256, which log lines show
+	// (TokenHash): a refusal decided after verification (a rule's scopes
+	// or claims) names the token like every other.
+	hash [6]byte
 
 	// cnf is the token's sender constraint (RFC 7800), read once when the
 	// token is verified; zero for a bearer token.
@@ -82,4 +88,13 @@ func (c *Claims) HasScope(want string) bool { return HasScope(c.values, want) }
 // do not modify them.
 func (c Claims) Values() map[string]any {
 	return maps.Clone(c.values)
+}
+
+// TokenHash is the short hash of the token that log lines show (the one
+// Error.TokenHash carries); empty when the claims came from no token.
+func (c *Claims) TokenHash() string {
+	if c.hash == ([6]byte{}) {
+		return ""
+	}
+	return hex.EncodeToString(c.hash[:])
 }

@@ -205,6 +205,10 @@ type Error struct {
 	// TokenHash is a short hash of the token for correlating log lines;
 	// the token itself is never logged.
 	TokenHash string
+	// Scope is, for InsufficientScope, the scopes the request needed,
+	// space-separated: the challenge names them (RFC 6750 §3.1 scope).
+	// Empty when a claim, not a scope, was lacking.
+	Scope string
 	// Nonce is a fresh DPoP nonce for a DPoPNonce refusal (RFC 9449 §8:
 	// the DPoP-Nonce response header); empty otherwise.
 	Nonce string

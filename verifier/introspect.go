@@ -261,6 +261,7 @@ func (in *Introspector) IntrospectToken(ctx context.Context, token string) (Clai
 		e.TokenHash = hex.EncodeToString(sum[:6])
 		return Claims{}, e
 	}
+	c.hash = [6]byte(sum[:6])
 	if in.cache != nil {
 		// Never past exp: a cached answer must not outlive the token.
 		until := now.Add(in.ttl)

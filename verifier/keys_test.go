@@ -151,7 +151,7 @@ func TestIssuerDownKeepsCachedKeys(t *testing.T) {
 func TestIssuerDownAtStart(t *testing.T) {
 	js := newJWKSServer(t, nil)
 	js.serve(http.StatusServiceUnavailable, nil)
-	keys := mustKeys(t, keys.KeyOptions{}, nil, keys.NewRemoteSource(js.URL, []string{issA}, nil))
+	keys := mustKeys(t, keys.KeyOptions{RefetchCooldown: time.Nanosecond}, nil, keys.NewRemoteSource(js.URL, []string{issA}, nil))
 	if err := keys.LoadOnce(t.Context()); err == nil {
 		t.Fatal("LoadOnce succeeded against a down issuer")
 	}
@@ -160,8 +160,32 @@ func TestIssuerDownAtStart(t *testing.T) {
 	}
 	v := mustVerifier(t, verifier.Options{Keys: keys})
 	tok := newSigner(t, "RS256", "k1").Sign(t, claims(issA))
-	if _, err := v.Verify(t.Context(), bearer(tok)); reasonOf(err) != verifier.UnknownKey {
-		t.Errorf("reason = %q, want unknown_key", reasonOf(err))
+	// No keys: the token cannot be judged, which is no verdict on it.
+	if _, err := v.Verify(t.Context(), bearer(tok)); reasonOf(err) != verifier.Unavailable {
+		t.Errorf("reason = %q, want unavailable", reasonOf(err))
+	}
+	if h := keys.Health(time.Now()); h.State != "no_keys" {
+		t.Errorf("health = %+v, want no_keys", h)
+	}
+	// Up: fresh. Down again: the keys serve, stale, with their age.
+	k1 := newSigner(t, "RS256", "k1")
+	js.serve(http.StatusOK, jwksJSON(t, k1))
+	if err := keys.LoadOnce(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if h := keys.Health(time.Now()); h.State != "fresh" || h.Keys != 1 {
+		t.Errorf("health = %+v, want fresh with 1 key", h)
+	}
+	js.serve(http.StatusServiceUnavailable, nil)
+	// An unknown kid makes the source refetch, which fails.
+	if _, err := v.Verify(t.Context(), bearer(newSigner(t, "RS256", "k2").Sign(t, claims(issA)))); reasonOf(err) != verifier.UnknownKey {
+		t.Errorf("unknown kid with keys loaded: reason %q, want unknown_key", reasonOf(err))
+	}
+	if h := keys.Health(time.Now().Add(time.Minute)); h.State != "stale" || h.Keys != 1 || h.Age < time.Minute {
+		t.Errorf("health = %+v, want stale with 1 key, a minute old", h)
+	}
+	if _, err := v.Verify(t.Context(), bearer(k1.Sign(t, claims(issA)))); err != nil {
+		t.Errorf("stale keys still verify: %v", err)
 	}
 }
 

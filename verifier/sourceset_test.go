@@ -2,6 +2,7 @@ package verifier_test
 
 import (
 	"context"
+	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
@@ -118,4 +119,47 @@ func writeJWKS(t *testing.T, signers ...signer) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// TestSourceSetReadinessAfterReload: every source of the start gates
+// readiness; a source a reload adds to a ready set does not (its issuer
+// down must not take the pod out of its Service), while one added to a set
+// that is not ready yet does.
+func TestSourceSetReadinessAfterReload(t *testing.T) {
+	k1 := newSigner(t, "ES256", "k1")
+	up := newJWKSServer(t, jwksJSON(t, k1))
+	down := newJWKSServer(t, nil)
+	down.serve(http.StatusServiceUnavailable, nil)
+	opts := keys.KeyOptions{RefreshInterval: time.Hour}
+
+	set := keys.NewSourceSet(opts, nil, nil)
+	start := set.Plan([]*keys.Source{keys.NewRemoteSource(down.URL, []string{issB}, nil)})
+	set.Apply(start)
+	if set.Ready() {
+		t.Fatal("ready before the start's source has keys")
+	}
+	// A reload while not ready: the new source gates too.
+	notYet := set.Plan([]*keys.Source{start[0], keys.NewRemoteSource(up.URL, []string{issA}, nil)})
+	set.Apply(notYet)
+	load(t, mustKeys(t, opts, nil, notYet[1]))
+	if set.Ready() {
+		t.Fatal("ready while the start's source has no keys")
+	}
+
+	set = keys.NewSourceSet(opts, nil, nil)
+	first := set.Plan([]*keys.Source{keys.NewRemoteSource(up.URL, []string{issA}, nil)})
+	load(t, mustKeys(t, opts, nil, first...))
+	set.Apply(first)
+	if !set.Ready() {
+		t.Fatal("not ready with the start's keys loaded")
+	}
+	// A reload adds a source whose issuer is down: still ready.
+	added := set.Plan([]*keys.Source{first[0], keys.NewRemoteSource(down.URL, []string{issB}, nil)})
+	set.Apply(added)
+	if !set.Ready() {
+		t.Error("a source added by a reload made a ready set unready")
+	}
+	if h := added[1].Health(time.Now()); h.State != keys.StateNoKeys {
+		t.Errorf("the added source: %+v, want no_keys", h)
+	}
 }

@@ -225,6 +225,7 @@ func (v *Verifier) VerifyToken(ctx context.Context, token string) (Claims, error
 		}
 		return Claims{}, err
 	}
+	c.hash = [6]byte(sum[:6])
 	if v.cache != nil {
 		v.cache.put(&sum, verified{claims: c, epoch: epoch}, stale)
 	}

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	sidecarmetrics "github.com/jwt-sidecar/jwt-sidecar/metrics"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
@@ -45,7 +47,7 @@ var endpointCodes = map[string][]int{
 
 // durationBuckets resolve microseconds (an introspection of a cached key
 // is tens of µs) and reach 10 s: ~1.78x per bucket, as the sidecar's.
-var durationBuckets = prometheus.ExponentialBucketsRange(1e-6, 10, 29)
+var durationBuckets = sidecarmetrics.DurationBuckets()
 
 // metrics is every instrument of the issuer, on its own registry.
 type metrics struct {

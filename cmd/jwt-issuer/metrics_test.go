@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/jwt-sidecar/jwt-sidecar/internal/cli"
+	"github.com/jwt-sidecar/jwt-sidecar/test/promtest"
 )
 
 // scrape fetches /metrics over HTTP and parses the text exposition.
@@ -83,6 +84,8 @@ func observations(t *testing.T, families map[string]*dto.MetricFamily, name stri
 func TestMetricsSeriesExistAtStart(t *testing.T) {
 	_, base := testServer(t, nil)
 	fams := scrape(t, base)
+	// Every histogram's bounds are exact decimals (le="0.001").
+	promtest.CheckBucketBounds(t, promtest.Scrape(t, base+"/metrics"), "jwt_issuer_request_duration_seconds")
 	for ep, codes := range endpointCodes {
 		for _, c := range codes {
 			if v := value(t, fams, "jwt_issuer_requests_total", "code="+strconv.Itoa(c), "endpoint="+ep); v != 0 {

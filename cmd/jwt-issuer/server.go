@@ -151,7 +151,7 @@ func (s *server) routes() http.Handler {
 		{http.MethodGet, "/revocations", endpointRevocations, http.HandlerFunc(s.handleRevocations)},
 		{http.MethodGet, "/healthz", endpointHealthz, http.HandlerFunc(s.handleHealthz)},
 		{http.MethodGet, "/metrics", endpointMetrics, promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{
-			ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelError),
+			ErrorLog: cli.ScrapeErrorLog(s.log),
 		})},
 	} {
 		mux.Handle(rt.path, s.metrics.instrument(rt.endpoint, allowMethod(rt.method, rt.h)))

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	sidecarmetrics "github.com/jwt-sidecar/jwt-sidecar/metrics"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
@@ -22,7 +24,7 @@ const (
 
 // durationBuckets are the sidecar's: 1 µs to 10 s, ~1.78x per bucket, so
 // the client's view and the sidecar's compare bucket for bucket.
-var durationBuckets = prometheus.ExponentialBucketsRange(1e-6, 10, 29)
+var durationBuckets = sidecarmetrics.DurationBuckets()
 
 // loadMetrics is every instrument of the load generator.
 type loadMetrics struct {

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/jwt-sidecar/jwt-sidecar/test/proctest"
+	"github.com/jwt-sidecar/jwt-sidecar/test/promtest"
 )
 
 // These tests run the real binaries as processes: jwt-loadgen against the
@@ -101,6 +102,8 @@ func TestProcessOutageDrill(t *testing.T) {
 	metrics := "http://" + admin + "/metrics"
 
 	fams := scrape(t, metrics)
+	// Every histogram's bounds are exact decimals (le="0.001").
+	promtest.CheckBucketBounds(t, promtest.Scrape(t, metrics), "jwt_loadgen_request_duration_seconds")
 	for _, name := range []string{
 		"jwt_loadgen_requests_total", "jwt_loadgen_request_duration_seconds", "jwt_loadgen_scheduled_total",
 		"jwt_loadgen_dropped_total", "jwt_loadgen_in_flight", "jwt_loadgen_token_requests_total",

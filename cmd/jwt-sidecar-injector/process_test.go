@@ -27,6 +27,7 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 
 	"github.com/jwt-sidecar/jwt-sidecar/test/proctest"
+	"github.com/jwt-sidecar/jwt-sidecar/test/promtest"
 )
 
 // These tests run the real binary as a process: real listeners, real
@@ -217,6 +218,8 @@ func TestServeThenSIGTERM(t *testing.T) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}
+	// Every histogram's bounds are exact decimals (le="0.001").
+	promtest.CheckBucketBounds(t, string(metrics), "jwt_sidecar_injector_request_duration_seconds")
 	if t.Failed() {
 		t.Logf("/metrics:\n%s", metrics)
 	}

@@ -175,6 +175,14 @@ func explain(ctx context.Context, args []string, env map[string]string, stdin io
 	}
 	w.revocations(ctx, a, claims)
 	ex := a.proxy.Explain(r)
+	if why := config.AmbiguousPath(r.URL.Path); why != "" {
+		readings := strings.Join(config.PathReadings(r.URL.Path), " ")
+		if ex.Rule != nil && ex.Rule.RawPaths && ex.Reason != verifier.AmbiguousPath {
+			w.line("forwarded anyway: rule %s has raw_paths, and every reading a backend may make of the path matches it (%s)", ex.Rule.Name, readings)
+		} else {
+			w.line("refused unless one rule with raw_paths governs every reading a backend may make of the path (%s)", readings)
+		}
+	}
 	w.rules(ex)
 	w.providers(ex)
 	w.verdict(ex)
@@ -335,6 +343,9 @@ func matchView(r *policy.Rule) string {
 	}
 	if len(m.Hosts) > 0 {
 		parts = append(parts, "hosts "+strings.Join(m.Hosts, ","))
+	}
+	if r.RawPaths {
+		parts = append(parts, "raw_paths: ambiguous paths forwarded")
 	}
 	return strings.Join(parts, ", ")
 }

@@ -113,6 +113,7 @@ func newApp(cfg *config.Config, log *slog.Logger) (*app, error) {
 	}
 	rt := newRuntime(cfg, log, m, metrics.NewRules(reg))
 	rt.lm = metrics.NewLogins(reg, loginLabels())
+	rt.prov = metrics.NewProviders(reg, providerStates)
 	if rt.state, err = newState(cfg, rt, reg); err != nil {
 		return nil, err
 	}
@@ -200,6 +201,7 @@ func (a *app) serve(ctx context.Context) error {
 		TLS:             a.tls != nil,
 		Metrics:         a.reg,
 		Ready:           a.tls.ready(a.rt.ready),
+		ReadyDetail:     a.rt.readyDetail,
 		Background:      a.tls.background(func(ctx context.Context) error { return a.rt.run(ctx, hup) }),
 		ShutdownTimeout: a.cfg.ShutdownTimeout,
 		AfterDrain: func() {

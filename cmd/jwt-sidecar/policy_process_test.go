@@ -317,3 +317,21 @@ func TestExplainProcess(t *testing.T) {
 		t.Errorf("--help: exit %d\n%s", code, out)
 	}
 }
+
+// TestExplainRawPaths: explain shows a rule's raw_paths, and for an
+// ambiguous path every reading and whether the raw rule takes it.
+func TestExplainRawPaths(t *testing.T) {
+	up, _ := recordingUpstream(t)
+	f := newProcessFixture(t, up.URL)
+	writeAtomic(t, filepath.Join(f.dir, "policy.yaml"), processPolicy(f.dir)+
+		"  - {name: files, match: {prefix: /files}, require: public, raw_paths: true}\n")
+	code, out, errOut := runBinary(t, f.env, "", "explain", "--path", "/files/report%2525.pdf", "-")
+	if code != 0 || !strings.Contains(out, "forwarded anyway: rule files has raw_paths") ||
+		!strings.Contains(out, "/files/report%25.pdf /files/report%.pdf") || !strings.Contains(out, "raw_paths: ambiguous paths forwarded") {
+		t.Errorf("explain of a raw path: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut = runBinary(t, f.env, "", "explain", "--path", "/files/..;/admin", "-")
+	if code == 0 || !strings.Contains(out, "refused unless one rule with raw_paths governs every reading") || !strings.Contains(out, "/admin") {
+		t.Errorf("explain of a raw path leaving its rule: exit %d\n%s%s", code, out, errOut)
+	}
+}

@@ -102,6 +102,7 @@ func (rt *runtime) run(ctx context.Context, hup <-chan os.Signal) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return rt.sources.Run(ctx) })
 	g.Go(func() error { return rt.state.run(ctx) })
+	g.Go(func() error { return rt.watchProviders(ctx, providerWatch) })
 	g.Go(func() error {
 		var tick <-chan time.Time
 		if rt.cfg.ConfigFile != "" {

@@ -31,7 +31,8 @@ type runtime struct {
 	log     *slog.Logger
 	m       *metrics.Metrics
 	pm      *metrics.Rules
-	lm      *metrics.Logins // nil: logins count nothing
+	lm      *metrics.Logins    // nil: logins count nothing
+	prov    *metrics.Providers // nil: provider states are not exported
 	sources *keys.SourceSet
 	proxy   *proxy.Proxy
 	poll    time.Duration

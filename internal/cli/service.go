@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -31,6 +32,9 @@ type Service struct {
 	// Ready is nil when the service can do its work; its error is the
 	// /readyz 503 body.
 	Ready func() error
+	// ReadyDetail, when set, follows /readyz's first line (ok, or why not):
+	// the state of each part, e.g. each provider's keys.
+	ReadyDetail func() string
 	// Background runs until its context ends, which happens after the drain.
 	Background      func(ctx context.Context) error
 	ShutdownTimeout time.Duration // SHUTDOWN_TIMEOUT
@@ -99,29 +103,39 @@ func (s Service) Run(ctx context.Context) error {
 
 // adminHandler is AdminHandler, not ready while draining or not Ready.
 func (s Service) adminHandler(draining *atomic.Bool) http.Handler {
-	return AdminHandler(s.Metrics, s.Log, func() error {
+	return adminHandler(s.Metrics, s.Log, func() error {
 		if draining.Load() {
 			return errors.New("shutting down")
 		}
 		return s.Ready()
-	})
+	}, s.ReadyDetail)
 }
 
 // AdminHandler serves /metrics from the command's own registry, /healthz
 // while the process runs, and /readyz: 503 with ready's error as the body,
 // else 200.
 func AdminHandler(metrics prometheus.Gatherer, log *slog.Logger, ready func() error) http.Handler {
+	return adminHandler(metrics, log, ready, nil)
+}
+
+// adminHandler is AdminHandler; detail, when set, adds lines to /readyz's
+// body after the first.
+func adminHandler(metrics prometheus.Gatherer, log *slog.Logger, ready func() error, detail func() string) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelError)}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{ErrorLog: ScrapeErrorLog(log)}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		io.WriteString(w, "ok\n")
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		more := ""
+		if detail != nil {
+			more = detail()
+		}
 		if err := ready(); err != nil {
-			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			http.Error(w, strings.TrimSuffix(err.Error()+"\n"+more, "\n"), http.StatusServiceUnavailable)
 			return
 		}
-		io.WriteString(w, "ok\n")
+		io.WriteString(w, "ok\n"+more)
 	})
 	return mux
 }

@@ -258,26 +258,26 @@ type composeTool struct {
 
 func findCompose(t *testing.T) composeTool {
 	t.Helper()
-	docker := os.Getenv("DOCKER")
-	if docker == "" {
-		docker = "docker"
-	}
-	path, err := exec.LookPath(docker)
-	needTool(t, "the docker CLI", err)
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
+	// Probe before using: a docker 23+ client without buildx cannot build
+	// with BuildKit, which the Dockerfile needs (chooseBuilder).
+	b, err := chooseBuilder(probeDockers(ctx), dockerfileNeedsBuildKit(t))
+	needTool(t, "a docker CLI that can build the image", err)
+	t.Logf("docker: %s", b.why)
+	path := b.cli.path
 	c := composeTool{docker: path}
 	// docker-compose v1 builds with the docker CLI it finds in PATH, and
 	// needs to be told to use it (and BuildKit, for the cache mounts).
-	c.env = append(os.Environ(),
+	c.env = append(append(os.Environ(),
 		"PATH="+filepath.Dir(path)+string(os.PathListSeparator)+os.Getenv("PATH"),
-		"DOCKER_BUILDKIT=1", "COMPOSE_DOCKER_CLI_BUILD=1")
-	if exec.CommandContext(ctx, path, "compose", "version").Run() == nil {
+		"COMPOSE_DOCKER_CLI_BUILD=1"), b.env...)
+	if b.cli.compose && b.cli.buildx {
 		c.argv = []string{path, "compose"}
 		return c
 	}
 	v1, err := exec.LookPath("docker-compose")
-	needTool(t, "docker compose or docker-compose", err)
+	needTool(t, "docker compose (with buildx) or docker-compose", err)
 	c.argv = []string{v1}
 	return c
 }
