@@ -216,9 +216,10 @@ var (
 	// issuer whose sources have no keys yet.
 	ErrKeyNotFound = errors.New("no key with this kid")
 	// ErrNoKeysYet marks an issuer none of whose sources has loaded keys
-	// yet (its issuer down since start, or a provider a reload added): the
-	// token cannot be judged at all. It wraps ErrKeyNotFound, so an
-	// unknown-kid refetch still tries to load them.
+	// yet (its issuer down since start, or a provider a reload added); the
+	// log detail says so. It wraps ErrKeyNotFound: the verifier answers
+	// unknown_key (the contract), and an unknown-kid refetch still tries
+	// to load them.
 	ErrNoKeysYet = errors.New("no keys loaded yet")
 	// ErrUnknownIssuer marks an iss that no source serves.
 	ErrUnknownIssuer = errors.New("issuer not accepted")

@@ -283,7 +283,7 @@ func (p *Proxy) refuse(w http.ResponseWriter, r *http.Request, pol *policy.Polic
 	}
 	level, msg := slog.LevelInfo, "request refused"
 	if ref.status == http.StatusServiceUnavailable {
-		level, msg = slog.LevelWarn, "could not decide: the token service did not answer usably or the provider has no keys yet; answered 503, the client should retry and need not re-authenticate"
+		level, msg = slog.LevelWarn, "could not decide: the token service did not answer usably; answered 503, the client should retry and need not re-authenticate"
 	}
 	p.log.LogAttrs(r.Context(), level, msg,
 		slog.String("request_id", requestIDOf(r)),

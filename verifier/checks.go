@@ -127,7 +127,6 @@ var order = []struct {
 	reason Reason
 }{
 	{jwt.ErrTokenMalformed, Malformed},
-	{keys.ErrNoKeysYet, Unavailable}, // wraps ErrKeyNotFound: first
 	{keys.ErrKeyNotFound, UnknownKey},
 	{keys.ErrUnknownIssuer, BadIssuer},
 	{keys.ErrKeyMismatch, BadAlgorithm},

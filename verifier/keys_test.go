@@ -160,9 +160,9 @@ func TestIssuerDownAtStart(t *testing.T) {
 	}
 	v := mustVerifier(t, verifier.Options{Keys: keys})
 	tok := newSigner(t, "RS256", "k1").Sign(t, claims(issA))
-	// No keys: the token cannot be judged, which is no verdict on it.
-	if _, err := v.Verify(t.Context(), bearer(tok)); reasonOf(err) != verifier.Unavailable {
-		t.Errorf("reason = %q, want unavailable", reasonOf(err))
+	// No keys yet: the contract's answer is unknown_key.
+	if _, err := v.Verify(t.Context(), bearer(tok)); reasonOf(err) != verifier.UnknownKey {
+		t.Errorf("reason = %q, want unknown_key", reasonOf(err))
 	}
 	if h := keys.Health(time.Now()); h.State != "no_keys" {
 		t.Errorf("health = %+v, want no_keys", h)

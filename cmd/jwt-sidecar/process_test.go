@@ -130,12 +130,12 @@ func TestIssuerDownAtStartThenUp(t *testing.T) {
 	up, seen := recordingUpstream(t)
 	s := startSidecar(t, map[string]string{"UPSTREAM_URL": up.URL, "JWKS_URLS": is.URL})
 
-	// No keys yet: the process is alive, not ready, and cannot judge a
-	// token: 503 with Retry-After, no challenge (the token may be fine).
+	// No keys yet: the process is alive, not ready, and refuses tokens
+	// (the contract: 401 unknown_key).
 	s.waitFor(t, "/readyz", http.StatusServiceUnavailable)
-	if resp := s.get(t, "/x", token(t, k)); resp.StatusCode != http.StatusServiceUnavailable ||
-		resp.Header.Get("WWW-Authenticate") != "" || resp.Header.Get("Retry-After") == "" {
-		t.Errorf("without keys: status %d, challenge %q; want 503 with Retry-After and no challenge", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+	if resp := s.get(t, "/x", token(t, k)); resp.StatusCode != http.StatusUnauthorized ||
+		!strings.Contains(resp.Header.Get("WWW-Authenticate"), `error="invalid_token"`) {
+		t.Errorf("without keys: status %d, challenge %q; want 401 invalid_token", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
 	}
 	if n := seen.Load(); n != 0 {
 		t.Errorf("upstream saw %d requests, want 0", n)

@@ -107,7 +107,7 @@ func (rt *runtime) noteProviders(last map[string]string) {
 		attrs := []any{"provider", p.name, "state", p.State, "previous", prev}
 		switch p.State {
 		case keys.StateNoKeys:
-			rt.log.Warn("provider has no keys yet: its routes answer 503 until they load", attrs...)
+			rt.log.Warn("provider has no keys yet: its tokens get 401 unknown_key until they load", attrs...)
 		case keys.StateStale:
 			rt.log.Warn("provider serves stale keys: its key source cannot be refreshed", append(attrs, "age", p.Age.Round(time.Second).String())...)
 		default:

@@ -55,7 +55,7 @@ func waitBody(t *testing.T, url, want string) string {
 // whose JWKS answers 503. The pod stays ready (every replica reads the same
 // file: all would leave the Service at once); /readyz, the metrics and the
 // log say the new provider has no keys yet; the old provider's routes keep
-// answering 200 and the new one's 503 (the upstream sees none of them);
+// answering 200 and the new one's 401 unknown_key (the upstream sees none of them);
 // once its JWKS is up the provider turns fresh without a restart.
 func TestReloadAddsProviderWhoseKeysAreDown(t *testing.T) {
 	oldKey := jwttest.NewSigner(t, "ES256", "old-1")
@@ -104,10 +104,10 @@ rules:
 		t.Errorf("old provider's route: %d, want 200", resp.StatusCode)
 	}
 	resp := s.get(t, "/new/x", newTok)
-	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" ||
-		resp.Header.Get("WWW-Authenticate") != "" {
-		t.Errorf("new provider without keys: %d, Retry-After %q, challenge %q; want 503 with Retry-After and no challenge",
-			resp.StatusCode, resp.Header.Get("Retry-After"), resp.Header.Get("WWW-Authenticate"))
+	if resp.StatusCode != http.StatusUnauthorized ||
+		!strings.Contains(resp.Header.Get("WWW-Authenticate"), `error="invalid_token"`) {
+		t.Errorf("new provider without keys: %d, challenge %q; want 401 invalid_token (unknown_key, the contract's answer)",
+			resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
 	}
 	if n := seen.Load(); n != 1 {
 		t.Errorf("upstream saw %d requests, want 1 (the old provider's)", n)
