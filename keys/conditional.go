@@ -47,7 +47,13 @@ func (s *Source) fetch(ctx context.Context, target string, conditional bool) (fe
 			req.Header.Set("If-Modified-Since", v.lastModified)
 		}
 	}
-	resp, err := s.client.Do(req)
+	client := s.client
+	if wrap := s.env.opts.WrapTransport; wrap != nil {
+		c := *client
+		c.Transport = wrap(c.Transport)
+		client = &c
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		return fetched{}, fmt.Errorf("fetch %s: %w", redact(target), err)
 	}

@@ -66,7 +66,7 @@ func (p *Proxy) decide(pol *policy.Policy, r *http.Request, d *policy.Decision, 
 	}
 	start := time.Now()
 	pol.Check(r.Context(), r, rule, d, tr)
-	p.rec.Verification(pol.Mode(), time.Since(start))
+	p.observeVerification(r.Context(), pol.Mode(), time.Since(start))
 }
 
 // ambiguous is the log detail of an ambiguous_path refusal.

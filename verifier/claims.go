@@ -29,6 +29,9 @@ type Claims struct {
 	IssuedAt time.Time
 	// JTI is the token's jti (empty when absent), for the revocation list.
 	JTI string
+	// CacheHit is true when the verdict came from the token cache (no
+	// signature check or introspection call was needed): for traces.
+	CacheHit bool
 
 	// cnf is the token's sender constraint (RFC 7800), read once when the
 	// token is verified; zero for a bearer token.

@@ -54,7 +54,7 @@ func checkConfig(args []string, env map[string]string, stdout, stderr io.Writer)
 	if cfg.ConfigFile != "" {
 		source = "CONFIG_FILE " + cfg.ConfigFile
 	}
-	fmt.Fprintf(stdout, "# jwt-sidecar check-config: the configuration is valid.\n# The policy comes from %s.\n", source)
+	fmt.Fprintf(stdout, "# jwt-sidecar check-config: the configuration is valid.\n# The policy comes from %s.\n# %s.\n", source, tracingSummary(cfg))
 	for _, w := range warnings(a.rt.current.Load().spec) {
 		fmt.Fprintf(stdout, "# warning: %s\n", w)
 	}

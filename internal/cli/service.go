@@ -112,7 +112,12 @@ func (s Service) adminHandler(draining *atomic.Bool) http.Handler {
 // else 200.
 func AdminHandler(metrics prometheus.Gatherer, log *slog.Logger, ready func() error) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelError)}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelError),
+		// OpenMetrics when the scraper asks for it: the only text format
+		// that carries exemplars (a histogram bucket's trace ID).
+		EnableOpenMetrics: true,
+	}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		io.WriteString(w, "ok\n")
 	})
