@@ -177,10 +177,16 @@ func (t *Tracer) ForceFlush(ctx context.Context) error { return t.provider.Force
 func (t *Tracer) Server(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := t.prop.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
-		method := methodAttr(r.Method)
+		ctx, span := t.tracer.Start(ctx, spanName(r.Method), trace.WithSpanKind(trace.SpanKindServer))
+		if !span.IsRecording() {
+			// Not sampled: the context still goes upstream, nothing else
+			// is worth building.
+			next.ServeHTTP(w, r.WithContext(ctx))
+			return
+		}
 		attrs := make([]attribute.KeyValue, 0, 10)
 		attrs = append(attrs,
-			method,
+			methodAttr(r.Method),
 			semconv.URLPath(r.URL.Path),
 			semconv.URLScheme(scheme(r)),
 			semconv.NetworkProtocolVersion(protocolVersion(r)),
@@ -197,7 +203,7 @@ func (t *Tracer) Server(next http.Handler) http.Handler {
 		if r.Host != "" {
 			attrs = append(attrs, semconv.ServerAddress(hostOnly(r.Host)))
 		}
-		ctx, span := t.tracer.Start(ctx, spanName(r.Method), trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(attrs...))
+		span.SetAttributes(attrs...)
 		defer span.End()
 		sw := &statusWriter{ResponseWriter: w}
 		next.ServeHTTP(sw, r.WithContext(ctx))
@@ -277,17 +283,21 @@ func (c *clientTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	if name == "" {
 		name = spanName(r.Method)
 	}
-	u := *r.URL
-	u.User, u.RawQuery, u.Fragment = nil, "", "" // a query may hold a token
-	attrs := []attribute.KeyValue{
-		methodAttr(r.Method),
-		semconv.URLFull(u.String()),
-		semconv.ServerAddress(u.Hostname()),
+	ctx, span := c.t.tracer.Start(r.Context(), name, trace.WithSpanKind(trace.SpanKindClient))
+	recording := span.IsRecording()
+	if recording {
+		u := *r.URL
+		u.User, u.RawQuery, u.Fragment = nil, "", "" // a query may hold a token
+		attrs := []attribute.KeyValue{
+			methodAttr(r.Method),
+			semconv.URLFull(u.String()),
+			semconv.ServerAddress(u.Hostname()),
+		}
+		if n, err := strconv.Atoi(u.Port()); err == nil {
+			attrs = append(attrs, semconv.ServerPort(n))
+		}
+		span.SetAttributes(attrs...)
 	}
-	if n, err := strconv.Atoi(u.Port()); err == nil {
-		attrs = append(attrs, semconv.ServerPort(n))
-	}
-	ctx, span := c.t.tracer.Start(r.Context(), name, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
 	defer span.End()
 	// RoundTrippers must not change the request they are given: the trace
 	// headers go on a copy.
@@ -298,6 +308,9 @@ func (c *clientTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	}
 	c.t.prop.Inject(ctx, propagation.HeaderCarrier(out.Header))
 	res, err := c.next.RoundTrip(out)
+	if !recording {
+		return res, err
+	}
 	if err != nil {
 		span.SetAttributes(semconv.ErrorTypeKey.String(errorType(ctx, err)))
 		span.RecordError(err)

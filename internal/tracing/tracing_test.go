@@ -575,6 +575,7 @@ func TestExemplars(t *testing.T) {
 		if m[1] != traceID {
 			t.Errorf("%s exemplar trace_id = %s, want the request's trace %s", name, m[1], traceID)
 		}
+		t.Logf("%s", m[0])
 	}
 }
 
@@ -607,5 +608,99 @@ func TestUnsampledRequestsHaveNoExemplar(t *testing.T) {
 	// spans join the same decision.
 	if got := s.up.requests(); len(got) != 1 || !strings.HasSuffix(got[0].Get("Traceparent"), "-00") {
 		t.Errorf("upstream headers = %v, want one unsampled traceparent", got)
+	}
+}
+
+// TestTraceOfIntrospection: each call to the token service is a client
+// span, a child of the request's span; a token service that fails makes
+// the request 503 unavailable, an Error on both spans. The token travels in
+// the call's form body, never in a span.
+func TestTraceOfIntrospection(t *testing.T) {
+	recv := newReceiver(t)
+	up := newUpstream(t)
+	ts := jwttest.NewTokenService(t)
+	tr, err := tracing.New(tracing.Options{Endpoint: recv.URL + "/v1/traces", ServiceName: "jwt-sidecar", Sampler: "always_on"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tr.Shutdown(context.Background()) })
+	in, err := verifier.NewIntrospector(verifier.IntrospectionOptions{
+		URL: ts.URL, ClientID: jwttest.IntrospectionClientID, ClientSecret: jwttest.IntrospectionClientSecret,
+		WrapTransport: func(rt http.RoundTripper) http.RoundTripper { return tr.Client("jwt-sidecar introspection", rt) },
+		Now:           func() time.Time { return jwttest.Now },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(in.CloseIdleConnections)
+	pol, err := policy.New(policy.Options{
+		Providers: []policy.Provider{{Name: policy.EnvProvider, Auth: in}},
+		Default:   policy.Requirement{Kind: policy.RequireAnyOf, Providers: []string{policy.EnvProvider}},
+		Mode:      verifier.ModeIntrospection,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	upURL, _ := url.Parse(up.URL)
+	p, err := proxy.New(proxy.Options{Upstream: upURL, Policy: pol, Tracer: tr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.CloseIdleConnections)
+	sidecar := httptest.NewServer(p.Handler())
+	t.Cleanup(sidecar.Close)
+	s := &stack{tracer: tr, recv: recv, up: up, sidecar: sidecar}
+
+	const tok = "opaque-access-token-0123456789"
+	claims := jwttest.ActiveClaims()
+	ts.Activate(tok, claims)
+	tests := []struct {
+		name       string
+		status     int // the token service's failure; 0: answers
+		wantStatus int
+		wantOut    string
+		wantCode   tracepb.Status_StatusCode
+	}{
+		{name: "active", wantStatus: http.StatusOK, wantOut: "allowed", wantCode: tracepb.Status_STATUS_CODE_UNSET},
+		{name: "token service fails", status: http.StatusInternalServerError, wantStatus: http.StatusServiceUnavailable, wantOut: "unavailable", wantCode: tracepb.Status_STATUS_CODE_ERROR},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ts.Set(func(ts *jwttest.TokenService) { ts.Status = tt.status })
+			res := s.send(t, "/api", tok, nil)
+			if res.StatusCode != tt.wantStatus {
+				t.Fatalf("status = %d, want %d", res.StatusCode, tt.wantStatus)
+			}
+			id := res.Header.Get("X-Request-Id")
+			var server, call *tracepb.Span
+			s.recv.await(t, tr, "server and introspection spans", func(sp []*tracepb.Span) bool {
+				server = findServer(sp, id)
+				if server == nil {
+					return false
+				}
+				for _, x := range spansOf(sp, hexID(server.GetTraceId())) {
+					if x.GetName() == "jwt-sidecar introspection" {
+						call = x
+					}
+				}
+				return call != nil
+			})
+			if !bytes.Equal(call.GetParentSpanId(), server.GetSpanId()) {
+				t.Errorf("introspection span's parent = %x, want the server span %x", call.GetParentSpanId(), server.GetSpanId())
+			}
+			if got := attr(server, "jwt_sidecar.outcome"); got != tt.wantOut {
+				t.Errorf("outcome = %q, want %q", got, tt.wantOut)
+			}
+			if got := attr(server, "jwt_sidecar.mode"); got != "introspection" {
+				t.Errorf("mode = %q, want introspection", got)
+			}
+			if server.GetStatus().GetCode() != tt.wantCode || call.GetStatus().GetCode() != tt.wantCode {
+				t.Errorf("span statuses = %v (server), %v (call), want %v", server.GetStatus().GetCode(), call.GetStatus().GetCode(), tt.wantCode)
+			}
+			if got := attr(call, "url.full"); got != ts.URL {
+				t.Errorf("introspection url.full = %q, want %q", got, ts.URL)
+			}
+			assertNoToken(t, []*tracepb.Span{server, call}, tok+"."+tok)
+		})
 	}
 }
