@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/jwt-sidecar/jwt-sidecar/internal/telemetry"
 	"github.com/jwt-sidecar/jwt-sidecar/internal/tracing"
@@ -126,3 +127,9 @@ func BenchmarkTracingSampled(b *testing.B) { benchServe(b, "always_on") }
 // started but neither recorded nor exported; traceparent still goes
 // upstream.
 func BenchmarkTracingUnsampled(b *testing.B) { benchServe(b, "always_off") }
+
+// discard is an exporter that drops every span.
+type discard struct{}
+
+func (discard) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
+func (discard) Shutdown(context.Context) error                             { return nil }
