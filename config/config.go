@@ -123,6 +123,7 @@ type Config struct {
 	OTelTracesExporter   string   `env:"OTEL_TRACES_EXPORTER" envDefault:"otlp" help:"tracing: otlp (OTLP over HTTP/protobuf, on once an endpoint is set) or none"`
 	OTelEndpoint         string   `env:"OTEL_EXPORTER_OTLP_ENDPOINT" help:"tracing: the collector's OTLP/HTTP base URL, e.g. http://otel-collector:4318 (spans go to /v1/traces under it); empty with no traces endpoint: tracing off"`
 	OTelTracesEndpoint   string   `env:"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT" help:"tracing: the full OTLP/HTTP traces URL, used as is; wins over OTEL_EXPORTER_OTLP_ENDPOINT"`
+	OTelHeaders          string   `env:"OTEL_EXPORTER_OTLP_HEADERS" help:"tracing: headers sent with every export, key=value pairs separated by commas (values percent-encoded), e.g. an API key; never printed"`
 	OTelProtocol         string   `env:"OTEL_EXPORTER_OTLP_PROTOCOL" envDefault:"http/protobuf" help:"tracing: only http/protobuf: spans go over OTLP/HTTP (a collector's port 4318); grpc is refused"`
 	OTelServiceName      string   `env:"OTEL_SERVICE_NAME" envDefault:"jwt-sidecar" help:"tracing: the service.name of every span"`
 	OTelResourceAttrs    string   `env:"OTEL_RESOURCE_ATTRIBUTES" help:"tracing: extra resource attributes, key=value pairs separated by commas (values percent-encoded), e.g. deployment.environment=prod,k8s.pod.name=api-7f9"`

@@ -80,6 +80,20 @@ func ParseResourceAttributes(s string) ([]ResourceAttribute, error) {
 	return out, nil
 }
 
+// ParseOTLPHeaders reads OTEL_EXPORTER_OTLP_HEADERS: the same grammar as
+// OTEL_RESOURCE_ATTRIBUTES.
+func ParseOTLPHeaders(s string) (map[string]string, error) {
+	kvs, err := ParseResourceAttributes(s)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(kvs))
+	for _, kv := range kvs {
+		out[kv.Key] = kv.Value
+	}
+	return out, nil
+}
+
 // tracingProblems checks the OTEL_* and METRICS_HISTOGRAMS variables.
 func (c *Config) tracingProblems() []error {
 	var errs []error
@@ -98,6 +112,15 @@ func (c *Config) tracingProblems() []error {
 	}
 	if c.OTelProtocol != "http/protobuf" {
 		bad("OTEL_EXPORTER_OTLP_PROTOCOL", "want http/protobuf, not %q: the sidecar exports OTLP over HTTP (a collector's port 4318)", c.OTelProtocol)
+	}
+	if h, err := ParseOTLPHeaders(c.OTelHeaders); err != nil {
+		bad("OTEL_EXPORTER_OTLP_HEADERS", "%v", err) // the value may be a secret: not repeated
+	} else {
+		for k := range h {
+			if !validToken(k) {
+				bad("OTEL_EXPORTER_OTLP_HEADERS", "%q is not a header name", k)
+			}
+		}
 	}
 	if c.OTelServiceName == "" {
 		bad("OTEL_SERVICE_NAME", "must not be empty")
@@ -130,4 +153,17 @@ func (c *Config) tracingProblems() []error {
 		errs = append(errs, errors.New("METRICS_HISTOGRAMS: want classic, native or both, not "+strconv.Quote(c.MetricsHistograms)))
 	}
 	return errs
+}
+
+// validToken reports whether s is an RFC 9110 token: a header name.
+func validToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !tchar(s[i]) {
+			return false
+		}
+	}
+	return true
 }

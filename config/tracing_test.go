@@ -54,6 +54,8 @@ func TestTracingProblems(t *testing.T) {
 		{name: "none alone", key: "OTEL_PROPAGATORS", value: "none,tracecontext", want: "OTEL_PROPAGATORS: none stands alone"},
 		{name: "resource", key: "OTEL_RESOURCE_ATTRIBUTES", value: "a=1,broken", want: "OTEL_RESOURCE_ATTRIBUTES: want key=value"},
 		{name: "resource escape", key: "OTEL_RESOURCE_ATTRIBUTES", value: "a=%zz", want: "OTEL_RESOURCE_ATTRIBUTES: the value of a"},
+		{name: "headers", key: "OTEL_EXPORTER_OTLP_HEADERS", value: "bad name=secret", want: "OTEL_EXPORTER_OTLP_HEADERS: \"bad name\" is not a header name"},
+		{name: "headers shape", key: "OTEL_EXPORTER_OTLP_HEADERS", value: "x-api-key", want: "OTEL_EXPORTER_OTLP_HEADERS: want key=value"},
 		{name: "histograms", key: "METRICS_HISTOGRAMS", value: "sparse", want: "METRICS_HISTOGRAMS: want classic, native or both"},
 	}
 	for _, tt := range tests {
@@ -67,13 +69,17 @@ func TestTracingProblems(t *testing.T) {
 	c, err := Load(tracingEnv(map[string]string{
 		"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318", "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
 		"OTEL_TRACES_SAMPLER_ARG": "0.25", "OTEL_PROPAGATORS": "tracecontext", "METRICS_HISTOGRAMS": "both",
-		"OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=prod, team=a%2Cb",
+		"OTEL_RESOURCE_ATTRIBUTES":   "deployment.environment=prod, team=a%2Cb",
+		"OTEL_EXPORTER_OTLP_HEADERS": "Authorization=Bearer%20abc,x-honeycomb-team=k1",
 	}))
 	if err != nil {
 		t.Fatalf("a full tracing configuration: %v", err)
 	}
 	if c.SamplerRatio() != 0.25 {
 		t.Errorf("SamplerRatio() = %v, want 0.25", c.SamplerRatio())
+	}
+	if h, _ := ParseOTLPHeaders(c.OTelHeaders); h["Authorization"] != "Bearer abc" || h["x-honeycomb-team"] != "k1" {
+		t.Errorf("headers = %v, want Authorization and x-honeycomb-team", h)
 	}
 	attrs, _ := ParseResourceAttributes(c.OTelResourceAttrs)
 	if len(attrs) != 2 || attrs[1] != (ResourceAttribute{Key: "team", Value: "a,b"}) {

@@ -168,6 +168,9 @@ func masked(name string, v any) string {
 		return x.String()
 	}
 	s := fmt.Sprint(v)
+	if name == "OTEL_EXPORTER_OTLP_HEADERS" && s != "" {
+		return "xxxxx" // API keys
+	}
 	if strings.HasPrefix(name, "OTEL_EXPORTER_OTLP_") && strings.HasSuffix(name, "ENDPOINT") && s != "" {
 		return maskURL(s) // a collector URL may carry credentials
 	}

@@ -35,8 +35,10 @@ func newTracer(cfg *config.Config) (*tracing.Tracer, error) {
 	for _, a := range attrs {
 		m[a.Key] = a.Value
 	}
+	headers, _ := config.ParseOTLPHeaders(cfg.OTelHeaders) // validated
 	return tracing.New(tracing.Options{
 		Endpoint:       endpoint,
+		Headers:        headers,
 		ServiceName:    cfg.OTelServiceName,
 		ServiceVersion: cli.Version(version),
 		Attributes:     m,

@@ -24,6 +24,7 @@ type otlpSink struct {
 	mu       sync.Mutex
 	spans    []*tracepb.Span
 	resource map[string]string
+	apiKeys  []string // the X-Api-Key of each export
 }
 
 func newOTLPSink(t *testing.T) *otlpSink {
@@ -37,6 +38,7 @@ func newOTLPSink(t *testing.T) *otlpSink {
 			return
 		}
 		s.mu.Lock()
+		s.apiKeys = append(s.apiKeys, r.Header.Get("X-Api-Key"))
 		for _, rs := range req.GetResourceSpans() {
 			for _, kv := range rs.GetResource().GetAttributes() {
 				s.resource[kv.GetKey()] = kv.GetValue().GetStringValue()
@@ -76,6 +78,7 @@ func TestTracingProcess(t *testing.T) {
 		"UPSTREAM_URL": up.URL, "JWKS_URLS": is.URL,
 		"OTEL_EXPORTER_OTLP_ENDPOINT": sink.URL,
 		"OTEL_RESOURCE_ATTRIBUTES":    "deployment.environment=ci",
+		"OTEL_EXPORTER_OTLP_HEADERS":  "X-Api-Key=k%201",
 	})
 	s.waitFor(t, "/readyz", http.StatusOK)
 	if res := s.get(t, "/api", token(t, k)); res.StatusCode != http.StatusOK {
@@ -123,6 +126,11 @@ func TestTracingProcess(t *testing.T) {
 	if len(byName["GET"]) != 3 {
 		t.Errorf("%d GET spans, want 3: allowed server + upstream, refused server", len(byName["GET"]))
 	}
+	for _, k := range sink.apiKeys {
+		if k != "k 1" {
+			t.Errorf("export X-Api-Key = %q, want %q from OTEL_EXPORTER_OTLP_HEADERS", k, "k 1")
+		}
+	}
 	if sink.resource["service.name"] != "jwt-sidecar" || sink.resource["service.version"] == "" || sink.resource["deployment.environment"] != "ci" {
 		t.Errorf("resource = %v, want service.name, service.version and deployment.environment", sink.resource)
 	}
@@ -139,7 +147,7 @@ func TestCheckConfigSaysWhereTracesGo(t *testing.T) {
 	}{
 		{name: "off", want: "# tracing is off (no OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)."},
 		{name: "none", extra: map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_TRACES_EXPORTER": "none"}, want: "# tracing is off (OTEL_TRACES_EXPORTER=none)."},
-		{name: "on", extra: map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://user:pw@collector:4318"},
+		{name: "on", extra: map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://user:pw@collector:4318", "OTEL_EXPORTER_OTLP_HEADERS": "Authorization=Bearer%20pw"},
 			want: "# tracing is on: spans go to http://user:xxxxx@collector:4318/v1/traces (OTLP/HTTP), sampler parentbased_always_on."},
 	}
 	for _, tt := range tests {
@@ -158,8 +166,8 @@ func TestCheckConfigSaysWhereTracesGo(t *testing.T) {
 			if !strings.Contains(out.String(), tt.want+"\n") {
 				t.Errorf("check-config output lacks %q:\n%s", tt.want, out.String())
 			}
-			if strings.Contains(out.String(), ":pw@") {
-				t.Errorf("check-config shows the collector's password")
+			if strings.Contains(out.String(), ":pw@") || strings.Contains(out.String(), "Bearer") {
+				t.Errorf("check-config shows the collector's password or the export headers:\n%s", out.String())
 			}
 		})
 	}

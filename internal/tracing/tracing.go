@@ -22,7 +22,6 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -53,6 +52,9 @@ const (
 type Options struct {
 	// Endpoint is the full OTLP/HTTP traces URL (…/v1/traces).
 	Endpoint string
+	// Headers go with every export (OTEL_EXPORTER_OTLP_HEADERS), e.g. a
+	// hosted backend's API key.
+	Headers map[string]string
 	// ServiceName and ServiceVersion name the sidecar in every trace.
 	ServiceName, ServiceVersion string
 	// Attributes are extra resource attributes (OTEL_RESOURCE_ATTRIBUTES).
@@ -77,21 +79,16 @@ type Tracer struct {
 	prop     propagation.TextMapPropagator
 }
 
-// New builds a Tracer exporting to o.Endpoint. It contacts nothing: spans
-// are sent in the background, in batches, and a collector that is down
-// costs dropped spans, never a slower request.
+// New builds a Tracer exporting to o.Endpoint over OTLP/HTTP. It contacts
+// nothing: spans are sent in the background, in batches, and a collector
+// that is down costs dropped spans, never a slower request.
 func New(o Options) (*Tracer, error) {
 	exp := o.Exporter
 	if exp == nil {
 		if o.Endpoint == "" {
-			return nil, errors.New("tracing: no OTLP endpoint")
+			return nil, errNoEndpoint
 		}
-		var err error
-		// The context is unused by the HTTP exporter's constructor.
-		exp, err = otlptracehttp.New(context.Background(), otlptracehttp.WithEndpointURL(o.Endpoint))
-		if err != nil {
-			return nil, fmt.Errorf("tracing: %w", err)
-		}
+		exp = newExporter(o.Endpoint, o.Headers)
 	}
 	sampler, err := newSampler(o.Sampler, o.Ratio)
 	if err != nil {
