@@ -122,6 +122,19 @@ type Config struct {
 	JWKSCAFile          string `env:"JWKS_CA_FILE" help:"PEM CA certificates that verify JWKS_URLS and OIDC_ISSUER_URL (discovery, jwks_uri, browser login) instead of the system roots; re-read when it changes"`
 	JWKSBearerTokenFile string `env:"JWKS_BEARER_TOKEN_FILE" help:"a token sent as Authorization: Bearer with every discovery and JWKS fetch (e.g. a projected service-account token); read again at every fetch, never logged; https only"`
 	IntrospectionCAFile string `env:"INTROSPECTION_CA_FILE" help:"AUTH_MODE=introspection: PEM CA certificates that verify INTROSPECTION_URL instead of the system roots; re-read when it changes"`
+	// Tracing and metric histograms (issue 15): docs/observability.md; see tracing.go.
+	OTelSDKDisabled      bool     `env:"OTEL_SDK_DISABLED" envDefault:"false" help:"tracing: true turns tracing off whatever else is set"`
+	OTelTracesExporter   string   `env:"OTEL_TRACES_EXPORTER" envDefault:"otlp" help:"tracing: otlp (OTLP over HTTP/protobuf, on once an endpoint is set) or none"`
+	OTelEndpoint         string   `env:"OTEL_EXPORTER_OTLP_ENDPOINT" help:"tracing: the collector's OTLP/HTTP base URL, e.g. http://otel-collector:4318 (spans go to /v1/traces under it); empty with no traces endpoint: tracing off"`
+	OTelTracesEndpoint   string   `env:"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT" help:"tracing: the full OTLP/HTTP traces URL, used as is; wins over OTEL_EXPORTER_OTLP_ENDPOINT"`
+	OTelHeaders          string   `env:"OTEL_EXPORTER_OTLP_HEADERS" help:"tracing: headers sent with every export, key=value pairs separated by commas (values percent-encoded), e.g. an API key; never printed"`
+	OTelProtocol         string   `env:"OTEL_EXPORTER_OTLP_PROTOCOL" envDefault:"http/protobuf" help:"tracing: only http/protobuf: spans go over OTLP/HTTP (a collector's port 4318); grpc is refused"`
+	OTelServiceName      string   `env:"OTEL_SERVICE_NAME" envDefault:"jwt-sidecar" help:"tracing: the service.name of every span"`
+	OTelResourceAttrs    string   `env:"OTEL_RESOURCE_ATTRIBUTES" help:"tracing: extra resource attributes, key=value pairs separated by commas (values percent-encoded), e.g. deployment.environment=prod,k8s.pod.name=api-7f9"`
+	OTelTracesSampler    string   `env:"OTEL_TRACES_SAMPLER" envDefault:"parentbased_always_on" help:"tracing: always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off or parentbased_traceidratio"`
+	OTelTracesSamplerArg string   `env:"OTEL_TRACES_SAMPLER_ARG" help:"tracing: the ratio (0 to 1) of the traceidratio samplers; default 1"`
+	OTelPropagators      []string `env:"OTEL_PROPAGATORS" envDefault:"tracecontext,baggage" help:"tracing: the context propagated from clients to the upstream: tracecontext (W3C traceparent, tracestate), baggage, or none"`
+	MetricsHistograms    string   `env:"METRICS_HISTOGRAMS" envDefault:"classic" help:"latency histograms: classic (29 fixed buckets), native (Prometheus native histograms only, factor 1.1) or both (during a migration)"`
 }
 
 // Load parses environ into a Config and validates it. The error names
@@ -292,6 +305,7 @@ func (c *Config) problems() []error {
 	errs = append(errs, c.relayProblems()...)
 	errs = append(errs, c.observabilityProblems()...)
 	errs = append(errs, c.keySourceAccessProblems()...)
+	errs = append(errs, c.tracingProblems()...)
 	return append(errs, cli.CheckLog(c.LogLevel, c.LogFormat)...)
 }
 

@@ -57,6 +57,11 @@ func (s *Source) fetch(ctx context.Context, target string, conditional, fromIssu
 	} else if s.relayC != nil {
 		client = s.relayC
 	}
+	if wrap := s.env.opts.WrapTransport; wrap != nil {
+		c := *client
+		c.Transport = wrap(c.Transport)
+		client = &c
+	}
 	resp, err := client.Do(req)
 	if err != nil {
 		return fetched{}, fmt.Errorf("fetch %s: %w", redact(target), err)

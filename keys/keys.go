@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"slices"
 	"time"
 
@@ -71,6 +72,9 @@ type KeyOptions struct {
 	// RelayURL, when set, is a key relay (cmd/jwt-key-relay) that remote
 	// sources fetch from first, falling back to the issuer when it fails.
 	RelayURL string
+	// WrapTransport, when set, wraps the transport of every fetch (key
+	// sets, discovery, the relay): tracing makes each fetch a span.
+	WrapTransport func(http.RoundTripper) http.RoundTripper
 }
 
 func (o *KeyOptions) defaults() {

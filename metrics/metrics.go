@@ -34,6 +34,42 @@ type Labels struct {
 // durationBuckets: see DurationBuckets.
 var durationBuckets = DurationBuckets()
 
+// Histogram kinds of the latency histograms (METRICS_HISTOGRAMS).
+const (
+	// HistogramsClassic: the 29 fixed buckets, every exposition format.
+	HistogramsClassic = "classic"
+	// HistogramsNative: Prometheus native histograms only: buckets
+	// at most 10% wide from the microseconds to the seconds, at no fixed
+	// cost per bucket; scraped with the protobuf format only (the text
+	// format then has _count and _sum alone).
+	HistogramsNative = "native"
+	// HistogramsBoth: both, while dashboards move to native histograms.
+	HistogramsBoth = "both"
+)
+
+// Options are the choices of how the instruments are exposed.
+type Options struct {
+	// Histograms is one of the Histograms* kinds; empty means classic.
+	Histograms string
+}
+
+// latencyOpts are the bucket settings of a latency histogram.
+func (o Options) latencyOpts(h prometheus.HistogramOpts) prometheus.HistogramOpts {
+	if o.Histograms != HistogramsNative {
+		h.Buckets = durationBuckets
+	}
+	if o.Histograms == HistogramsNative || o.Histograms == HistogramsBoth {
+		// Factor 1.1 is schema 3 (2^(1/8) ≈ 1.09 per bucket). At most
+		// 160 buckets are kept (1 µs to 10 s is ~186 at full
+		// resolution): past that the resolution halves, and it is reset
+		// after an hour.
+		h.NativeHistogramBucketFactor = 1.1
+		h.NativeHistogramMaxBucketNumber = 160
+		h.NativeHistogramMinResetDuration = time.Hour
+	}
+	return h
+}
+
 type outcomeReason struct{ outcome, reason string }
 
 // Metrics is every instrument of the sidecar.
@@ -63,6 +99,11 @@ type Metrics struct {
 // global one. It is long because it is a list: one declaration per
 // instrument, read top to bottom like the exposition.
 func New(reg prometheus.Registerer, labels Labels) *Metrics {
+	return NewWithOptions(reg, labels, Options{})
+}
+
+// NewWithOptions is New with the exposition choices of o.
+func NewWithOptions(reg prometheus.Registerer, labels Labels, o Options) *Metrics {
 	m := &Metrics{
 		reg:    reg,
 		labels: labels,
@@ -71,18 +112,16 @@ func New(reg prometheus.Registerer, labels Labels) *Metrics {
 			Name:      "requests_total",
 			Help:      "Requests by outcome (allowed, public, unauthenticated, forbidden, unavailable) and refusal reason.",
 		}, []string{"outcome", "reason"}),
-		verification: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		verification: prometheus.NewHistogramVec(o.latencyOpts(prometheus.HistogramOpts{
 			Namespace: namespace,
 			Name:      "verification_duration_seconds",
 			Help:      "Time to authenticate one request: local JWT verification (mode=jwt) or an RFC 7662 round trip (mode=introspection).",
-			Buckets:   durationBuckets,
-		}, []string{"mode"}),
-		upstream: prometheus.NewHistogram(prometheus.HistogramOpts{
+		}), []string{"mode"}),
+		upstream: prometheus.NewHistogram(o.latencyOpts(prometheus.HistogramOpts{
 			Namespace: namespace,
 			Name:      "upstream_duration_seconds",
 			Help:      "Time from forwarding a request to receiving the upstream's response headers.",
-			Buckets:   durationBuckets,
-		}),
+		})),
 		upstreamErrs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace,
 			Name:      "upstream_errors_total",
@@ -204,6 +243,32 @@ func (m *Metrics) Verification(mode string, d time.Duration) {
 
 // Upstream observes the time the upstream took to answer with headers.
 func (m *Metrics) Upstream(d time.Duration) { m.upstream.Observe(d.Seconds()) }
+
+// VerificationInTrace is Verification with the request's sampled trace as
+// the observation's exemplar, so a slow bucket links to a trace.
+func (m *Metrics) VerificationInTrace(mode string, d time.Duration, traceID string) {
+	o, ok := m.verifyByMode[mode]
+	if !ok {
+		o = m.verification.WithLabelValues(mode)
+	}
+	observeInTrace(o, d, traceID)
+}
+
+// UpstreamInTrace is Upstream with the request's sampled trace as the
+// observation's exemplar.
+func (m *Metrics) UpstreamInTrace(d time.Duration, traceID string) {
+	observeInTrace(m.upstream, d, traceID)
+}
+
+// observeInTrace observes d with a trace_id exemplar (the label name
+// Grafana and the OpenMetrics examples use).
+func observeInTrace(o prometheus.Observer, d time.Duration, traceID string) {
+	if eo, ok := o.(prometheus.ExemplarObserver); ok {
+		eo.ObserveWithExemplar(d.Seconds(), prometheus.Labels{"trace_id": traceID})
+		return
+	}
+	o.Observe(d.Seconds())
+}
 
 // UpstreamError counts a forwarded request that got no response.
 func (m *Metrics) UpstreamError(kind string) { m.upstreamErrs.WithLabelValues(kind).Inc() }

@@ -87,6 +87,9 @@ func (p *Proxy) authenticate(next http.Handler) http.Handler {
 		if tr != nil {
 			p.logTrail(r.Context(), r, tr, &d)
 		}
+		if p.tracer != nil {
+			p.traceDecision(r, pol, &d)
+		}
 		if logins && (d.Err != nil || d.Anonymous) && p.session(w, r, pol, &d) {
 			return // a browser sent to sign in
 		}

@@ -195,9 +195,11 @@ func newTransport(maxIdle int, headerTimeout time.Duration) *http.Transport {
 // timedTransport observes the time to the upstream's response headers.
 // With the access log on, it also notes the time in the request's entry.
 type timedTransport struct {
-	next   http.RoundTripper
-	rec    Recorder
-	access bool
+	next      http.RoundTripper
+	rec       Recorder
+	access    bool
+	tracer    Tracer           // nil: tracing off
+	exemplars ExemplarRecorder // nil: no exemplars
 }
 
 func (t *timedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
@@ -205,7 +207,7 @@ func (t *timedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	res, err := t.next.RoundTrip(r)
 	d := time.Since(start)
 	if err == nil {
-		t.rec.Upstream(d)
+		t.observe(r, d)
 	}
 	if t.access {
 		if e := entryOf(r.Context()); e != nil {
@@ -213,6 +215,18 @@ func (t *timedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		}
 	}
 	return res, err
+}
+
+// observe records the upstream's time, with the trace as exemplar when the
+// request's span is sampled.
+func (t *timedTransport) observe(r *http.Request, d time.Duration) {
+	if t.exemplars != nil {
+		if id := t.tracer.TraceID(r.Context()); id != "" {
+			t.exemplars.UpstreamInTrace(d, id)
+			return
+		}
+	}
+	t.rec.Upstream(d)
 }
 
 // CloseIdleConnections closes idle upstream connections, e.g. at shutdown.

@@ -71,7 +71,7 @@ func (p *Proxy) decide(pol *policy.Policy, r *http.Request, d *policy.Decision, 
 	}
 	start := time.Now()
 	pol.Check(r.Context(), r, rule, d, tr)
-	p.rec.Verification(pol.Mode(), time.Since(start))
+	p.observeVerification(r.Context(), pol.Mode(), time.Since(start))
 }
 
 // rawRule is the rule that may take r, whose path is ambiguous, as it

@@ -100,6 +100,8 @@ type Options struct {
 	// ambiguous_path: PATH_STRICT=false, for upstreams that need such
 	// paths and read them exactly as the sidecar does.
 	AllowAmbiguousPaths bool
+	// Tracer puts each request into a trace (OTEL_*); nil traces nothing.
+	Tracer Tracer
 }
 
 // Proxy authenticates requests and forwards the allowed ones. It is safe for
@@ -123,6 +125,9 @@ type Proxy struct {
 	subjectClaim string
 	sampler      *sampler
 	logs         LogRecorder
+
+	tracer    Tracer           // nil: tracing off
+	exemplars ExemplarRecorder // nil unless tracing and the Recorder takes exemplars
 }
 
 // New builds a Proxy. It checks the options but contacts nothing.
@@ -174,20 +179,28 @@ func New(o Options) (*Proxy, error) {
 		logs:         o.Logs,
 	}
 	p.policy.Store(o.Policy)
+	if o.Tracer != nil {
+		p.tracer = o.Tracer
+		p.exemplars, _ = o.Recorder.(ExemplarRecorder)
+	}
 	rt := o.Transport
 	if rt == nil {
 		rt = upstreamTransport(o.Upstream.Scheme, socket, o.UpstreamTLS, o.MaxIdleConns, o.UpstreamTimeout)
 	}
-	p.transport = &timedTransport{next: rt, rec: o.Recorder, access: o.AccessLog}
+	p.transport = &timedTransport{next: rt, rec: o.Recorder, access: o.AccessLog, tracer: p.tracer, exemplars: p.exemplars}
 	return p, nil
 }
 
 // Handler builds the public chain. Read it bottom-up: the last wrap runs
 // first.
 func (p *Proxy) Handler() http.Handler {
+	var upstream http.RoundTripper = p.transport
+	if p.tracer != nil {
+		upstream = p.tracer.Upstream(upstream) // a span; traceparent to the upstream
+	}
 	var h http.Handler = &httputil.ReverseProxy{
 		Rewrite:      p.rewrite,       // cleaned path, SetURL, X-Forwarded-*
-		Transport:    p.transport,     // pooled; times the upstream
+		Transport:    upstream,        // pooled; times the upstream
 		BufferPool:   p.buffers,       // 4 KiB copy buffers
 		ErrorHandler: p.upstreamError, // 502 or 504 plus a metric
 		// The client has the sidecar's X-Request-Id already; an HTTP/2
@@ -208,6 +221,9 @@ func (p *Proxy) Handler() http.Handler {
 	h = clientCert(h)
 	if p.access {
 		h = p.accessLog(h) // one line per request, after its answer
+	}
+	if p.tracer != nil {
+		h = p.tracer.Server(h) // one span per request, with its request ID
 	}
 	h = p.requestID(h) // first: every line and answer carries the ID
 	return h

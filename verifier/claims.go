@@ -30,6 +30,9 @@ type Claims struct {
 	IssuedAt time.Time
 	// JTI is the token's jti (empty when absent), for the revocation list.
 	JTI string
+	// CacheHit is true when the verdict came from the token cache (no
+	// signature check or introspection call was needed): for traces.
+	CacheHit bool
 
 	// hash is the start of the token's SHA-256, which log lines show
 	// (TokenHash): a refusal decided after verification (a rule's scopes

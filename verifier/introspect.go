@@ -90,7 +90,10 @@ type IntrospectionOptions struct {
 	// Client replaces the pooled client, for tests. It should not follow
 	// redirects.
 	Client *http.Client
-	Now    func() time.Time // for tests; default time.Now
+	// WrapTransport, when set, wraps the client's transport: tracing makes
+	// each call a span.
+	WrapTransport func(http.RoundTripper) http.RoundTripper
+	Now           func() time.Time // for tests; default time.Now
 }
 
 // Introspector authenticates requests by asking the token service about
@@ -160,6 +163,11 @@ func NewIntrospector(o IntrospectionOptions) (*Introspector, error) {
 			}
 			o.Client.Transport = capool.NewTransport(pool, o.Client.Transport.(*http.Transport))
 		}
+	}
+	if o.WrapTransport != nil {
+		c := *o.Client
+		c.Transport = o.WrapTransport(c.Transport)
+		o.Client = &c
 	}
 	in := &Introspector{
 		url:        u.String(),
@@ -245,7 +253,9 @@ func (in *Introspector) IntrospectToken(ctx context.Context, token string) (Clai
 			if now.Before(a.until) {
 				in.rec.TokenCache(true)
 				in.checks.accepted(a.claims, now)
-				return *a.claims, nil
+				c := *a.claims
+				c.CacheHit = true
+				return c, nil
 			}
 			in.cache.drop(&sum, expiredAt(now))
 		}

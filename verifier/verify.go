@@ -211,7 +211,9 @@ func (v *Verifier) VerifyToken(ctx context.Context, token string) (Claims, error
 					return Claims{}, err
 				}
 				v.accepted(e.claims, now)
-				return *e.claims, nil
+				c := *e.claims
+				c.CacheHit = true
+				return c, nil
 			}
 			v.cache.drop(&sum, stale)
 		}

@@ -54,7 +54,7 @@ func checkConfig(args []string, env map[string]string, stdout, stderr io.Writer)
 	if cfg.ConfigFile != "" {
 		source = "CONFIG_FILE " + cfg.ConfigFile
 	}
-	fmt.Fprintf(stdout, "# jwt-sidecar check-config: the configuration is valid.\n# The policy comes from %s.\n", source)
+	fmt.Fprintf(stdout, "# jwt-sidecar check-config: the configuration is valid.\n# The policy comes from %s.\n# %s.\n", source, tracingSummary(cfg))
 	for _, w := range warnings(a.rt.current.Load().spec) {
 		fmt.Fprintf(stdout, "# warning: %s\n", w)
 	}
@@ -168,6 +168,12 @@ func masked(name string, v any) string {
 		return x.String()
 	}
 	s := fmt.Sprint(v)
+	if name == "OTEL_EXPORTER_OTLP_HEADERS" && s != "" {
+		return "xxxxx" // API keys
+	}
+	if strings.HasPrefix(name, "OTEL_EXPORTER_OTLP_") && strings.HasSuffix(name, "ENDPOINT") && s != "" {
+		return maskURL(s) // a collector URL may carry credentials
+	}
 	if (strings.Contains(name, "SECRET") || strings.Contains(name, "PASSWORD")) && !strings.HasSuffix(name, "_FILE") && s != "" {
 		return "xxxxx"
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/jwt-sidecar/jwt-sidecar/config"
 	"github.com/jwt-sidecar/jwt-sidecar/internal/cli"
 	"github.com/jwt-sidecar/jwt-sidecar/internal/telemetry"
+	"github.com/jwt-sidecar/jwt-sidecar/internal/tracing"
 	"github.com/jwt-sidecar/jwt-sidecar/metrics"
 	"github.com/jwt-sidecar/jwt-sidecar/proxy"
 )
@@ -84,6 +85,9 @@ func quietApp(env map[string]string) (*config.Config, *app, error) {
 		return nil, nil, err
 	}
 	a, err := newApp(cfg, slog.New(slog.DiscardHandler))
+	if err == nil {
+		a.stopTracing() // nothing served: no span to export
+	}
 	return cfg, a, err
 }
 
@@ -97,7 +101,8 @@ type app struct {
 	// handler is the proxy listener's: the proxy, and back-channel logout
 	// at BACKCHANNEL_LOGOUT_PATH.
 	handler http.Handler
-	tls     *listenerTLS // nil: plain HTTP and h2c
+	tls     *listenerTLS    // nil: plain HTTP and h2c
+	tracer  *tracing.Tracer // nil: tracing off
 }
 
 // newApp wires the sidecar. The environment and CONFIG_FILE both become a
@@ -105,13 +110,17 @@ type app struct {
 // policy was given.
 func newApp(cfg *config.Config, log *slog.Logger) (*app, error) {
 	reg := prometheus.NewRegistry()
-	m := metrics.New(reg, telemetry.Labels())
+	m := metrics.NewWithOptions(reg, telemetry.Labels(), metrics.Options{Histograms: cfg.MetricsHistograms})
 	m.BuildInfo(cli.Version(version))
 	spec, err := readSpec(cfg)
 	if err != nil {
 		return nil, err
 	}
-	rt := newRuntime(cfg, log, m, metrics.NewRules(reg))
+	tr, err := newTracer(cfg)
+	if err != nil {
+		return nil, err
+	}
+	rt := newRuntime(cfg, log, m, metrics.NewRules(reg), tr)
 	rt.lm = metrics.NewLogins(reg, loginLabels())
 	rt.prov = metrics.NewProviders(reg, providerStates)
 	if rt.state, err = newState(cfg, rt, reg); err != nil {
@@ -143,6 +152,7 @@ func newApp(cfg *config.Config, log *slog.Logger) (*app, error) {
 		RefusalLogRate:      cfg.RefusalLogRate,
 		Logs:                metrics.NewLogLines(reg),
 		AllowAmbiguousPaths: !cfg.PathStrict,
+		Tracer:              proxyTracer(tr),
 	})
 	if err != nil {
 		return nil, err
@@ -157,7 +167,7 @@ func newApp(cfg *config.Config, log *slog.Logger) (*app, error) {
 	for _, w := range warnings(spec) {
 		log.Warn(w)
 	}
-	a := &app{cfg: cfg, log: log, reg: reg, rt: rt, proxy: p, tls: lt}
+	a := &app{cfg: cfg, log: log, reg: reg, rt: rt, proxy: p, tls: lt, tracer: tr}
 	if a.handler, err = a.listenerHandler(); err != nil {
 		return nil, err
 	}
@@ -207,6 +217,7 @@ func (a *app) serve(ctx context.Context) error {
 		AfterDrain: func() {
 			a.proxy.CloseIdleConnections()
 			a.rt.closeIdle()
+			a.stopTracing()
 		},
 		StartAttrs: append([]any{"version", cli.Version(version), "upstream", a.cfg.UpstreamURL.Redacted()},
 			a.startAttrs()...),

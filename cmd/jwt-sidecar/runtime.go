@@ -15,6 +15,7 @@ import (
 
 	"github.com/jwt-sidecar/jwt-sidecar/config"
 	"github.com/jwt-sidecar/jwt-sidecar/internal/capool"
+	"github.com/jwt-sidecar/jwt-sidecar/internal/tracing"
 	"github.com/jwt-sidecar/jwt-sidecar/keys"
 	"github.com/jwt-sidecar/jwt-sidecar/metrics"
 	"github.com/jwt-sidecar/jwt-sidecar/policy"
@@ -36,7 +37,8 @@ type runtime struct {
 	sources *keys.SourceSet
 	proxy   *proxy.Proxy
 	poll    time.Duration
-	state   stateOf // revocation list and DPoP, shared by every provider
+	state   stateOf         // revocation list and DPoP, shared by every provider
+	tracer  *tracing.Tracer // nil: tracing off
 
 	mu      sync.Mutex // one reload at a time
 	stamp   fileStamp  // guarded by mu
@@ -65,14 +67,17 @@ type builtProvider struct {
 	fresh     bool   // built by this generation
 }
 
-func newRuntime(cfg *config.Config, log *slog.Logger, m *metrics.Metrics, pm *metrics.Rules) *runtime {
+func newRuntime(cfg *config.Config, log *slog.Logger, m *metrics.Metrics, pm *metrics.Rules, tr *tracing.Tracer) *runtime {
+	ko := keyOptions(cfg)
+	ko.WrapTransport = wrapFor(tr, spanKeyFetch)
 	return &runtime{
 		cfg:     cfg,
 		log:     log,
 		m:       m,
 		pm:      pm,
-		sources: keys.NewSourceSet(keyOptions(cfg), m, log),
+		sources: keys.NewSourceSet(ko, m, log),
 		poll:    configPoll,
+		tracer:  tr,
 	}
 }
 
@@ -271,6 +276,7 @@ func (rt *runtime) newIntrospector(ps *policy.ProviderSpec, in *policy.Introspec
 		RequireExp:     ps.RequireExp,
 		RequiredScopes: ps.RequiredScopes,
 		Recorder:       rt.m,
+		WrapTransport:  wrapFor(rt.tracer, spanIntrospection),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("INTROSPECTION_URL: %w", err)

@@ -122,7 +122,12 @@ func AdminHandler(metrics prometheus.Gatherer, log *slog.Logger, ready func() er
 // body after the first.
 func adminHandler(metrics prometheus.Gatherer, log *slog.Logger, ready func() error, detail func() string) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{ErrorLog: ScrapeErrorLog(log)}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{
+		ErrorLog: ScrapeErrorLog(log),
+		// OpenMetrics when the scraper asks for it: the only text format
+		// that carries exemplars (a histogram bucket's trace ID).
+		EnableOpenMetrics: true,
+	}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		io.WriteString(w, "ok\n")
 	})

@@ -67,7 +67,8 @@ func TestImportsRunOneWay(t *testing.T) {
 		{pkg: "keys", denied: []string{"verifier", "policy", "proxy", "metrics", "injector"}},
 		{pkg: "verifier", denied: []string{"proxy", "metrics", "policy", "injector"}},
 		{pkg: "policy", denied: []string{"proxy", "metrics", "injector"}},
-		{pkg: "proxy", denied: []string{"injector"}},
+		{pkg: "proxy", denied: []string{"injector", "internal/tracing"}},
+		{pkg: "internal/tracing", denied: []string{"injector"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.pkg, func(t *testing.T) {
@@ -99,6 +100,28 @@ func TestProductNeedsNoTools(t *testing.T) {
 			p, ok := strings.CutPrefix(line, module)
 			if ok && (strings.HasPrefix(p, "tools/") || strings.HasPrefix(p, "test/") || strings.HasPrefix(p, "cmd/")) {
 				t.Errorf("%s imports %s", pkg, p)
+			}
+		}
+	}
+}
+
+// TestOnlyTracingImportsOpenTelemetry: the OpenTelemetry SDK stays in
+// internal/tracing (and main, which wires it). The proxy declares the
+// interface it needs (proxy.Tracer), so with tracing off the request path
+// runs no OpenTelemetry code at all, and the other packages build without it.
+func TestOnlyTracingImportsOpenTelemetry(t *testing.T) {
+	goBin := goBinary(t)
+	for _, pkg := range []string{"config", "keys", "verifier", "policy", "proxy", "metrics", "injector", "internal/cli"} {
+		cmd := exec.Command(goBin, "list", "-deps", "-f", "{{.ImportPath}}", "./"+pkg)
+		cmd.Dir = "../.."
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("go list %s: %v", pkg, err)
+		}
+		for _, line := range strings.Split(string(out), "\n") {
+			if strings.HasPrefix(line, "go.opentelemetry.io/") {
+				t.Errorf("%s imports %s; only internal/tracing may", pkg, line)
+				break
 			}
 		}
 	}
