@@ -174,8 +174,13 @@ func (s *Source) run(ctx context.Context) {
 		}
 		return
 	}
+	// A key set loaded from disk that its max-age still covers needs no
+	// fetch at start: a fleet restarted at once asks nothing of the issuer.
+	var fresh time.Duration
 	if o.CacheDir != "" && s.remote() && !loaded {
-		s.loadFromDisk()
+		if fresh = s.loadFromDisk(); fresh > 0 {
+			loaded = true
+		}
 	}
 	trigger := TriggerStart
 	backoff := time.Second
@@ -184,6 +189,9 @@ func (s *Source) run(ctx context.Context) {
 		wait := o.RefreshInterval
 		if s.kind == kindFile {
 			wait = o.FilePoll
+		}
+		if first && fresh > 0 {
+			wait = fresh
 		}
 		if !first || !loaded {
 			if err := s.refresh(ctx, trigger); err != nil {
@@ -262,11 +270,6 @@ func (s *Source) applyJSON(raw []byte, trigger, result string) error {
 		return err
 	}
 	s.raw.Store(&raw)
-	if result == RefreshOK && s.remote() && s.env.opts.CacheDir != "" {
-		if err := s.saveToDisk(raw); err != nil {
-			s.env.log.Warn("could not write the key cache", "source", s.name, "error", err)
-		}
-	}
 	return nil
 }
 
