@@ -23,6 +23,7 @@ import (
 	"github.com/jwt-sidecar/jwt-sidecar/config"
 	"github.com/jwt-sidecar/jwt-sidecar/internal/cli"
 	"github.com/jwt-sidecar/jwt-sidecar/keys"
+	"github.com/jwt-sidecar/jwt-sidecar/metrics"
 )
 
 var version string
@@ -42,6 +43,7 @@ type Config struct {
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"20s" help:"on SIGTERM: drain in-flight requests for at most this long"`
 	LogLevel        string        `env:"LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
 	LogFormat       string        `env:"LOG_FORMAT" envDefault:"json" help:"json or text"`
+	CacheDir        string        `env:"JWKS_CACHE_DIR" help:"keep each source's last good key set here with its validators, load it at start and ask the issuer conditionally (a restart costs a 304, and the relay serves while the issuer is down)"`
 }
 
 func loadConfig(environ map[string]string) (*Config, error) {
@@ -103,6 +105,7 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 	}
 	log := cli.Logger(cfg.LogLevel, cfg.LogFormat, stderr)
 	reg := prometheus.NewRegistry()
+	rec := metrics.NewRelay(reg)
 	var sources []*keys.Source
 	for _, u := range cfg.JWKSURLs {
 		sources = append(sources, keys.NewRemoteSource(u, nil, nil))
@@ -113,12 +116,14 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 	k, err := keys.NewKeys(keys.KeyOptions{
 		RefreshInterval: cfg.RefreshInterval, FetchTimeout: cfg.FetchTimeout, MaxBytes: cfg.MaxBytes,
 		RefetchCooldown: cfg.RefetchCooldown, MaxWait: cfg.FetchWait,
-	}, newRecorder(reg), log, sources...)
+		CacheDir: cfg.CacheDir,
+	}, rec, log, sources...)
 	if err != nil {
 		return cli.ConfigError(stderr, "jwt-key-relay", err)
 	}
 	relay := keys.NewRelay(sources...)
 	relay.MaxAge = int(cfg.MaxAge / time.Second)
+	relay.Recorder = rec
 	mux := http.NewServeMux()
 	mux.Handle(keys.RelayPath, relay)
 	err = cli.Service{
@@ -141,35 +146,3 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 	}
 	return cli.ExitOK
 }
-
-// recorder exports the relay's refreshes, the figure to watch: the
-// issuer's load from the whole cluster.
-type recorder struct {
-	refreshes *prometheus.CounterVec
-	keys      *prometheus.GaugeVec
-	loaded    *prometheus.GaugeVec
-}
-
-func newRecorder(reg prometheus.Registerer) *recorder {
-	r := &recorder{
-		refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jwt_key_relay_refreshes_total",
-			Help: "Issuer fetches by source, trigger (start, interval, unknown_kid) and result (ok, not_modified, error, invalid, empty, cooldown)."}, []string{"source", "trigger", "result"}),
-		keys: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "jwt_key_relay_keys",
-			Help: "Usable keys held per source."}, []string{"source"}),
-		loaded: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "jwt_key_relay_last_refresh_timestamp_seconds",
-			Help: "When each source's keys were last confirmed current (200 or 304)."}, []string{"source"}),
-	}
-	reg.MustRegister(r.refreshes, r.keys, r.loaded)
-	return r
-}
-
-func (r *recorder) KeyRefresh(source, trigger, result string) {
-	r.refreshes.WithLabelValues(source, trigger, result).Inc()
-}
-
-func (r *recorder) KeysLoaded(source string, n int, at time.Time) {
-	r.keys.WithLabelValues(source).Set(float64(n))
-	r.loaded.WithLabelValues(source).Set(float64(at.Unix()))
-}
-
-var _ keys.KeyRecorder = (*recorder)(nil)
