@@ -93,6 +93,11 @@ func (s *Source) loadFromDisk() time.Duration {
 		s.env.log.Warn("ignoring an unusable key cache file", "source", s.name, "file", s.cacheFile(), "error", err)
 		return 0
 	}
+	// The keys were last confirmed when they were fetched, not now: the
+	// stale-keys alerts must not be fooled by a restart.
+	if !e.FetchedAt.IsZero() {
+		s.env.rec.KeysLoaded(s.name, s.KeyCount(), e.FetchedAt)
+	}
 	if e.URL != "" && e.Conditional() {
 		if s.validators == nil {
 			s.validators = map[string]validators{}
