@@ -54,3 +54,24 @@ func TestReadEntryBare(t *testing.T) {
 		t.Error("junk read as an entry")
 	}
 }
+
+// FuzzReadEntry: whatever a cache file holds (a crash, a disk error, an
+// older version), reading it is an entry within the limit or an error.
+func FuzzReadEntry(f *testing.F) {
+	f.Add([]byte(`{"url":"https://idp.example/jwks","etag":"\"v1\"","fetched_at":"2026-01-02T03:04:05Z","body":"eyJrZXlzIjpbXX0="}`))
+	f.Add([]byte(`{"keys":[]}`))
+	f.Add([]byte(`{"body":null}`))
+	f.Add([]byte(`{"body":"!!"}`))
+	f.Add([]byte(`[]`))
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		path := filepath.Join(dir, "e.json")
+		if err := os.WriteFile(path, raw, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		e, err := ReadEntry(path, 64)
+		if err == nil && len(e.Body) > 64 {
+			t.Fatalf("a %d-byte body passed the 64-byte limit", len(e.Body))
+		}
+	})
+}
