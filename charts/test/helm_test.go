@@ -164,11 +164,14 @@ func find(t *testing.T, objs []object, kind string) object {
 	return found[0]
 }
 
-// isRelay reports whether o is one of the key relay's objects.
+// isRelay reports whether o is one of the key relay's objects: labelled
+// as its component, or its helm test pod (labelled as a test, which the
+// NetworkPolicies admit, and named after the relay).
 func isRelay(o object) bool {
 	meta, _ := o["metadata"].(map[string]any)
 	labels, _ := meta["labels"].(map[string]any)
-	return labels["app.kubernetes.io/component"] == "key-relay"
+	name, _ := meta["name"].(string)
+	return labels["app.kubernetes.io/component"] == "key-relay" || strings.HasSuffix(name, "-key-relay-test")
 }
 
 // findRelay answers the key relay's one object of a kind.
@@ -269,7 +272,7 @@ func TestRenderKinds(t *testing.T) {
 	}{
 		{values: "default", want: []string{"Deployment", "MutatingWebhookConfiguration", "Pod", "PodDisruptionBudget", "Secret", "Service", "ServiceAccount"}},
 		{values: "full", want: []string{"Certificate", "Certificate", "ConfigMap", "Deployment", "Deployment", "Issuer", "Issuer", "MutatingWebhookConfiguration",
-			"NetworkPolicy", "NetworkPolicy", "NetworkPolicy", "NetworkPolicy", "Pod", "PodDisruptionBudget", "PodDisruptionBudget", "PodMonitor", "PodMonitor", "PodMonitor",
+			"NetworkPolicy", "NetworkPolicy", "NetworkPolicy", "NetworkPolicy", "Pod", "Pod", "PodDisruptionBudget", "PodDisruptionBudget", "PodMonitor", "PodMonitor", "PodMonitor",
 			"PrometheusRule", "Service", "Service", "ServiceAccount", "ServiceMonitor"}},
 		{values: "cert-manager", want: []string{"Certificate", "Deployment", "MutatingWebhookConfiguration", "Pod", "PodDisruptionBudget", "Service", "ServiceAccount"}},
 	}

@@ -2,6 +2,7 @@ package charttest
 
 import (
 	"encoding/json"
+	"net/url"
 	"os"
 	"reflect"
 	"regexp"
@@ -255,10 +256,11 @@ func TestRelayMonitoringAndNetworkPolicy(t *testing.T) {
 		t.Fatalf("%d ingress rules, want the relay port and the admin port", len(np.Spec.Ingress))
 	}
 	keysRule, adminRule := np.Spec.Ingress[0], np.Spec.Ingress[1]
-	if keysRule.Ports[0].Port.String() != "http" || len(keysRule.From) != 2 ||
+	if keysRule.Ports[0].Port.String() != "http" || len(keysRule.From) != 3 ||
 		keysRule.From[0].PodSelector.MatchLabels[injector.InjectedLabel] != "true" || keysRule.From[0].NamespaceSelector == nil ||
-		keysRule.From[1].NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"] != "gateway" {
-		t.Errorf("key port rule %+v, want every injected pod and relayFrom", keysRule)
+		keysRule.From[1].PodSelector.MatchLabels["app.kubernetes.io/component"] != "test" || keysRule.From[1].NamespaceSelector != nil ||
+		keysRule.From[2].NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"] != "gateway" {
+		t.Errorf("key port rule %+v, want every injected pod, the helm test pod and relayFrom", keysRule)
 	}
 	if adminRule.Ports[0].Port.String() != "http-admin" || len(adminRule.From) != 1 ||
 		adminRule.From[0].NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"] != "monitoring" {
@@ -284,5 +286,37 @@ func TestRelayNotes(t *testing.T) {
 	}
 	if n := notes(render(t, nil)); strings.Contains(n, "relay") {
 		t.Errorf("NOTES mention the relay while it is off:\n%s", n)
+	}
+}
+
+// helm test asks the relay for its first source's key set through the
+// Service, with the relay image's own healthcheck mode.
+func TestRelayHelmTest(t *testing.T) {
+	for values, wantQuery := range map[string]string{
+		relayValue: "jwks=" + url.QueryEscape(relayIDP),
+		"relay: {enabled: true, oidcIssuerURLs: [https://login.example/realms/a]}": "issuer=" + url.QueryEscape("https://login.example/realms/a"),
+	} {
+		var pods []*corev1.Pod
+		for _, o := range objects(t, manifests(render(t, parseValues(t, values)))) {
+			if o["kind"] == "Pod" {
+				pods = append(pods, decode[corev1.Pod](t, o))
+			}
+		}
+		if len(pods) != 2 {
+			t.Fatalf("%d test pods, want the injector's and the relay's", len(pods))
+		}
+		pod := pods[1]
+		if pods[0].Name == "jwt-jwt-sidecar-key-relay-test" {
+			pod = pods[0]
+		}
+		c := pod.Spec.Containers[0]
+		want := []string{"healthcheck", relayURL + "/v1/jwks?" + wantQuery}
+		if pod.Annotations["helm.sh/hook"] != "test" || !slices.Equal(c.Args, want) || len(c.Command) != 0 ||
+			!strings.HasPrefix(c.Image, relayRepository+":") {
+			t.Errorf("relay test pod %s: hook %q image %s command %v args %v; want args %v", pod.Name, pod.Annotations["helm.sh/hook"], c.Image, c.Command, c.Args, want)
+		}
+		if d := readDockerfile(t); d.stage(t, "key-relay").entrypoint != `["/jwt-key-relay"]` {
+			t.Error("the key-relay image's entrypoint is not the relay")
+		}
 	}
 }
