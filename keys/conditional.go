@@ -198,7 +198,9 @@ func (s *Source) applyFetched(f fetched, trigger string) error {
 	if f.notModified {
 		s.env.rec.KeyRefresh(s.name, trigger, RefreshNotModified)
 		if set := s.set.Load(); set != nil {
-			s.env.rec.KeysLoaded(s.name, set.n, time.Now())
+			now := time.Now()
+			s.confirmed.Store(now.UnixNano())
+			s.env.rec.KeysLoaded(s.name, set.n, now)
 		}
 		// A 304 renews the freshness a max-age gave: keep it across a
 		// restart. Without one, the file already holds all there is.

@@ -96,6 +96,7 @@ func (s *Source) loadFromDisk() time.Duration {
 	// The keys were last confirmed when they were fetched, not now: the
 	// stale-keys alerts must not be fooled by a restart.
 	if !e.FetchedAt.IsZero() {
+		s.confirmed.Store(e.FetchedAt.UnixNano())
 		s.env.rec.KeysLoaded(s.name, s.KeyCount(), e.FetchedAt)
 	}
 	if e.URL != "" && e.Conditional() {

@@ -343,3 +343,42 @@ func TestRelayUnknownKIDAfterDiskCache(t *testing.T) {
 		t.Fatalf("rotated key through the relay: %v", err)
 	}
 }
+
+// A relay whose keys for a source are older than StaleAfter answers 503:
+// the sidecar fetches from the issuer itself rather than trust a relay
+// that has lost its issuer. Within the bound the relay serves.
+func TestRelayStaleAfter(t *testing.T) {
+	const iss = "https://issuer.example"
+	a := jwttest.NewSigner(t, "ES256", "a")
+	for _, tt := range []struct {
+		staleAfter time.Duration
+		wantIssuer int64 // the sidecar's requests to the issuer
+		wantStatus string
+	}{
+		{staleAfter: time.Hour, wantIssuer: 0, wantStatus: "200/hit"},
+		{staleAfter: time.Nanosecond, wantIssuer: 1, wantStatus: "503/hit"},
+	} {
+		i := newIDP(t, jwttest.JWKS(t, a))
+		rs, _ := relay(t, keys.NewRemoteSource(i.URL+"/jwks", nil, nil))
+		counted := &relayRequests{}
+		r := rs.Config.Handler.(*keys.Relay)
+		r.Recorder, r.StaleAfter = counted, tt.staleAfter
+		before := i.full.Load() + i.notMod.Load() // the relay's own load
+		k, err := keys.NewKeys(keys.KeyOptions{RelayURL: rs.URL}, nil, nil, keys.NewRemoteSource(i.URL+"/jwks", []string{iss}, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := k.LoadOnce(context.Background()); err != nil {
+			t.Fatalf("staleAfter %s: %v", tt.staleAfter, err)
+		}
+		if _, err := keyFor(t, k, iss, a); err != nil {
+			t.Errorf("staleAfter %s: %v", tt.staleAfter, err)
+		}
+		if got := i.full.Load() + i.notMod.Load() - before; got != tt.wantIssuer {
+			t.Errorf("staleAfter %s: the sidecar asked the issuer %d times, want %d", tt.staleAfter, got, tt.wantIssuer)
+		}
+		if counted.get(tt.wantStatus) != 1 {
+			t.Errorf("staleAfter %s: relay answers %v, want one %s", tt.staleAfter, counted.n, tt.wantStatus)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Relay serves the key sets of a fixed list of sources to sidecars, so a
@@ -28,6 +29,11 @@ type Relay struct {
 	MaxAge int
 	// Recorder counts the requests served; nil counts nothing.
 	Recorder RelayRecorder
+	// StaleAfter, when positive, bounds the age of the keys passed on: a
+	// source whose issuer has not confirmed its keys (a 200 or a 304) for
+	// longer is answered 503, so the sidecars fetch from the issuer
+	// themselves instead of trusting a relay that has lost it.
+	StaleAfter time.Duration
 }
 
 // RelayRecorder receives one call per request a Relay answers: the
@@ -99,6 +105,11 @@ func (r *Relay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	p := src.raw.Load()
 	if p == nil {
 		http.Error(w, "the key source has not loaded yet", http.StatusServiceUnavailable)
+		rec.RelayRequest(src.name, "503", cache)
+		return
+	}
+	if r.StaleAfter > 0 && time.Since(time.Unix(0, src.confirmed.Load())) > r.StaleAfter {
+		http.Error(w, "the relay's keys for this source are stale: fetch from the issuer", http.StatusServiceUnavailable)
 		rec.RelayRequest(src.name, "503", cache)
 		return
 	}

@@ -49,6 +49,10 @@ type Source struct {
 
 	set    atomic.Pointer[keySet]
 	loaded atomic.Bool
+	// confirmed is when the issuer last confirmed the keys held (a 200 or
+	// a 304; for keys from JWKS_CACHE_DIR, when they were fetched), in unix
+	// nanoseconds. A relay refuses to pass on keys older than its bound.
+	confirmed atomic.Int64
 
 	refreshMu sync.Mutex // one refresh at a time, so an older fetch never overwrites a newer one
 	jwksURL   string     // kindOIDC: discovered; guarded by refreshMu
@@ -303,7 +307,9 @@ func (s *Source) swap(set *keySet) *keySet {
 		}
 	}
 	s.loaded.Store(true)
-	s.env.rec.KeysLoaded(s.name, set.n, time.Now())
+	now := time.Now()
+	s.confirmed.Store(now.UnixNano())
+	s.env.rec.KeysLoaded(s.name, set.n, now)
 	return old
 }
 

@@ -114,7 +114,7 @@ func TestRelayEnabled(t *testing.T) {
 		}
 	}
 	for k, want := range map[string]string{"JWKS_URLS": relayIDP, "OIDC_ISSUER_URLS": "", "LISTEN_ADDR": ":8080", "ADMIN_ADDR": ":8081",
-		"JWKS_CACHE_DIR": "/var/cache/jwt-key-relay", "JWKS_REFRESH_INTERVAL": "5m"} {
+		"JWKS_CACHE_DIR": "/var/cache/jwt-key-relay", "JWKS_REFRESH_INTERVAL": "5m", "STALE_AFTER": "30m"} {
 		if env[k] != want {
 			t.Errorf("%s = %q, want %q", k, env[k], want)
 		}

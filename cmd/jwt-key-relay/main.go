@@ -43,6 +43,7 @@ type Config struct {
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"20s" help:"on SIGTERM: drain in-flight requests for at most this long"`
 	LogLevel        string        `env:"LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
 	LogFormat       string        `env:"LOG_FORMAT" envDefault:"json" help:"json or text"`
+	StaleAfter      time.Duration `env:"STALE_AFTER" envDefault:"30m" help:"a source whose issuer has not confirmed its keys (200 or 304) for longer is answered 503, so sidecars fetch from the issuer themselves; 0 serves any age"`
 	CacheDir        string        `env:"JWKS_CACHE_DIR" help:"keep each source's last good key set here with its validators, load it at start and ask the issuer conditionally (a restart costs a 304, and the relay serves while the issuer is down)"`
 }
 
@@ -70,6 +71,11 @@ func loadConfig(environ map[string]string) (*Config, error) {
 	}
 	if c.MaxAge < 0 {
 		errs = append(errs, errors.New("MAX_AGE: must not be negative"))
+	}
+	if c.StaleAfter < 0 {
+		errs = append(errs, errors.New("STALE_AFTER: must not be negative"))
+	} else if c.StaleAfter > 0 && c.StaleAfter < 2*c.RefreshInterval {
+		errs = append(errs, fmt.Errorf("STALE_AFTER: %s is less than two JWKS_REFRESH_INTERVALs (%s): one late refresh would send every sidecar to the issuer", c.StaleAfter, 2*c.RefreshInterval))
 	}
 	if c.MaxBytes < 1024 {
 		errs = append(errs, errors.New("JWKS_MAX_BYTES: must be at least 1024"))
@@ -124,6 +130,7 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 	relay := keys.NewRelay(sources...)
 	relay.MaxAge = int(cfg.MaxAge / time.Second)
 	relay.Recorder = rec
+	relay.StaleAfter = cfg.StaleAfter
 	mux := http.NewServeMux()
 	mux.Handle(keys.RelayPath, relay)
 	err = cli.Service{

@@ -39,6 +39,7 @@ func TestConfigRefused(t *testing.T) {
 		"":                  "JWKS_URLS: set JWKS_URLS or OIDC_ISSUER_URLS",
 		"JWKS_URLS=jwks":    `JWKS_URLS: "jwks" is not an absolute`,
 		"MAX_AGE=-1s":       "MAX_AGE: must not be negative",
+		"STALE_AFTER=6m":    "STALE_AFTER: 6m0s is less than two JWKS_REFRESH_INTERVALs",
 		"JWKS_MAX_BYTES=10": "JWKS_MAX_BYTES",
 	} {
 		environ := map[string]string{}
