@@ -33,7 +33,7 @@ type Config struct {
 	PublicKeyFiles      []string      `env:"PUBLIC_KEY_FILES" help:"comma-separated PEM public keys (PKIX, PKCS#1 or certificates)"`
 	HMACSecretFile      string        `env:"HMAC_SECRET_FILE" help:"a shared secret of at least 32 bytes; enables HS256/384/512 and nothing else"`
 	JWKSRefreshInterval time.Duration `env:"JWKS_REFRESH_INTERVAL" envDefault:"5m" help:"background refresh of every remote key source"`
-	JWKSCacheDir        string        `env:"JWKS_CACHE_DIR" help:"keep each remote source's last good key set here and load it at start"`
+	JWKSCacheDir        string        `env:"JWKS_CACHE_DIR" help:"keep each remote source's last good key set here, with its ETag and Last-Modified, and load it at start: the first fetch after a restart is conditional"`
 	JWKSFetchTimeout    time.Duration `env:"JWKS_FETCH_TIMEOUT" envDefault:"5s" help:"timeout of one JWKS or discovery fetch"`
 	JWKSMaxBytes        int64         `env:"JWKS_MAX_BYTES" envDefault:"1048576" help:"largest JWKS or discovery document accepted"`
 	JWKSRefetchCooldown time.Duration `env:"JWKS_REFETCH_COOLDOWN" envDefault:"30s" help:"least time between two unknown-kid refetches of one source"`

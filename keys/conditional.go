@@ -24,6 +24,7 @@ type fetched struct {
 	raw         []byte
 	notModified bool
 	maxAge      time.Duration // Cache-Control max-age; 0 when absent
+	from        string        // the URL whose validators describe raw
 }
 
 // fetch GETs target with the fetch timeout and the body size limit. When
@@ -67,7 +68,7 @@ func (s *Source) fetch(ctx context.Context, target string, conditional, fromIssu
 		return fetched{}, fmt.Errorf("fetch %s: %w", redact(target), err)
 	}
 	defer resp.Body.Close()
-	f := fetched{maxAge: maxAge(resp.Header)}
+	f := fetched{maxAge: maxAge(resp.Header), from: target}
 	switch {
 	case resp.StatusCode == http.StatusNotModified && conditional && (v.etag != "" || v.lastModified != ""):
 		f.notModified = true
@@ -180,6 +181,7 @@ func (s *Source) remoteRefresh(ctx context.Context, trigger string) error {
 		if target != plain {
 			s.validators[plain] = s.validators[target]
 			delete(s.validators, target)
+			f.from = plain
 		}
 		if err == nil {
 			return s.applyFetched(f, trigger)
@@ -206,14 +208,32 @@ func (s *Source) remoteRefresh(ctx context.Context, trigger string) error {
 	return s.applyFetched(f, trigger)
 }
 
+// applyFetched installs a fetched answer and keeps it in the cache
+// directory. Callers hold refreshMu.
 func (s *Source) applyFetched(f fetched, trigger string) error {
 	s.nextWait.Store(int64(s.env.opts.interval(f.maxAge)))
+	raw := f.raw
 	if f.notModified {
 		s.env.rec.KeyRefresh(s.name, trigger, RefreshNotModified)
 		if set := s.set.Load(); set != nil {
-			s.env.rec.KeysLoaded(s.name, set.n, time.Now())
+			now := time.Now()
+			s.confirmed.Store(now.UnixNano())
+			s.env.rec.KeysLoaded(s.name, set.n, now)
 		}
-		return nil
+		// A 304 renews the freshness a max-age gave: keep it across a
+		// restart. Without one, the file already holds all there is.
+		p := s.raw.Load()
+		if f.maxAge == 0 || p == nil {
+			return nil
+		}
+		raw = *p
+	} else if err := s.applyJSON(raw, trigger, RefreshOK); err != nil {
+		return err
 	}
-	return s.applyJSON(f.raw, trigger, RefreshOK)
+	if s.env.opts.CacheDir != "" {
+		if err := s.saveToDisk(raw, f.from, f.maxAge); err != nil {
+			s.env.log.Warn("could not write the key cache", "source", s.name, "error", err)
+		}
+	}
+	return nil
 }

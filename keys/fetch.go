@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/jwt-sidecar/jwt-sidecar/internal/atomicfile"
 )
@@ -57,33 +58,58 @@ func (s *Source) cacheFile() string {
 	return filepath.Join(s.env.opts.CacheDir, "jwks-"+hex.EncodeToString(sum[:8])+".json")
 }
 
-// saveToDisk writes the last good JWK Set atomically (rename), so a crash
-// never leaves a half-written file for the next start.
-func (s *Source) saveToDisk(raw []byte) error {
-	return atomicfile.Write(s.cacheFile(), raw)
+// saveToDisk keeps the last good JWK Set on disk with the validators of
+// the URL it came from (an atomicfile.Entry, written atomically), and, when
+// the answer had a max-age, until when it is fresh. Callers hold refreshMu.
+func (s *Source) saveToDisk(raw []byte, from string, maxAge time.Duration) error {
+	now := time.Now()
+	v := s.validators[from]
+	e := atomicfile.Entry{URL: from, ETag: v.etag, LastModified: v.lastModified, FetchedAt: now.UTC(), Body: raw}
+	if maxAge > 0 {
+		e.Expires = now.Add(s.env.opts.interval(maxAge)).UTC()
+	}
+	return atomicfile.WriteEntry(s.cacheFile(), e)
 }
 
 // loadFromDisk loads the JWK Set a previous run saved, so a sidecar
-// restarted while the issuer is down still verifies.
-func (s *Source) loadFromDisk() {
-	raw, err := atomicfile.ReadLimited(s.cacheFile(), s.env.opts.MaxBytes)
+// restarted while the issuer is down still verifies, and the validators it
+// was served with, so the first fetch after a restart is conditional (a
+// fleet restarted at once costs the issuer 304s, not a full answer each).
+// It returns how long the set stays fresh by the max-age it was served
+// with (0: refresh now).
+func (s *Source) loadFromDisk() time.Duration {
+	e, err := atomicfile.ReadEntry(s.cacheFile(), s.env.opts.MaxBytes)
 	if errors.Is(err, os.ErrNotExist) {
-		return
+		return 0
 	}
 	if err != nil {
 		s.env.log.Warn("could not read the key cache", "source", s.name, "error", err)
-		return
+		return 0
 	}
 	s.refreshMu.Lock()
 	defer s.refreshMu.Unlock()
-	if err := s.applyJSON(raw, TriggerStart, RefreshFromDisk); err != nil {
+	// The "keys loaded" line (result from_disk) says what was loaded.
+	if err := s.applyJSON(e.Body, TriggerStart, RefreshFromDisk); err != nil {
 		s.env.log.Warn("ignoring an unusable key cache file", "source", s.name, "file", s.cacheFile(), "error", err)
-		return
+		return 0
 	}
-	// Stale until the origin answers; the file's time says how old.
-	if st, err := os.Stat(s.cacheFile()); err == nil {
-		s.fetched.Store(st.ModTime().UnixNano())
-	}
+	// Stale until the origin answers.
 	s.failing.Store(true)
-	s.env.log.Info("loaded cached keys from disk", "source", s.name, "keys", s.KeyCount())
+	// The keys were last confirmed when they were fetched, not now: the
+	// stale-keys alerts must not be fooled by a restart.
+	if !e.FetchedAt.IsZero() {
+		s.confirmed.Store(e.FetchedAt.UnixNano())
+		s.env.rec.KeysLoaded(s.name, s.KeyCount(), e.FetchedAt)
+	}
+	if e.URL != "" && e.Conditional() {
+		if s.validators == nil {
+			s.validators = map[string]validators{}
+		}
+		s.validators[e.URL] = validators{etag: e.ETag, lastModified: e.LastModified}
+	}
+	fresh := time.Until(e.Expires)
+	if e.Expires.IsZero() || fresh <= 0 {
+		return 0
+	}
+	return min(fresh, MaxAgeStretch*s.env.opts.RefreshInterval)
 }

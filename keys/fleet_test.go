@@ -166,6 +166,27 @@ func relay(t *testing.T, sources ...*keys.Source) (*httptest.Server, *keys.Keys)
 	return srv, k
 }
 
+// relayRequests counts a relay's answers by "status/cache".
+type relayRequests struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (r *relayRequests) RelayRequest(_, status, cache string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.n == nil {
+		r.n = map[string]int{}
+	}
+	r.n[status+"/"+cache]++
+}
+
+func (r *relayRequests) get(key string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.n[key]
+}
+
 func keyFor(t *testing.T, k *keys.Keys, iss string, s jwttest.Signer) (any, error) {
 	t.Helper()
 	raw := s.Sign(t, jwttest.Claims(iss))
@@ -181,6 +202,8 @@ func TestRelay(t *testing.T) {
 	a, b := jwttest.NewSigner(t, "RS256", "a"), jwttest.NewSigner(t, "ES256", "b")
 	i := newIDP(t, jwttest.JWKS(t, a))
 	rs, _ := relay(t, keys.NewRemoteSource(i.URL+"/jwks", nil, nil))
+	counted := &relayRequests{}
+	rs.Config.Handler.(*keys.Relay).Recorder = counted
 
 	// Fifty sidecars load through the relay: the issuer sees the relay only.
 	var fleet []*keys.Keys
@@ -212,6 +235,14 @@ func TestRelay(t *testing.T) {
 	}
 	if n := i.full.Load() + i.notMod.Load(); n != 2 {
 		t.Errorf("issuer requests after the rotation = %d, want 2", n)
+	}
+	// What the relay counted: fifty loads, one miss (the first unknown
+	// kid), the other sidecars' refetches answered from its keys.
+	if got := counted.get("200/hit"); got != 50+49 {
+		t.Errorf("200/hit = %d, want 99 (50 loads, 49 refetches)", got)
+	}
+	if got := counted.get("200/miss"); got != 1 {
+		t.Errorf("200/miss = %d, want 1", got)
 	}
 
 	// The relay serves key sets, not trust: keys fetched for this source
@@ -310,5 +341,44 @@ func TestRelayUnknownKIDAfterDiskCache(t *testing.T) {
 	eventually(t, "keys from disk", func() bool { return k.Ready() })
 	if _, err := keyFor(t, k, iss, b); err != nil {
 		t.Fatalf("rotated key through the relay: %v", err)
+	}
+}
+
+// A relay whose keys for a source are older than StaleAfter answers 503:
+// the sidecar fetches from the issuer itself rather than trust a relay
+// that has lost its issuer. Within the bound the relay serves.
+func TestRelayStaleAfter(t *testing.T) {
+	const iss = "https://issuer.example"
+	a := jwttest.NewSigner(t, "ES256", "a")
+	for _, tt := range []struct {
+		staleAfter time.Duration
+		wantIssuer int64 // the sidecar's requests to the issuer
+		wantStatus string
+	}{
+		{staleAfter: time.Hour, wantIssuer: 0, wantStatus: "200/hit"},
+		{staleAfter: time.Nanosecond, wantIssuer: 1, wantStatus: "503/hit"},
+	} {
+		i := newIDP(t, jwttest.JWKS(t, a))
+		rs, _ := relay(t, keys.NewRemoteSource(i.URL+"/jwks", nil, nil))
+		counted := &relayRequests{}
+		r := rs.Config.Handler.(*keys.Relay)
+		r.Recorder, r.StaleAfter = counted, tt.staleAfter
+		before := i.full.Load() + i.notMod.Load() // the relay's own load
+		k, err := keys.NewKeys(keys.KeyOptions{RelayURL: rs.URL}, nil, nil, keys.NewRemoteSource(i.URL+"/jwks", []string{iss}, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := k.LoadOnce(context.Background()); err != nil {
+			t.Fatalf("staleAfter %s: %v", tt.staleAfter, err)
+		}
+		if _, err := keyFor(t, k, iss, a); err != nil {
+			t.Errorf("staleAfter %s: %v", tt.staleAfter, err)
+		}
+		if got := i.full.Load() + i.notMod.Load() - before; got != tt.wantIssuer {
+			t.Errorf("staleAfter %s: the sidecar asked the issuer %d times, want %d", tt.staleAfter, got, tt.wantIssuer)
+		}
+		if counted.get(tt.wantStatus) != 1 {
+			t.Errorf("staleAfter %s: relay answers %v, want one %s", tt.staleAfter, counted.n, tt.wantStatus)
+		}
 	}
 }

@@ -51,11 +51,12 @@ type Source struct {
 
 	set    atomic.Pointer[keySet]
 	loaded atomic.Bool
-	// fetched is when the keys were last confirmed at their origin (unix
-	// nanoseconds; 0: never, e.g. only JWKS_CACHE_DIR's copy so far), and
-	// failing whether the last refresh failed: together they say whether
-	// the source serves fresh or stale keys (State).
-	fetched atomic.Int64
+	// confirmed is when the issuer last confirmed the keys held (a 200 or
+	// a 304; for keys from JWKS_CACHE_DIR, when they were fetched), in unix
+	// nanoseconds. A relay refuses to pass on keys older than its bound.
+	confirmed atomic.Int64
+	// failing is whether the last refresh failed: with confirmed it says
+	// whether the source serves fresh or stale keys (State).
 	failing atomic.Bool
 
 	refreshMu sync.Mutex // one refresh at a time, so an older fetch never overwrites a newer one
@@ -182,8 +183,13 @@ func (s *Source) run(ctx context.Context) {
 		}
 		return
 	}
+	// A key set loaded from disk that its max-age still covers needs no
+	// fetch at start: a fleet restarted at once asks nothing of the issuer.
+	var fresh time.Duration
 	if o.CacheDir != "" && s.remote() && !loaded {
-		s.loadFromDisk()
+		if fresh = s.loadFromDisk(); fresh > 0 {
+			loaded = true
+		}
 	}
 	trigger := TriggerStart
 	backoff := time.Second
@@ -192,6 +198,9 @@ func (s *Source) run(ctx context.Context) {
 		wait := o.RefreshInterval
 		if s.kind == kindFile {
 			wait = o.FilePoll
+		}
+		if first && fresh > 0 {
+			wait = fresh
 		}
 		if !first || !loaded {
 			if err := s.refresh(ctx, trigger); err != nil {
@@ -237,7 +246,7 @@ func (s *Source) refresh(ctx context.Context, trigger string) (err error) {
 	defer func() {
 		s.failing.Store(err != nil)
 		if err == nil {
-			s.fetched.Store(time.Now().UnixNano())
+			s.confirmed.Store(time.Now().UnixNano())
 		}
 	}()
 	switch s.kind {
@@ -276,11 +285,6 @@ func (s *Source) applyJSON(raw []byte, trigger, result string) error {
 		return err
 	}
 	s.raw.Store(&raw)
-	if result == RefreshOK && s.remote() && s.env.opts.CacheDir != "" {
-		if err := s.saveToDisk(raw); err != nil {
-			s.env.log.Warn("could not write the key cache", "source", s.name, "error", err)
-		}
-	}
 	return nil
 }
 
@@ -314,7 +318,9 @@ func (s *Source) swap(set *keySet) *keySet {
 		}
 	}
 	s.loaded.Store(true)
-	s.env.rec.KeysLoaded(s.name, set.n, time.Now())
+	now := time.Now()
+	s.confirmed.Store(now.UnixNano())
+	s.env.rec.KeysLoaded(s.name, set.n, now)
 	return old
 }
 

@@ -32,10 +32,10 @@ func (s *Source) Health(now time.Time) Health {
 		return Health{State: StateNoKeys}
 	}
 	h := Health{State: StateFresh, Keys: s.KeyCount()}
-	if at := s.fetched.Load(); at != 0 {
+	if at := s.confirmed.Load(); at != 0 {
 		h.Age = max(now.Sub(time.Unix(0, at)), 0)
 	}
-	if s.failing.Load() || s.fetched.Load() == 0 {
+	if s.failing.Load() || s.confirmed.Load() == 0 {
 		h.State = StateStale
 	}
 	return h

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -221,29 +220,18 @@ func (src *source) fetch(ctx context.Context) error {
 	return nil
 }
 
-// cached is the cache file: the list as fetched, with what makes the next
-// request conditional and the time it was fetched (so the age stays honest
-// across a restart).
-type cached struct {
-	ETag         string          `json:"etag,omitempty"`
-	LastModified string          `json:"last_modified,omitempty"`
-	FetchedAt    time.Time       `json:"fetched_at"`
-	List         json.RawMessage `json:"list"`
-}
-
 func (src *source) cacheFile() string {
 	sum := sha256.Sum256([]byte(src.url))
 	return filepath.Join(src.store.opts.CacheDir, "revocations-"+hex.EncodeToString(sum[:8])+".json")
 }
 
-// saveCache writes the cache file atomically (rename), so a crash never
-// leaves half a file for the next start. src.mu is held.
+// saveCache writes the cache file, the list as fetched with what makes the
+// next request conditional and the time it was fetched (so the age stays
+// honest across a restart): an atomicfile.Entry, as the key sets keep
+// theirs, written atomically. src.mu is held.
 func (src *source) saveCache(raw []byte, now time.Time) error {
-	b, err := json.Marshal(cached{ETag: src.etag, LastModified: src.lastModified, FetchedAt: now.UTC(), List: raw})
-	if err != nil {
-		return err
-	}
-	return atomicfile.Write(src.cacheFile(), b)
+	return atomicfile.WriteEntry(src.cacheFile(), atomicfile.Entry{URL: src.url, ETag: src.etag,
+		LastModified: src.lastModified, FetchedAt: now.UTC(), Body: raw})
 }
 
 // loadCache installs the list a previous run saved, so a sidecar restarted
@@ -251,17 +239,13 @@ func (src *source) saveCache(raw []byte, now time.Time) error {
 // the age it had: a cache from last week is stale at once.
 func (src *source) loadCache() {
 	o := src.store.opts
-	raw, err := atomicfile.ReadLimited(src.cacheFile(), 2*o.MaxBytes)
+	c, err := atomicfile.ReadEntry(src.cacheFile(), o.MaxBytes)
 	if errors.Is(err, os.ErrNotExist) {
 		return
 	}
-	var c cached
-	if err == nil {
-		err = json.Unmarshal(raw, &c)
-	}
 	var l *List
 	if err == nil {
-		l, err = Parse(c.List, o.Now(), o.MaxBytes)
+		l, err = Parse(c.Body, o.Now(), o.MaxBytes)
 	}
 	if err != nil {
 		o.Log.Warn("ignoring an unusable revocation list cache", "source", src.name, "file", src.cacheFile(), "error", err)

@@ -51,8 +51,25 @@ func exportedSeries(t *testing.T) map[string][]map[string]string {
 	im.Decision("shop", injector.Injected, "", time.Millisecond)
 	im.CertificateLoaded(nil, time.Now().Add(time.Hour))
 
+	relayReg := prometheus.NewRegistry()
+	rm := metrics.NewRelay(relayReg)
+	for _, trig := range []string{keys.TriggerStart, keys.TriggerInterval, keys.TriggerUnknownKID} {
+		for _, res := range []string{keys.RefreshOK, keys.RefreshError, keys.RefreshInvalid, keys.RefreshNotModified, keys.RefreshEmpty, keys.RefreshCooldown, keys.RefreshFromDisk} {
+			rm.KeyRefresh("https://idp.example/jwks.json", trig, res)
+		}
+	}
+	rm.KeysLoaded("https://idp.example/jwks.json", 2, time.Now())
+	for _, cache := range []string{keys.RelayHit, keys.RelayMiss} {
+		for _, status := range []string{"200", "304", "503"} {
+			rm.RelayRequest("https://idp.example/jwks.json", status, cache)
+		}
+	}
+	for _, status := range []string{"400", "404", "405"} {
+		rm.RelayRequest("", status, keys.RelayNone)
+	}
+
 	out := map[string][]map[string]string{}
-	for _, reg := range []*prometheus.Registry{sidecarReg, injectorReg} {
+	for _, reg := range []*prometheus.Registry{sidecarReg, injectorReg, relayReg} {
 		families, err := reg.Gather()
 		if err != nil {
 			t.Fatal(err)
@@ -116,7 +133,7 @@ func renderedAlerts(t *testing.T, values string) []alertRule {
 // groups by, and the values it names.
 func TestAlertsNameExportedSeries(t *testing.T) {
 	exported := exportedSeries(t)
-	alerts := renderedAlerts(t, "prometheusRule: {enabled: true}\nserviceMonitor: {enabled: true}")
+	alerts := renderedAlerts(t, "prometheusRule: {enabled: true}\nserviceMonitor: {enabled: true}\n"+relayValue)
 	if len(alerts) < 10 {
 		t.Fatalf("%d alerts, want every one of docs/operations.md", len(alerts))
 	}
@@ -258,7 +275,7 @@ func TestAlertsHaveRunbooks(t *testing.T) {
 		sections[m[1]] = true
 	}
 	base := loadChart(t).Values["prometheusRule"].(map[string]any)["runbookBaseURL"].(string)
-	alerts := renderedAlerts(t, "prometheusRule: {enabled: true}\npodMonitor: {enabled: true}")
+	alerts := renderedAlerts(t, "prometheusRule: {enabled: true}\npodMonitor: {enabled: true}\n"+relayValue)
 	for _, a := range alerts {
 		if !sections[a.Alert] {
 			t.Errorf("docs/operations.md has no section ### %s", a.Alert)
@@ -287,6 +304,7 @@ func TestAlertThresholdsFromValues(t *testing.T) {
 		"JWTSidecarRefusalSpike":                "> 0.2",
 		"JWTSidecarUpstreamErrors":              "> 0.01",
 		"JWTSidecarInjectorCertificateExpiring": "< 864000",
+		"JWTSidecarKeyRelayStale":               "> 900",
 	}
 	for _, a := range alerts {
 		if w, ok := want[a.Alert]; ok && !strings.Contains(a.Expr, w) {

@@ -18,10 +18,11 @@ const (
 	imageRepository    = "ghcr.io/jwt-sidecar/jwt-sidecar"          // target jwt-sidecar, the default
 	injectorRepository = "ghcr.io/jwt-sidecar/jwt-sidecar-injector" // target injector
 	devRepository      = "ghcr.io/jwt-sidecar/jwt-sidecar-dev"      // target dev
+	relayRepository    = "ghcr.io/jwt-sidecar/jwt-key-relay"        // target key-relay
 )
 
 // targetOf names the Dockerfile target an image repository is built from.
-var targetOf = map[string]string{imageRepository: "jwt-sidecar", injectorRepository: "injector", devRepository: "dev"}
+var targetOf = map[string]string{imageRepository: "jwt-sidecar", injectorRepository: "injector", devRepository: "dev", relayRepository: "key-relay"}
 
 // stage is what the tests need to know of one stage of ../../Dockerfile.
 type stage struct {
@@ -163,8 +164,8 @@ func cmdBinaries(t *testing.T) []string {
 
 func TestDockerfile(t *testing.T) {
 	d := readDockerfile(t)
-	if len(d.stages) != 4 {
-		t.Fatalf("%d stages, want build, dev, injector, jwt-sidecar", len(d.stages))
+	if len(d.stages) != 5 {
+		t.Fatalf("%d stages, want build, dev, injector, key-relay, jwt-sidecar", len(d.stages))
 	}
 	build := d.stage(t, "build")
 	// Cross-compiled on the builder's platform: no emulation for arm64.
@@ -184,6 +185,7 @@ func TestDockerfile(t *testing.T) {
 	}{
 		{"jwt-sidecar", `["/jwt-sidecar"]`, []string{"7070", "7071"}, "jwt-sidecar"},
 		{"injector", `["/jwt-sidecar-injector"]`, []string{"8443", "8081"}, "jwt-sidecar-injector"},
+		{"key-relay", `["/jwt-key-relay"]`, []string{"8080", "8081"}, "jwt-key-relay"},
 		{"dev", `["/jwt-sidecar"]`, []string{"7070", "7071"}, ""},
 	}
 	for _, im := range images {

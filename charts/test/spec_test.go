@@ -227,7 +227,7 @@ func TestFullValuesReachTheDeployment(t *testing.T) {
 		"SIDECAR_CPU_LIMIT":         "500m",
 		"LOG_FORMAT":                "text",
 		"DEFAULT_CONFIG_MAP":        "fleet-policy",
-		"SIDECAR_ENV":               `{"CLOCK_SKEW":"10s","JWKS_REFRESH_INTERVAL":"15m"}`,
+		"SIDECAR_ENV":               `{"CLOCK_SKEW":"10s","JWKS_REFRESH_INTERVAL":"15m","JWKS_RELAY_URL":"http://jwt-sidecar-full-key-relay.jwt-system.svc:9080"}`,
 
 		"SIDECAR_PROMETHEUS_ANNOTATIONS": "true",
 	}

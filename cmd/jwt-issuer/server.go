@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -227,15 +229,35 @@ func (s *server) grantTypes() []string {
 	return append(grants, grantAuthorizationCode, grantRefreshToken)
 }
 
-func (s *server) handleJWKS(w http.ResponseWriter, _ *http.Request) {
+// handleJWKS publishes the signing keys with a strong ETag (the hash of the
+// body, which changes only with the keys), so a sidecar's or a key relay's
+// conditional refresh gets 304 and no body (RFC 9110 §13.1.2), as from a
+// well-behaved IdP.
+func (s *server) handleJWKS(w http.ResponseWriter, r *http.Request) {
 	set, err := s.keys.jwks(s.now())
 	if err != nil {
 		s.log.Error("build jwks", "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
+	var body bytes.Buffer
+	enc := json.NewEncoder(&body)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(set); err != nil {
+		s.log.Error("encode jwks", "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	sum := sha256.Sum256(body.Bytes())
+	etag := `"` + hex.EncodeToString(sum[:16]) + `"`
+	w.Header().Set("ETag", etag)
 	w.Header().Set("Cache-Control", fmt.Sprintf("public, max-age=%d", int(s.jwksMaxAge().Seconds())))
-	writeJSON(w, http.StatusOK, set)
+	if etagMatches(r.Header.Get("If-None-Match"), etag) {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(body.Bytes())
 }
 
 // jwksMaxAge keeps the cache lifetime below half a rotation interval, so a

@@ -24,6 +24,7 @@ import (
 	"github.com/jwt-sidecar/jwt-sidecar/config"
 	"github.com/jwt-sidecar/jwt-sidecar/internal/cli"
 	"github.com/jwt-sidecar/jwt-sidecar/keys"
+	"github.com/jwt-sidecar/jwt-sidecar/metrics"
 )
 
 var version string
@@ -45,6 +46,8 @@ type Config struct {
 	LogFormat       string        `env:"LOG_FORMAT" envDefault:"json" help:"json or text"`
 	CAFile          string        `env:"JWKS_CA_FILE" help:"PEM CA certificates that verify every source (discovery and JWKS) instead of the system roots, e.g. the cluster CA for the API server's service-account issuer; re-read when it changes"`
 	BearerTokenFile string        `env:"JWKS_BEARER_TOKEN_FILE" help:"a token sent as Authorization: Bearer with every discovery and JWKS fetch (the relay's projected service-account token); read again at every fetch, never logged; https only"`
+	StaleAfter      time.Duration `env:"STALE_AFTER" envDefault:"30m" help:"a source whose issuer has not confirmed its keys (200 or 304) for longer is answered 503, so sidecars fetch from the issuer themselves; 0 serves any age"`
+	CacheDir        string        `env:"JWKS_CACHE_DIR" help:"keep each source's last good key set here with its validators, load it at start and ask the issuer conditionally (a restart costs a 304, and the relay serves while the issuer is down)"`
 }
 
 func loadConfig(environ map[string]string) (*Config, error) {
@@ -71,6 +74,11 @@ func loadConfig(environ map[string]string) (*Config, error) {
 	}
 	if c.MaxAge < 0 {
 		errs = append(errs, errors.New("MAX_AGE: must not be negative"))
+	}
+	if c.StaleAfter < 0 {
+		errs = append(errs, errors.New("STALE_AFTER: must not be negative"))
+	} else if c.StaleAfter > 0 && c.StaleAfter < 2*c.RefreshInterval {
+		errs = append(errs, fmt.Errorf("STALE_AFTER: %s is less than two JWKS_REFRESH_INTERVALs (%s): one late refresh would send every sidecar to the issuer", c.StaleAfter, 2*c.RefreshInterval))
 	}
 	if c.MaxBytes < 1024 {
 		errs = append(errs, errors.New("JWKS_MAX_BYTES: must be at least 1024"))
@@ -113,6 +121,7 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 	}
 	log := cli.Logger(cfg.LogLevel, cfg.LogFormat, stderr)
 	reg := prometheus.NewRegistry()
+	rec := metrics.NewRelay(reg)
 	var sources []*keys.Source
 	for _, u := range cfg.JWKSURLs {
 		sources = append(sources, keys.NewRemoteSource(u, nil, nil))
@@ -133,12 +142,15 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 	k, err := keys.NewKeys(keys.KeyOptions{
 		RefreshInterval: cfg.RefreshInterval, FetchTimeout: cfg.FetchTimeout, MaxBytes: cfg.MaxBytes,
 		RefetchCooldown: cfg.RefetchCooldown, MaxWait: cfg.FetchWait,
-	}, newRecorder(reg), log, sources...)
+		CacheDir: cfg.CacheDir,
+	}, rec, log, sources...)
 	if err != nil {
 		return cli.ConfigError(stderr, "jwt-key-relay", err)
 	}
 	relay := keys.NewRelay(sources...)
 	relay.MaxAge = int(cfg.MaxAge / time.Second)
+	relay.Recorder = rec
+	relay.StaleAfter = cfg.StaleAfter
 	mux := http.NewServeMux()
 	mux.Handle(keys.RelayPath, relay)
 	err = cli.Service{
@@ -161,35 +173,3 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 	}
 	return cli.ExitOK
 }
-
-// recorder exports the relay's refreshes, the figure to watch: the
-// issuer's load from the whole cluster.
-type recorder struct {
-	refreshes *prometheus.CounterVec
-	keys      *prometheus.GaugeVec
-	loaded    *prometheus.GaugeVec
-}
-
-func newRecorder(reg prometheus.Registerer) *recorder {
-	r := &recorder{
-		refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jwt_key_relay_refreshes_total",
-			Help: "Issuer fetches by source, trigger (start, interval, unknown_kid) and result (ok, not_modified, error, invalid, empty, cooldown)."}, []string{"source", "trigger", "result"}),
-		keys: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "jwt_key_relay_keys",
-			Help: "Usable keys held per source."}, []string{"source"}),
-		loaded: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "jwt_key_relay_last_refresh_timestamp_seconds",
-			Help: "When each source's keys were last confirmed current (200 or 304)."}, []string{"source"}),
-	}
-	reg.MustRegister(r.refreshes, r.keys, r.loaded)
-	return r
-}
-
-func (r *recorder) KeyRefresh(source, trigger, result string) {
-	r.refreshes.WithLabelValues(source, trigger, result).Inc()
-}
-
-func (r *recorder) KeysLoaded(source string, n int, at time.Time) {
-	r.keys.WithLabelValues(source).Set(float64(n))
-	r.loaded.WithLabelValues(source).Set(float64(at.Unix()))
-}
-
-var _ keys.KeyRecorder = (*recorder)(nil)

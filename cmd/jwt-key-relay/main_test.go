@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -40,6 +41,7 @@ func TestConfigRefused(t *testing.T) {
 		"":                  "JWKS_URLS: set JWKS_URLS or OIDC_ISSUER_URLS",
 		"JWKS_URLS=jwks":    `JWKS_URLS: "jwks" is not an absolute`,
 		"MAX_AGE=-1s":       "MAX_AGE: must not be negative",
+		"STALE_AFTER=6m":    "STALE_AFTER: 6m0s is less than two JWKS_REFRESH_INTERVALs",
 		"JWKS_MAX_BYTES=10": "JWKS_MAX_BYTES",
 	} {
 		environ := map[string]string{}
@@ -103,6 +105,102 @@ func TestServe(t *testing.T) {
 	}
 }
 
+// startRelay runs the binary's run until the returned stop, and waits for
+// /readyz.
+func startRelay(t *testing.T, env map[string]string) (listen, admin string, stop func()) {
+	t.Helper()
+	listen, admin = freeAddr(t), freeAddr(t)
+	env["LISTEN_ADDR"], env["ADMIN_ADDR"] = listen, admin
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int)
+	go func() { done <- run(ctx, nil, env, io.Discard, io.Discard) }()
+	stop = func() {
+		cancel()
+		if code := <-done; code != 0 {
+			t.Errorf("exit %d, want 0", code)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		resp, err := http.Get("http://" + admin + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return listen, admin, stop
+			}
+		}
+		if time.Now().After(deadline) {
+			stop()
+			t.Fatal("not ready in time")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// The relay's own JWKS_CACHE_DIR: restarted, it asks the issuer with the
+// ETag it was served (a 304), serves the same bytes under the same ETag
+// (so its sidecars get 304s too), and counts what it answered.
+func TestRestartWithCacheDir(t *testing.T) {
+	body := jwttest.JWKS(t, jwttest.NewSigner(t, "ES256", "a"))
+	var full, notMod atomic.Int64
+	idp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("ETag", `"v1"`)
+		if r.Header.Get("If-None-Match") == `"v1"` {
+			notMod.Add(1)
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		full.Add(1)
+		_, _ = w.Write(body)
+	}))
+	defer idp.Close()
+	env := map[string]string{"JWKS_URLS": idp.URL + "/jwks", "JWKS_CACHE_DIR": t.TempDir()}
+	get := func(listen, etag string) *http.Response {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+listen+"/v1/jwks?jwks="+idp.URL+"/jwks", nil)
+		if etag != "" {
+			req.Header.Set("If-None-Match", etag)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+
+	listen, _, stop := startRelay(t, env)
+	etag := get(listen, "").Header.Get("ETag")
+	stop()
+
+	listen, admin, stop := startRelay(t, env)
+	defer stop()
+	deadline := time.Now().Add(5 * time.Second)
+	for notMod.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if full.Load() != 1 || notMod.Load() != 1 {
+		t.Errorf("issuer answers: %d full, %d 304; want 1 and 1", full.Load(), notMod.Load())
+	}
+	if resp := get(listen, etag); resp.StatusCode != http.StatusNotModified {
+		t.Errorf("a sidecar's conditional request after the restart: %d, want 304 (the same ETag)", resp.StatusCode)
+	}
+	resp, err := http.Get("http://" + admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	exposition, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`jwt_key_relay_requests_total{cache="hit",source="` + idp.URL + `/jwks",status="304"} 1`,
+		`jwt_key_relay_refreshes_total{result="from_disk",source="` + idp.URL + `/jwks",trigger="start"} 1`,
+		`jwt_key_relay_refreshes_total{result="not_modified",source="` + idp.URL + `/jwks",trigger="start"} 1`,
+	} {
+		if !strings.Contains(string(exposition), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}
+
 // TestServeClusterIssuer: the relay fetches a Kubernetes-shaped issuer
 // (private CA, bearer token required) with JWKS_CA_FILE and
 // JWKS_BEARER_TOKEN_FILE, and serves its keys to sidecars, which send no
@@ -115,27 +213,8 @@ func TestServeClusterIssuer(t *testing.T) {
 	caFile, tokFile := filepath.Join(dir, "ca.crt"), filepath.Join(dir, "token")
 	tlstest.WriteFile(t, caFile, ca.PEM)
 	tlstest.WriteFile(t, tokFile, []byte("relay-token\n"))
-	listen, admin := freeAddr(t), freeAddr(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan int)
-	go func() {
-		done <- run(ctx, nil, map[string]string{"LISTEN_ADDR": listen, "ADMIN_ADDR": admin, "OIDC_ISSUER_URLS": is.URL,
-			"JWKS_CA_FILE": caFile, "JWKS_BEARER_TOKEN_FILE": tokFile}, io.Discard, io.Discard)
-	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := http.Get("http://" + admin + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("not ready in time")
-		}
-		time.Sleep(10 * time.Millisecond) // polling interval, bounded by the deadline
-	}
+	listen, _, stop := startRelay(t, map[string]string{"OIDC_ISSUER_URLS": is.URL,
+		"JWKS_CA_FILE": caFile, "JWKS_BEARER_TOKEN_FILE": tokFile})
 	resp, err := http.Get("http://" + listen + "/v1/jwks?issuer=" + is.URL)
 	if err != nil {
 		t.Fatal(err)
@@ -148,10 +227,7 @@ func TestServeClusterIssuer(t *testing.T) {
 	if is.Denied() != 0 {
 		t.Errorf("the issuer refused %d fetches", is.Denied())
 	}
-	cancel()
-	if code := <-done; code != 0 {
-		t.Errorf("exit %d, want 0", code)
-	}
+	stop()
 	var out bytes.Buffer
 	code := run(context.Background(), nil, map[string]string{"OIDC_ISSUER_URLS": is.URL, "JWKS_CA_FILE": filepath.Join(dir, "absent")}, io.Discard, &out)
 	if code != 2 || !strings.Contains(out.String(), "JWKS_CA_FILE: CA file") {

@@ -110,6 +110,8 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		{name: "request above limit", set: map[string]string{"SIDECAR_MEMORY_REQUEST": "128Mi"}, wantErr: []string{"SIDECAR_MEMORY_REQUEST: 128Mi is more than SIDECAR_MEMORY_LIMIT 64Mi"}},
 		{name: "cpu request above limit", set: map[string]string{"SIDECAR_CPU_LIMIT": "10m"}, wantErr: []string{"SIDECAR_CPU_REQUEST: 25m is more than SIDECAR_CPU_LIMIT 10m"}},
 		{name: "sidecar env", set: map[string]string{"SIDECAR_ENV": `{"CLOCK_SKEW":"10s","ALGORITHMS":"RS256,ES256"}`, "DEFAULT_CONFIG_MAP": "fleet-policy"}},
+		{name: "sidecar env with the chart's relay URL", set: map[string]string{"SIDECAR_ENV": `{"JWKS_RELAY_URL":"http://jwt-jwt-sidecar-key-relay.jwt-system.svc:8080"}`}},
+		{name: "sidecar env relay URL with a query", set: map[string]string{"SIDECAR_ENV": `{"JWKS_RELAY_URL":"http://relay:8080/?x=1"}`}, wantErr: []string{"SIDECAR_ENV: JWKS_RELAY_URL"}},
 		{name: "sidecar env not JSON", set: map[string]string{"SIDECAR_ENV": "CLOCK_SKEW=10s"}, wantErr: []string{"SIDECAR_ENV: want a JSON object"}},
 		{name: "sidecar env refused value", set: map[string]string{"SIDECAR_ENV": `{"CLOCK_SKEW":"1h"}`}, wantErr: []string{"SIDECAR_ENV: CLOCK_SKEW: 1h0m0s is more than 5m"}},
 		{name: "sidecar env unknown", set: map[string]string{"SIDECAR_ENV": `{"CLOCKSKEW":"1s"}`}, wantErr: []string{"SIDECAR_ENV: CLOCKSKEW is not a jwt-sidecar variable"}},

@@ -7,6 +7,7 @@ import (
 	"github.com/jwt-sidecar/jwt-sidecar/tools/proc"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,6 +30,7 @@ const (
 	jobSidecarJWT    = "sidecar-jwt"
 	jobSidecarIntro  = "sidecar-introspection"
 	jobLoadgen       = "loadgen"
+	jobKeyRelay      = "key-relay"
 	liveStartTimeout = 30 * time.Second
 )
 
@@ -87,7 +89,21 @@ func TestDashboardMetricsLive(t *testing.T) {
 	loadgen.waitReady(t, "http://"+loadgenAdmin+"/healthz")
 	loadgen.waitForLoad(t, "http://"+loadgenAdmin+"/metrics", 2)
 
+	// The key relay, asked as sidecars ask it: a load, a conditional
+	// request, an unknown kid; its own refreshes (every second here) turn
+	// into 304s from the issuer.
+	relayListen, relayAdmin := proctest.FreeAddr(t), proctest.FreeAddr(t)
+	relay := startLive(t, bin, "jwt-key-relay", "", "LISTEN_ADDR="+relayListen, "ADMIN_ADDR="+relayAdmin,
+		"JWKS_URLS="+issuerURL+"/.well-known/jwks.json", "JWKS_REFRESH_INTERVAL=1s", "JWKS_CACHE_DIR="+t.TempDir())
+	relay.waitReady(t, "http://"+relayAdmin+"/readyz")
+	askRelay(t, "http://"+relayListen, issuerURL+"/.well-known/jwks.json")
+	relay.poll(t, func() bool {
+		body, err := fetchExposition("http://" + relayAdmin + "/metrics")
+		return err == nil && bytes.Contains(body, []byte(`result="not_modified"`))
+	}, func() string { return "the relay's refreshes never got a 304 from the issuer" })
+
 	scraped := map[string][]byte{
+		jobKeyRelay:     mustScrape(t, "http://"+relayAdmin+"/metrics"),
 		jobIssuer:       mustScrape(t, issuerURL+"/metrics"),
 		jobSidecarJWT:   mustScrape(t, "http://"+jwtMode.admin+"/metrics"),
 		jobSidecarIntro: mustScrape(t, "http://"+introMode.admin+"/metrics"),
@@ -437,5 +453,37 @@ func lintExposition(t *testing.T, promtool, job string, body []byte) {
 	out, err := cmd.CombinedOutput()
 	if err != nil || len(bytes.TrimSpace(out)) > 0 {
 		t.Errorf("promtool check metrics on the %s exposition: %v\n%s", job, err, out)
+	}
+}
+
+// askRelay makes the requests a sidecar makes of a key relay: a load, a
+// conditional refresh (304) and an unknown kid's refetch.
+func askRelay(t *testing.T, relay, jwksURL string) {
+	t.Helper()
+	target := relay + "/v1/jwks?jwks=" + url.QueryEscape(jwksURL)
+	var etag string
+	for _, c := range []struct {
+		query, etag string
+		want        int
+	}{{"", "", http.StatusOK}, {"", "etag", http.StatusNotModified}, {"&kid=rotated-in", "", http.StatusOK}} {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, target+c.query, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.etag != "" {
+			req.Header.Set("If-None-Match", etag)
+		}
+		resp, err := liveClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != c.want {
+			t.Fatalf("relay %s (If-None-Match %q): status %d, want %d", c.query, req.Header.Get("If-None-Match"), resp.StatusCode, c.want)
+		}
+		if etag == "" {
+			etag = resp.Header.Get("ETag")
+		}
 	}
 }

@@ -349,6 +349,9 @@ var requiredMetrics = []string{
 	"jwt_issuer_requests_total",
 	"jwt_loadgen_request_duration_seconds_bucket",
 	"jwt_loadgen_requests_total",
+	"jwt_key_relay_requests_total",
+	"jwt_key_relay_refreshes_total",
+	"jwt_key_relay_last_refresh_timestamp_seconds",
 }
 
 var legendLabel = regexp.MustCompile(`\{\{\s*([^}\s]+)\s*\}\}`)

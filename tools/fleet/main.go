@@ -3,7 +3,8 @@
 // fetch storm"). Each sidecar is a real keys.Keys with its own remote
 // source; the issuer is a real JWKS endpoint that counts what it serves.
 // Time is scaled: -interval stands for JWKS_REFRESH_INTERVAL (5m) and the
-// figures are converted back to real minutes.
+// figures are converted back to real minutes. A second table restarts every
+// sidecar at once (the restart storm), with and without JWKS_CACHE_DIR.
 //
 //	go run ./tools/fleet -sidecars 1000
 package main
@@ -21,6 +22,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,6 +43,7 @@ type issuer struct {
 	signers     []signer
 	body        []byte
 	conditional bool
+	maxAge      int // Cache-Control max-age in seconds; 0 sends none
 	requests    atomic.Int64
 	full        atomic.Int64
 	bytes       atomic.Int64
@@ -78,6 +82,9 @@ func (i *issuer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	i.mu.Lock()
 	body := i.body
 	i.mu.Unlock()
+	if i.maxAge > 0 {
+		w.Header().Set("Cache-Control", "max-age="+strconv.Itoa(i.maxAge))
+	}
 	if i.conditional {
 		sum := sha256.Sum256(body)
 		etag := `"` + hex.EncodeToString(sum[:8]) + `"`
@@ -132,6 +139,123 @@ func main() {
 		fmt.Printf("| %s | %.1f | %.1f | %.1f | %s | %s | %d |\n", r.mode, r.reqPerMin*per, r.fullPerMin*per, r.kbPerMin*per,
 			r.passive.Round(time.Second), r.active.Round(time.Millisecond), r.activeRequests)
 	}
+	fmt.Printf("\nEvery one of the %d sidecars restarted at once (their containers, cache directories kept), ETags on:\n\n", *n)
+	fmt.Println("| mode | issuer requests | full answers (200) | KiB from the issuer | relay answers 200 / 304 | every sidecar current after |")
+	fmt.Println("|---|---|---|---|---|---|")
+	for _, mode := range []string{restartNoCache, restartCache, restartMaxAge, restartRelay} {
+		r := restartStorm(mode, *n)
+		fmt.Printf("| %s | %d | %d | %.1f | %s | %s |\n", r.mode, r.requests, r.full, r.kb, r.relay, r.took.Round(time.Millisecond))
+	}
+}
+
+// The modes of the restart storm.
+const (
+	restartNoCache = "no JWKS_CACHE_DIR"
+	restartCache   = "JWKS_CACHE_DIR (key set and validators kept)"
+	restartRelay   = "relay, JWKS_CACHE_DIR"
+	restartMaxAge  = "JWKS_CACHE_DIR, the issuer sends max-age=300"
+)
+
+type restartResult struct {
+	mode           string
+	requests, full int64
+	kb             float64
+	relay          string
+	took           time.Duration
+}
+
+// startCounter counts the start refreshes that reached an answer.
+// With fresh, a key set loaded from disk that its max-age still covers
+// counts: such a sidecar is current without a fetch.
+type startCounter struct {
+	n     atomic.Int64
+	fresh bool
+}
+
+func (c *startCounter) KeyRefresh(_, trigger, result string) {
+	if trigger == keys.TriggerStart && (result == keys.RefreshOK || result == keys.RefreshNotModified || c.fresh && result == keys.RefreshFromDisk) {
+		c.n.Add(1)
+	}
+}
+func (c *startCounter) KeysLoaded(string, int, time.Time) {}
+
+// relayCounter counts the relay's answers by status.
+type relayCounter struct{ ok, notModified atomic.Int64 }
+
+func (c *relayCounter) RelayRequest(_, status, _ string) {
+	switch status {
+	case "200":
+		c.ok.Add(1)
+	case "304":
+		c.notModified.Add(1)
+	}
+}
+
+// restartStorm starts n sidecars, stops them all, and counts what starting
+// them again costs the issuer.
+func restartStorm(mode string, n int) restartResult {
+	is := &issuer{conditional: true}
+	if mode == restartMaxAge {
+		is.maxAge = 300
+	}
+	is.add(newSigner("k1"))
+	idp := httptest.NewServer(is)
+	defer idp.Close()
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
+	base, err := os.MkdirTemp("", "fleet-restart-")
+	must(err)
+	defer os.RemoveAll(base)
+	opts := keys.KeyOptions{RefreshInterval: time.Hour, FetchTimeout: 10 * time.Second, MaxWait: 5 * time.Second}
+	relayed := &relayCounter{}
+	if mode == restartRelay {
+		ropts := opts
+		ropts.CacheDir = filepath.Join(base, "relay")
+		src := keys.NewRemoteSource(idp.URL+"/jwks", nil, client)
+		rk, err := keys.NewKeys(ropts, nil, nil, src)
+		must(err)
+		must(rk.LoadOnce(context.Background()))
+		relay := keys.NewRelay(src)
+		relay.Recorder = relayed
+		rs := httptest.NewServer(relay)
+		defer rs.Close()
+		opts.RelayURL = rs.URL
+	}
+	start := func() time.Duration {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		rec := &startCounter{fresh: mode == restartMaxAge}
+		var wg sync.WaitGroup
+		begin := time.Now()
+		for i := range n {
+			o := opts
+			if mode != restartNoCache {
+				o.CacheDir = filepath.Join(base, strconv.Itoa(i))
+			}
+			k, err := keys.NewKeys(o, rec, nil, keys.NewRemoteSource(idp.URL+"/jwks", []string{iss}, client))
+			must(err)
+			wg.Go(func() { _ = k.Run(ctx) })
+		}
+		for deadline := time.Now().Add(time.Minute); rec.n.Load() < int64(n); time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				fmt.Fprintln(os.Stderr, "timed out waiting for the fleet to start")
+				os.Exit(1)
+			}
+		}
+		took := time.Since(begin)
+		cancel()
+		wg.Wait()
+		return took
+	}
+	start()
+	is.reset()
+	relayed.ok.Store(0)
+	relayed.notModified.Store(0)
+	took := start()
+	r := restartResult{mode: mode, requests: is.requests.Load(), full: is.full.Load(), kb: float64(is.bytes.Load()) / 1024, took: took, relay: "-"}
+	if mode == restartRelay {
+		r.relay = fmt.Sprintf("%d / %d", relayed.ok.Load(), relayed.notModified.Load())
+	}
+	return r
 }
 
 func simulate(mode string, n int, interval time.Duration, rounds int, scale float64) result {

@@ -117,3 +117,63 @@ app.kubernetes.io/component: test
 
 {{/* Where the TLS Secret is mounted in the injector. */}}
 {{- define "jwt-sidecar.tlsDir" -}}/etc/jwt-sidecar-injector/tls{{- end -}}
+
+{{/* The key relay's objects (Deployment, Service, PodDisruptionBudget). */}}
+{{- define "jwt-sidecar.relayName" -}}
+{{- printf "%s-key-relay" (include "jwt-sidecar.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "jwt-sidecar.relaySelectorLabels" -}}
+app.kubernetes.io/name: {{ include "jwt-sidecar.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: key-relay
+{{- end -}}
+
+{{- define "jwt-sidecar.relayLabels" -}}
+helm.sh/chart: {{ include "jwt-sidecar.chart" . }}
+{{ include "jwt-sidecar.relaySelectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: jwt-sidecar
+{{- end -}}
+
+{{/* The relay's image: repository@digest, or repository:tag (tag defaults to appVersion). */}}
+{{- define "jwt-sidecar.relayImage" -}}
+{{- $img := .Values.relay.image -}}
+{{- if $img.digest -}}
+{{- printf "%s@%s" $img.repository $img.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $img.repository (default .Chart.AppVersion $img.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* JWKS_RELAY_URL of the injected sidecars: the relay's Service, which
+     they reach from any namespace. */}}
+{{- define "jwt-sidecar.relayURL" -}}
+{{- printf "http://%s.%s.svc:%d" (include "jwt-sidecar.relayName" .) .Release.Namespace (int .Values.relay.port) -}}
+{{- end -}}
+
+{{/* The relay's JWKS_URLS and OIDC_ISSUER_URLS as {"jwks": [...], "oidc":
+     [...]} JSON: its own lists, or the sidecars' defaults. A relay with
+     neither cannot start, so the chart refuses it. */}}
+{{- define "jwt-sidecar.relaySources" -}}
+{{- $jwks := .Values.relay.jwksURLs | default .Values.sidecar.jwksURLs -}}
+{{- $oidc := .Values.relay.oidcIssuerURLs -}}
+{{- if and (not $oidc) .Values.sidecar.oidcIssuerURL -}}
+{{- $oidc = list .Values.sidecar.oidcIssuerURL -}}
+{{- end -}}
+{{- if not (or $jwks $oidc) -}}
+{{- fail "relay.enabled: set relay.jwksURLs or relay.oidcIssuerURLs (or sidecar.jwksURLs / sidecar.oidcIssuerURL): the relay serves only the sources it is given" -}}
+{{- end -}}
+{{- dict "jwks" $jwks "oidc" $oidc | toJson -}}
+{{- end -}}
+
+{{/* SIDECAR_ENV: sidecar.env, plus JWKS_RELAY_URL when the relay is on
+     (sidecar.env's own JWKS_RELAY_URL wins). */}}
+{{- define "jwt-sidecar.sidecarEnv" -}}
+{{- $env := deepCopy (.Values.sidecar.env | default dict) -}}
+{{- if and .Values.relay.enabled (not (hasKey $env "JWKS_RELAY_URL")) -}}
+{{- $_ := set $env "JWKS_RELAY_URL" (include "jwt-sidecar.relayURL" .) -}}
+{{- end -}}
+{{- $env | toJson -}}
+{{- end -}}
