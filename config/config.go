@@ -23,8 +23,8 @@ import (
 // validation all walk this one struct. docs/contract.md fixes the first names; the
 // rest extend it and are documented in the README.
 type Config struct {
-	UpstreamURL *url.URL `env:"UPSTREAM_URL,required" help:"where verified requests go: http://127.0.0.1:3000, https://app:8443, h2c://127.0.0.1:50051 (HTTP/2 cleartext, gRPC) or unix:///run/app.sock"`
-	ListenAddr  string   `env:"LISTEN_ADDR" envDefault:":7070" help:"the proxy listener"`
+	UpstreamURL *url.URL `env:"UPSTREAM_URL" help:"where verified requests go: http://127.0.0.1:3000, https://app:8443, h2c://127.0.0.1:50051 (HTTP/2 cleartext, gRPC) or unix:///run/app.sock; required unless DECISION_ADDR is set"`
+	ListenAddr  string   `env:"LISTEN_ADDR" envDefault:":7070" help:"the proxy listener (not started without UPSTREAM_URL)"`
 	AdminAddr   string   `env:"ADMIN_ADDR" envDefault:":7071" help:"/metrics, /healthz, /readyz (never proxied)"`
 
 	JWKSURLs            []string      `env:"JWKS_URLS" help:"comma-separated JWKS URLs, refreshed in the background; their keys verify tokens from ISSUERS"`
@@ -118,6 +118,11 @@ type Config struct {
 	RequiredTyp            string        `env:"REQUIRED_TYP" help:"the JOSE typ every token must carry, e.g. at+jwt (RFC 9068); empty: not checked"`
 	MaxTokenLifetime       time.Duration `env:"MAX_TOKEN_LIFETIME" envDefault:"0s" help:"refuse tokens whose exp - iat exceeds this (both then required); 0: off"`
 	AllowSenderConstrained bool          `env:"ALLOW_SENDER_CONSTRAINED" envDefault:"false" help:"accept tokens with a cnf claim (RFC 8705, RFC 9449) as plain bearer tokens; off: refused (sender_constrained)"`
+	// Forward-auth (issue 11): a decision listener for nginx auth_request,
+	// Traefik forwardAuth, Caddy forward_auth and Envoy ext_authz.
+	DecisionAddr           string `env:"DECISION_ADDR" help:"forward-auth: answer decision requests here (200 with the claim headers, or the proxy's refusal); without UPSTREAM_URL the sidecar is a decision service only"`
+	DecisionTrustedProxies CIDRs  `env:"DECISION_TRUSTED_PROXIES" envDefault:"127.0.0.0/8,::1/128" help:"forward-auth: the proxies (CIDRs) answered; any other source gets 403 untrusted_proxy, whatever it sends"`
+	DecisionPathPrefix     string `env:"DECISION_PATH_PREFIX" help:"forward-auth: Envoy ext_authz shape: a decision request under this path prefix (/ for any) is itself the original request, minus the prefix; empty: the original comes from X-Original-URI or X-Forwarded-Uri"`
 }
 
 // Load parses environ into a Config and validates it. The error names
@@ -134,6 +139,7 @@ func Load(environ map[string]string) (*Config, error) {
 		c.Algorithms = slices.Clone(HMACAlgorithms)
 	}
 	errs := append(c.problems(), c.unused(environ)...)
+	errs = append(errs, c.decisionUnused(environ)...)
 	if err := checkFileEnv(c, environ); err != nil {
 		errs = append(errs, err)
 	}
@@ -285,6 +291,7 @@ func (c *Config) problems() []error {
 	c.checkRevocation(bad)
 	errs = append(errs, c.relayProblems()...)
 	errs = append(errs, c.observabilityProblems()...)
+	errs = append(errs, c.decisionProblems()...)
 	return append(errs, cli.CheckLog(c.LogLevel, c.LogFormat)...)
 }
 

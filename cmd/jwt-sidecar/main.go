@@ -198,6 +198,8 @@ func (a *app) serve(ctx context.Context) error {
 			TLSConfig:         a.tls.serverConfig(),
 		},
 		TLS:             a.tls != nil,
+		NoMain:          a.cfg.UpstreamURL == nil, // a decision service only
+		Extra:           a.decisionListeners(),
 		Metrics:         a.reg,
 		Ready:           a.tls.ready(a.rt.ready),
 		Background:      a.tls.background(func(ctx context.Context) error { return a.rt.run(ctx, hup) }),

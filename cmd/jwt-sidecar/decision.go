@@ -1,0 +1,33 @@
+package main
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/jwt-sidecar/jwt-sidecar/internal/cli"
+	"github.com/jwt-sidecar/jwt-sidecar/proxy"
+)
+
+// decisionListeners is the forward-auth decision listener (DECISION_ADDR),
+// or none. It answers with the proxy's own decision, under the policy in
+// force (reloads included), and speaks HTTP/1.1 and h2c like the proxy
+// listener; it is never TLS (the proxies that ask sit beside it).
+func (a *app) decisionListeners() []cli.Listener {
+	if a.cfg.DecisionAddr == "" {
+		return nil
+	}
+	return []cli.Listener{{
+		Var:  "DECISION_ADDR",
+		Addr: a.cfg.DecisionAddr,
+		Server: &http.Server{
+			Handler: a.proxy.DecisionHandler(proxy.DecisionOptions{
+				TrustedProxies: a.cfg.DecisionTrustedProxies,
+				PathPrefix:     a.cfg.DecisionPathPrefix,
+			}),
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+			MaxHeaderBytes:    64 << 10,
+			Protocols:         inboundProtocols(),
+		},
+	}}
+}
