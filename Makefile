@@ -12,7 +12,8 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Fuzz targets: package and target, one pair per line of the loop below.
 FUZZ := ./verifier:FuzzVerify ./verifier:FuzzIntrospectionAnswer ./policy:FuzzGlobMatch ./proxy:FuzzClaimHeaders \
 	./cmd/jwt-issuer:FuzzClientEndpoints ./login:FuzzSessionCookie ./login:FuzzDecodeSession ./login:FuzzSafeReturn \
-	./revocation:FuzzParse ./dpop:FuzzParseProof ./keys:FuzzCacheHeaders ./proxy:FuzzRequestID
+	./revocation:FuzzParse ./dpop:FuzzParseProof ./keys:FuzzCacheHeaders ./proxy:FuzzRequestID \
+	./proxy:FuzzParseOriginal
 
 # Releases: tags vMAJOR.MINOR.PATCH (CHANGELOG.md); VERSION is what git
 # describe says, so an untagged build names its commit.
