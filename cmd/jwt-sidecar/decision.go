@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/jwt-sidecar/jwt-sidecar/config"
 	"github.com/jwt-sidecar/jwt-sidecar/internal/cli"
 	"github.com/jwt-sidecar/jwt-sidecar/proxy"
 )
@@ -30,4 +31,16 @@ func (a *app) decisionListeners() []cli.Listener {
 			Protocols:         inboundProtocols(),
 		},
 	}}
+}
+
+// decisionNote is check-config's line about the listeners: whether the
+// decision listener runs, beside the proxy or alone.
+func decisionNote(cfg *config.Config) string {
+	switch {
+	case cfg.DecisionAddr == "":
+		return ""
+	case cfg.UpstreamURL == nil:
+		return "A forward-auth decision service only: DECISION_ADDR answers, and the proxy listener (LISTEN_ADDR) is not started."
+	}
+	return "Forward-auth: DECISION_ADDR answers decisions beside the proxy listener."
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"io"
+	"maps"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -341,4 +343,51 @@ func TestNginxAuthRequest(t *testing.T) {
 			t.Errorf("an access line names the decision path, not the original: %s", line)
 		}
 	}
+}
+
+// TestDecisionListeners: a decision service only binds DECISION_ADDR and
+// the admin listener, never LISTEN_ADDR; beside an upstream both
+// listeners answer with the one policy. check-config says which.
+func TestDecisionListeners(t *testing.T) {
+	k := jwttest.NewSigner(t, "ES256", "k1")
+	is := newIssuer(t, k, true)
+	up, n := recordingUpstream(t)
+	env := map[string]string{"JWKS_URLS": is.URL, "ALGORITHMS": "ES256", "CLAIMS_TO_HEADERS": "sub=X-Auth-Subject"}
+
+	t.Run("decision service only", func(t *testing.T) {
+		env := maps.Clone(env)
+		env["DECISION_ADDR"] = proctest.FreeAddr(t)
+		var out, errOut strings.Builder
+		vars := map[string]string{"ISSUERS": testIssuer}
+		maps.Copy(vars, env)
+		if code := run(t.Context(), []string{"check-config"}, vars, &out, &errOut); code != 0 || !strings.Contains(out.String(), "decision service only") {
+			t.Errorf("check-config: %d %q %q, want 0 and the decision-only note", code, out.String(), errOut.String())
+		}
+		sc := startSidecar(t, env)
+		sc.waitFor(t, "/readyz", http.StatusOK)
+		if c, err := net.DialTimeout("tcp", sc.listen, time.Second); err == nil {
+			c.Close()
+			t.Errorf("LISTEN_ADDR %s accepts connections in a decision service only", sc.listen)
+		}
+		res, body := do(t, http.DefaultClient, "http://"+env["DECISION_ADDR"]+"/auth", token(t, k), map[string]string{"X-Original-URI": "/api"})
+		if res.StatusCode != http.StatusOK || res.Header.Get("X-Auth-Subject") != "alice" || body != "" {
+			t.Errorf("decision: %d %q %q, want 200 with the subject and no body", res.StatusCode, res.Header.Get("X-Auth-Subject"), body)
+		}
+	})
+
+	t.Run("beside the proxy", func(t *testing.T) {
+		env := maps.Clone(env)
+		env["DECISION_ADDR"] = proctest.FreeAddr(t)
+		env["UPSTREAM_URL"] = up.URL
+		sc := startSidecar(t, env)
+		sc.waitFor(t, "/readyz", http.StatusOK)
+		before := n.Load()
+		if res := sc.get(t, "/api", token(t, k)); res.StatusCode != http.StatusOK || n.Load() != before+1 {
+			t.Errorf("proxy: %d, upstream calls %d, want 200 and one", res.StatusCode, n.Load()-before)
+		}
+		res, _ := do(t, http.DefaultClient, "http://"+env["DECISION_ADDR"]+"/auth", "", map[string]string{"X-Original-URI": "/api"})
+		if res.StatusCode != http.StatusUnauthorized || n.Load() != before+1 {
+			t.Errorf("decision: %d, upstream calls %d, want 401 and none more", res.StatusCode, n.Load()-before-1)
+		}
+	})
 }
