@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/jwt-sidecar/jwt-sidecar/config"
 )
 
@@ -266,4 +268,35 @@ func reasonCount(t *testing.T, h *harness, reason string) float64 {
 		}
 	}
 	return n
+}
+
+// BenchmarkDecision is an allowed decision (nginx's shape), the header
+// clone of each fresh request included.
+func BenchmarkDecision(b *testing.B) {
+	reg := prometheus.NewRegistry()
+	m := testMetrics(reg)
+	p, err := testOptions{
+		Options:      Options{Recorder: m, Logger: discardLogger()},
+		Verifier:     newVerifier(b, verifierConfig{cacheSize: 1024}, m),
+		ClaimHeaders: []config.ClaimHeader{{Claim: "sub", Header: "X-Auth-Subject"}, {Claim: "realm_access.roles", Header: "X-Auth-Roles"}},
+		PublicPaths:  []string{"/public/*", "/healthz"},
+	}.build()
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := p.DecisionHandler(DecisionOptions{TrustedProxies: loopbackProxies})
+	r := benchRequest(benchToken(b))
+	r.URL.Path, r.RemoteAddr = "/_auth", "127.0.0.1:40000"
+	r.Header.Set("X-Original-URI", "/api/v1/items?page=2")
+	r.Header.Set("X-Original-Method", "GET")
+	hdr := r.Header
+	b.ReportAllocs()
+	for b.Loop() {
+		r.Header = hdr.Clone()
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		if rec.Code != http.StatusOK {
+			b.Fatalf("status %d", rec.Code)
+		}
+	}
 }
