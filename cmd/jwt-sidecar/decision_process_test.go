@@ -238,16 +238,7 @@ func TestNginxAuthRequest(t *testing.T) {
 		return c
 	}
 
-	tests := []struct {
-		name        string
-		addr        string
-		path        string
-		token       string
-		hdr         map[string]string
-		wantStatus  int
-		wantSubject string // at the upstream; "" means absent
-		challenge   string // a substring of WWW-Authenticate
-	}{
+	tests := []frontCase{
 		{name: "valid token", addr: front, path: "/api/items?x=1", token: sign(good),
 			hdr: map[string]string{"X-Auth-Subject": "mallory", "X-Auth-Scope": "admin"}, wantStatus: 200, wantSubject: "alice"},
 		{name: "public path, forged claim header", addr: front, path: "/public/page",
@@ -263,52 +254,7 @@ func TestNginxAuthRequest(t *testing.T) {
 		{name: "untrusted proxy with a valid token", addr: forged, path: "/api/items", token: sign(good),
 			hdr: map[string]string{"X-Original-URI": "/api/items"}, wantStatus: 403},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			before := up.count()
-			req, err := http.NewRequest(http.MethodGet, "http://"+tt.addr+tt.path, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if tt.token != "" {
-				req.Header.Set("Authorization", "Bearer "+tt.token)
-			}
-			for k, v := range tt.hdr {
-				req.Header.Set(k, v)
-			}
-			res, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			io.Copy(io.Discard, res.Body)
-			res.Body.Close()
-			if res.StatusCode != tt.wantStatus {
-				t.Fatalf("status = %d, want %d", res.StatusCode, tt.wantStatus)
-			}
-			if tt.challenge != "" && !strings.Contains(res.Header.Get("WWW-Authenticate"), tt.challenge) {
-				t.Errorf("WWW-Authenticate = %q, want it to contain %q", res.Header.Get("WWW-Authenticate"), tt.challenge)
-			}
-			if tt.wantStatus != http.StatusOK {
-				if n := up.count(); n != before {
-					t.Fatalf("the upstream saw %d requests for a refusal, want none", n-before)
-				}
-				return
-			}
-			if up.count() != before+1 {
-				t.Fatalf("the upstream saw %d requests, want 1", up.count()-before)
-			}
-			h := up.last()
-			if got := h.Get("X-Auth-Subject"); got != tt.wantSubject {
-				t.Errorf("upstream X-Auth-Subject = %q (%v), want %q", got, h["X-Auth-Subject"], tt.wantSubject)
-			}
-			if tt.wantSubject != "" && h.Get("X-Auth-Scope") != "read" {
-				t.Errorf("upstream X-Auth-Scope = %q, want read", h.Get("X-Auth-Scope"))
-			}
-			if tt.wantSubject == "" && len(h["X-Auth-Scope"]) > 0 {
-				t.Errorf("upstream got X-Auth-Scope %q without a verified token", h["X-Auth-Scope"])
-			}
-		})
-	}
+	runFrontCases(t, up, tests)
 
 	// The decisions are counted like proxied requests, with their reasons.
 	res, err := http.Get("http://" + sc.admin + "/metrics")
@@ -389,5 +335,196 @@ func TestDecisionListeners(t *testing.T) {
 		if res.StatusCode != http.StatusUnauthorized || n.Load() != before+1 {
 			t.Errorf("decision: %d, upstream calls %d, want 401 and none more", res.StatusCode, n.Load()-before-1)
 		}
+	})
+}
+
+// frontCase is one request through a forward-auth proxy in front of the
+// recording upstream.
+type frontCase struct {
+	name        string
+	addr        string
+	path        string
+	token       string
+	hdr         map[string]string
+	wantStatus  int
+	wantSubject string // at the upstream; "" means absent
+	challenge   string // a substring of WWW-Authenticate
+	// placeholder accepts, instead of an absent claim header, Caddy's
+	// unreplaced {http.reverse_proxy.header.NAME}: Caddy before 2.9 sets
+	// it when the answer lacks the header (caddyserver/caddy#6610).
+	placeholder bool
+}
+
+// runFrontCases sends each case through its proxy: a refusal must leave
+// the upstream untouched; an allowed request must reach it once, with the
+// verified subject (and scope) and none forged.
+func runFrontCases(t *testing.T, up *headerRecorder, tests []frontCase) {
+	t.Helper()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := up.count()
+			req, err := http.NewRequest(http.MethodGet, "http://"+tt.addr+tt.path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.token != "" {
+				req.Header.Set("Authorization", "Bearer "+tt.token)
+			}
+			for k, v := range tt.hdr {
+				req.Header.Set(k, v)
+			}
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			if res.StatusCode != tt.wantStatus {
+				t.Fatalf("status = %d, want %d", res.StatusCode, tt.wantStatus)
+			}
+			if tt.challenge != "" && !strings.Contains(res.Header.Get("WWW-Authenticate"), tt.challenge) {
+				t.Errorf("WWW-Authenticate = %q, want it to contain %q", res.Header.Get("WWW-Authenticate"), tt.challenge)
+			}
+			if tt.wantStatus != http.StatusOK {
+				if n := up.count(); n != before {
+					t.Fatalf("the upstream saw %d requests for a refusal, want none", n-before)
+				}
+				return
+			}
+			if up.count() != before+1 {
+				t.Fatalf("the upstream saw %d requests, want 1", up.count()-before)
+			}
+			h := up.last()
+			absent := func(name string) bool {
+				v := h.Values(name)
+				return len(v) == 0 || tt.placeholder && len(v) == 1 && v[0] == "{http.reverse_proxy.header."+name+"}"
+			}
+			if tt.wantSubject == "" {
+				for _, name := range []string{"X-Auth-Subject", "X-Auth-Scope"} {
+					if !absent(name) {
+						t.Errorf("upstream got %s %q without a verified token", name, h.Values(name))
+					}
+				}
+				return
+			}
+			if got := h.Values("X-Auth-Subject"); len(got) != 1 || got[0] != tt.wantSubject {
+				t.Errorf("upstream X-Auth-Subject = %q, want just %q", got, tt.wantSubject)
+			}
+			if got := h.Values("X-Auth-Scope"); len(got) != 1 || got[0] != "read" {
+				t.Errorf("upstream X-Auth-Scope = %q, want just read", got)
+			}
+		})
+	}
+
+}
+
+// caddyfile puts Caddy in front of the upstream with forward_auth, as
+// docs/forward-auth.md shows: Caddy sends X-Forwarded-Method,
+// X-Forwarded-Uri and X-Forwarded-Host. The claim headers are deleted
+// from the client's request first: copy_headers only sets the ones the
+// answer carries, so on a public path a client's own would pass. route
+// keeps that order: Caddy's default order runs request_header after
+// forward_auth, which would delete the verified headers instead.
+const caddyfile = `{
+	admin off
+	auto_https off
+}
+http://%[1]s {
+	route {
+		request_header -X-Auth-Subject
+		request_header -X-Auth-Scope
+		forward_auth %[2]s {
+			uri /_auth
+			copy_headers X-Auth-Subject X-Auth-Scope
+		}
+		reverse_proxy %[3]s
+	}
+}
+`
+
+// TestCaddyForwardAuth: the real Caddy (Debian's caddy package) in front,
+// the decision listener beside it: the same answers as behind nginx.
+func TestCaddyForwardAuth(t *testing.T) {
+	bin, err := exec.LookPath("caddy")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("CI=true: caddy is required (apt-get install caddy)")
+		}
+		t.Skip("caddy not installed (apt-get install caddy): the Caddy forward_auth test needs it")
+	}
+	k := jwttest.NewSigner(t, "ES256", "k1")
+	other := jwttest.NewSigner(t, "ES256", "k1")
+	is := newIssuer(t, k, true)
+	up := newHeaderRecorder(t)
+	decision := proctest.FreeAddr(t)
+	sc := startSidecar(t, map[string]string{
+		"DECISION_ADDR":     decision,
+		"JWKS_URLS":         is.URL,
+		"ALGORITHMS":        "ES256",
+		"PUBLIC_PATHS":      "/public/*",
+		"REQUIRED_SCOPES":   "read",
+		"CLAIMS_TO_HEADERS": "sub=X-Auth-Subject,scope=X-Auth-Scope",
+	})
+	sc.waitFor(t, "/readyz", http.StatusOK)
+
+	dir := t.TempDir()
+	front := proctest.FreeAddr(t)
+	conf := filepath.Join(dir, "Caddyfile")
+	if err := os.WriteFile(conf, fmt.Appendf(nil, caddyfile, front, decision, strings.TrimPrefix(up.URL, "http://")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "run", "--config", conf, "--adapter", "caddyfile")
+	cmd.Env = []string{"HOME=" + dir, "XDG_DATA_HOME=" + dir, "XDG_CONFIG_HOME=" + dir}
+	var out proctest.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-done
+		if t.Failed() {
+			t.Logf("caddy output:\n%s", out.String())
+		}
+	})
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		res, err := http.Get("http://" + front + "/public/ready")
+		if err == nil {
+			res.Body.Close()
+			break
+		}
+		select {
+		case <-done:
+			t.Fatalf("caddy exited: %s", out.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("caddy did not answer within 15s: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond) // the poll interval
+	}
+
+	now := time.Now()
+	good := jwt.MapClaims{"iss": testIssuer, "sub": "alice", "aud": "api", "scope": "read", "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}
+	with := func(key string, v any) jwt.MapClaims {
+		c := maps.Clone(good)
+		c[key] = v
+		return c
+	}
+	runFrontCases(t, up, []frontCase{
+		{name: "valid token", addr: front, path: "/api/items?x=1", token: k.Sign(t, good),
+			hdr: map[string]string{"X-Auth-Subject": "mallory", "X-Auth-Scope": "admin"}, wantStatus: 200, wantSubject: "alice"},
+		{name: "public path, forged claim header", addr: front, path: "/public/page",
+			hdr: map[string]string{"X-Auth-Subject": "mallory", "X-Auth-Scope": "admin"}, wantStatus: 200, placeholder: true},
+		{name: "missing token", addr: front, path: "/api/items", wantStatus: 401, challenge: `Bearer realm="jwt-sidecar"`},
+		{name: "bad signature", addr: front, path: "/api/items", token: other.Sign(t, good), wantStatus: 401, challenge: `error="invalid_token"`},
+		{name: "expired", addr: front, path: "/api/items", token: k.Sign(t, with("exp", now.Add(-time.Hour).Unix())), wantStatus: 401, challenge: "expired"},
+		{name: "insufficient scope", addr: front, path: "/api/items", token: k.Sign(t, with("scope", "write")), wantStatus: 403},
+		{name: "ambiguous path", addr: front, path: "/public/..;/api/items", wantStatus: 400},
+		{name: "client's X-Forwarded-Uri is replaced by Caddy", addr: front, path: "/api/items",
+			hdr: map[string]string{"X-Forwarded-Uri": "/public/x"}, wantStatus: 401},
 	})
 }
