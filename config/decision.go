@@ -58,7 +58,7 @@ func (c *Config) decisionProblems() []error {
 	bad := func(format string) { errs = append(errs, errors.New(format)) }
 	if c.DecisionAddr == "" {
 		if c.UpstreamURL == nil {
-			bad("UPSTREAM_URL: required (or set DECISION_ADDR to run as a forward-auth decision service only)")
+			bad("UPSTREAM_URL: required but not set (or set DECISION_ADDR for a forward-auth decision service only)")
 		}
 		return errs
 	}

@@ -19,7 +19,7 @@ func TestDecisionConfig(t *testing.T) {
 		env     map[string]string
 		wantErr string // a substring; "" loads
 	}{
-		{name: "no upstream, no decision", env: base(), wantErr: "UPSTREAM_URL: required (or set DECISION_ADDR"},
+		{name: "no upstream, no decision", env: base(), wantErr: "UPSTREAM_URL: required but not set (or set DECISION_ADDR"},
 		{name: "decision service only", env: base("DECISION_ADDR", "127.0.0.1:7072")},
 		{name: "both", env: base("DECISION_ADDR", "127.0.0.1:7072", "UPSTREAM_URL", "http://127.0.0.1:3000")},
 		{name: "envoy prefix", env: base("DECISION_ADDR", "127.0.0.1:7072", "DECISION_PATH_PREFIX", "/authz")},
