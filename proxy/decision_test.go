@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/jwt-sidecar/jwt-sidecar/config"
+	"github.com/jwt-sidecar/jwt-sidecar/policy"
 )
 
 // decisionServer is the proxy's decision handler on a real 127.0.0.1
@@ -298,5 +299,66 @@ func BenchmarkDecision(b *testing.B) {
 		if rec.Code != http.StatusOK {
 			b.Fatalf("status %d", rec.Code)
 		}
+	}
+}
+
+// TestDecisionFollowsSetPolicy: a reload reaches the decision listener
+// too; one policy decides both listeners.
+func TestDecisionFollowsSetPolicy(t *testing.T) {
+	h := newHarness(t, verifierConfig{}, nil)
+	srv := decisionServer(t, h, DecisionOptions{TrustedProxies: loopbackProxies})
+	hdr := map[string]string{"X-Original-URI": "/api/open"}
+	if res, _ := ask(t, srv, http.MethodGet, "/_auth", hdr); res.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("before: %d, want 401", res.StatusCode)
+	}
+	next, err := testOptions{
+		Options:     Options{Upstream: h.upstream.url(t)},
+		Verifier:    newVerifier(t, verifierConfig{}, nil),
+		PublicPaths: []string{"/api/open"},
+	}.build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.proxy.SetPolicy(next.Policy())
+	if res, _ := ask(t, srv, http.MethodGet, "/_auth", hdr); res.StatusCode != http.StatusOK {
+		t.Errorf("after SetPolicy: %d, want 200 (the new policy's public path)", res.StatusCode)
+	}
+}
+
+// TestDecisionOriginalMethodAndHostChooseTheRule: rules that match
+// methods and hosts see the original's, never the decision request's.
+func TestDecisionOriginalMethodAndHostChooseTheRule(t *testing.T) {
+	h, _ := policyHarness(t)
+	rules := append(testRules(), policy.Rule{Name: "host", Match: policy.Match{Prefix: "/h", Hosts: []string{"app.example"}},
+		Require: policy.Requirement{Kind: policy.RequirePublic}})
+	pol, err := policy.New(policy.Options{Providers: testProviders(t, nil), Rules: rules})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.proxy.SetPolicy(pol)
+	srv := decisionServer(t, h, DecisionOptions{TrustedProxies: loopbackProxies})
+	tests := []struct {
+		name   string
+		method string
+		hdr    map[string]string
+		want   int
+	}{
+		{name: "original GET on a GET-only public rule", method: http.MethodPost, hdr: map[string]string{"X-Original-URI": "/healthz", "X-Original-Method": "GET"}, want: 200},
+		{name: "original POST on a GET-only public rule", method: http.MethodGet, hdr: map[string]string{"X-Original-URI": "/healthz", "X-Original-Method": "POST"}, want: 403},
+		{name: "no method header: the decision request's", method: http.MethodGet, hdr: map[string]string{"X-Original-URI": "/healthz"}, want: 200},
+		{name: "original host matches", hdr: map[string]string{"X-Forwarded-Uri": "/h/x", "X-Forwarded-Host": "app.example:443"}, want: 200},
+		{name: "original host differs", hdr: map[string]string{"X-Forwarded-Uri": "/h/x", "X-Forwarded-Host": "other.example"}, want: 403},
+		{name: "ingress-nginx URL host", hdr: map[string]string{"X-Original-URL": "https://app.example/h/x"}, want: 200},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			method := tt.method
+			if method == "" {
+				method = http.MethodGet
+			}
+			if res, body := ask(t, srv, method, "/_auth", tt.hdr); res.StatusCode != tt.want {
+				t.Errorf("status = %d (%v), want %d", res.StatusCode, body, tt.want)
+			}
+		})
 	}
 }
