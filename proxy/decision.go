@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -23,13 +24,25 @@ type DecisionOptions struct {
 	// the original-request headers are not read. "/" strips nothing.
 	// Empty: off, and every decision request must name its original.
 	PathPrefix string
+	// Recorder counts decisions by outcome (beside the proxy's Recorder,
+	// which counts them as requests); nil counts nothing more.
+	// *metrics.Decisions satisfies it.
+	Recorder DecisionRecorder
 }
+
+// DecisionRecorder counts decisions by outcome.
+type DecisionRecorder interface{ Decision(outcome string) }
+
+type nopDecisionRecorder struct{}
+
+func (nopDecisionRecorder) Decision(string) {}
 
 // decider answers forward-auth decision requests with the proxy's one
 // decision: the same scrub, rules, verification, refusals, claim headers,
 // metrics and log lines as a proxied request, but nothing is forwarded.
 type decider struct {
 	p       *Proxy
+	rec     DecisionRecorder
 	trusted []netip.Prefix
 	prefix  string // without a trailing '/'; set says Envoy shape is on
 	envoy   bool
@@ -41,7 +54,10 @@ type decider struct {
 // the refusal the proxy itself would answer. It follows the proxy's policy,
 // including every SetPolicy.
 func (p *Proxy) DecisionHandler(o DecisionOptions) http.Handler {
-	d := &decider{p: p, trusted: o.TrustedProxies}
+	d := &decider{p: p, trusted: o.TrustedProxies, rec: o.Recorder}
+	if d.rec == nil {
+		d.rec = nopDecisionRecorder{}
+	}
 	if o.PathPrefix != "" {
 		d.envoy, d.prefix = true, strings.TrimSuffix(o.PathPrefix, "/")
 	}
@@ -61,26 +77,28 @@ func (d *decider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// refusal would read as "allowed" to the proxy asking.
 	delete(r.Header, "Content-Type")
 	if !p.access {
-		d.answer(w, r, pol)
+		_, outcome := d.answer(w, r, pol)
+		d.rec.Decision(outcome)
 		return
 	}
 	// The access line names the original request, not the decision path.
 	e := &accessEntry{start: time.Now()}
 	sw := &statusWriter{ResponseWriter: w}
 	r = r.WithContext(context.WithValue(r.Context(), accessKey{}, e))
-	o := d.answer(sw, r, pol)
+	o, outcome := d.answer(sw, r, pol)
+	d.rec.Decision(outcome)
 	e.status = sw.status
 	p.writeAccess(r.Context(), r, o.Method, config.CleanPath(o.URL.Path), e)
 }
 
 // answer decides r and answers it; it returns the request decided (the
-// original one, when r named it).
-func (d *decider) answer(w http.ResponseWriter, r *http.Request, pol *policy.Policy) *http.Request {
+// original one, when r named it) and the outcome.
+func (d *decider) answer(w http.ResponseWriter, r *http.Request, pol *policy.Policy) (*http.Request, string) {
 	p := d.p
 	o, err := d.original(r)
 	if err != nil {
 		p.refuse(w, r, pol, &policy.Decision{Err: err})
-		return r
+		return r, p.outcomeOf(err)
 	}
 	scrubRequest(pol, o)
 	var dec policy.Decision
@@ -94,11 +112,13 @@ func (d *decider) answer(w http.ResponseWriter, r *http.Request, pol *policy.Pol
 			p.noteDecision(e, pol, &dec)
 		}
 	}
+	outcome := verifier.Allowed
 	switch {
 	case dec.Err != nil:
 		p.refuse(w, o, pol, &dec)
-		return o
+		return o, p.outcomeOf(dec.Err)
 	case dec.Public || dec.Anonymous:
+		outcome = verifier.Public
 		p.rec.Request(string(verifier.Public), "")
 		pol.Count(dec.Rule, verifier.Public)
 	default:
@@ -118,7 +138,16 @@ func (d *decider) answer(w http.ResponseWriter, r *http.Request, pol *policy.Pol
 	h["Cache-Control"] = noStore
 	h["Content-Length"] = zeroLength
 	w.WriteHeader(http.StatusOK)
-	return o
+	return o, string(outcome)
+}
+
+// outcomeOf is the outcome of a refusal: the taxonomy's for a reason, and
+// internal_error for a fault.
+func (p *Proxy) outcomeOf(err error) string {
+	if e, ok := errors.AsType[*verifier.Error](err); ok {
+		return string(p.refusalFor(e.Reason).outcome)
+	}
+	return OutcomeInternalError
 }
 
 var zeroLength = []string{"0"}

@@ -6,7 +6,9 @@ import (
 
 	"github.com/jwt-sidecar/jwt-sidecar/config"
 	"github.com/jwt-sidecar/jwt-sidecar/internal/cli"
+	"github.com/jwt-sidecar/jwt-sidecar/metrics"
 	"github.com/jwt-sidecar/jwt-sidecar/proxy"
+	"github.com/jwt-sidecar/jwt-sidecar/verifier"
 )
 
 // decisionListeners is the forward-auth decision listener (DECISION_ADDR),
@@ -24,6 +26,7 @@ func (a *app) decisionListeners() []cli.Listener {
 			Handler: a.proxy.DecisionHandler(proxy.DecisionOptions{
 				TrustedProxies: a.cfg.DecisionTrustedProxies,
 				PathPrefix:     a.cfg.DecisionPathPrefix,
+				Recorder:       metrics.NewDecisions(a.reg, decisionOutcomes()),
 			}),
 			ReadHeaderTimeout: 10 * time.Second,
 			IdleTimeout:       2 * time.Minute,
@@ -31,6 +34,16 @@ func (a *app) decisionListeners() []cli.Listener {
 			Protocols:         inboundProtocols(),
 		},
 	}}
+}
+
+// decisionOutcomes are the outcomes of jwt_sidecar_decisions_total: the
+// taxonomy's, and the sidecar's own fault.
+func decisionOutcomes() []string {
+	out := make([]string, 0, len(verifier.Outcomes)+1)
+	for _, o := range verifier.Outcomes {
+		out = append(out, string(o))
+	}
+	return append(out, proxy.OutcomeInternalError)
 }
 
 // decisionNote is check-config's line about the listeners: whether the

@@ -269,6 +269,10 @@ func TestNginxAuthRequest(t *testing.T) {
 		`jwt_sidecar_requests_total{outcome="forbidden",reason="insufficient_scope"}`,
 		`jwt_sidecar_requests_total{outcome="forbidden",reason="untrusted_proxy"} 2`,
 		`jwt_sidecar_requests_total{outcome="bad_request",reason="ambiguous_path"} 1`,
+		`jwt_sidecar_decisions_total{outcome="allowed"} 1`,
+		`jwt_sidecar_decisions_total{outcome="forbidden"} 3`,
+		`jwt_sidecar_decisions_total{outcome="bad_request"} 1`,
+		`jwt_sidecar_decisions_total{outcome="internal_error"} 0`,
 	} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("/metrics lacks %s", want)
