@@ -13,7 +13,8 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZ := ./verifier:FuzzVerify ./verifier:FuzzIntrospectionAnswer ./policy:FuzzGlobMatch ./proxy:FuzzClaimHeaders \
 	./verifier:FuzzExtract ./proxy:FuzzDropHTTP2Upgrade \
 	./cmd/jwt-issuer:FuzzClientEndpoints ./login:FuzzSessionCookie ./login:FuzzDecodeSession ./login:FuzzSafeReturn \
-	./revocation:FuzzParse ./dpop:FuzzParseProof ./keys:FuzzCacheHeaders ./proxy:FuzzRequestID ./config:FuzzPaths
+	./revocation:FuzzParse ./dpop:FuzzParseProof ./keys:FuzzCacheHeaders ./proxy:FuzzRequestID ./config:FuzzPaths \
+	./proxy:FuzzParseOriginal ./internal/tracing:FuzzTraceHeaders ./internal/atomicfile:FuzzReadEntry
 
 # Releases: tags vMAJOR.MINOR.PATCH (CHANGELOG.md); VERSION is what git
 # describe says, so an untagged build names its commit.

@@ -23,8 +23,8 @@ import (
 // validation all walk this one struct. docs/contract.md fixes the first names; the
 // rest extend it and are documented in the README.
 type Config struct {
-	UpstreamURL *url.URL `env:"UPSTREAM_URL,required" help:"where verified requests go: http://127.0.0.1:3000, https://app:8443, h2c://127.0.0.1:50051 (HTTP/2 cleartext, gRPC) or unix:///run/app.sock"`
-	ListenAddr  string   `env:"LISTEN_ADDR" envDefault:":7070" help:"the proxy listener"`
+	UpstreamURL *url.URL `env:"UPSTREAM_URL" help:"where verified requests go: http://127.0.0.1:3000, https://app:8443, h2c://127.0.0.1:50051 (HTTP/2 cleartext, gRPC) or unix:///run/app.sock; required unless DECISION_ADDR is set"`
+	ListenAddr  string   `env:"LISTEN_ADDR" envDefault:":7070" help:"the proxy listener (not started without UPSTREAM_URL)"`
 	AdminAddr   string   `env:"ADMIN_ADDR" envDefault:":7071" help:"/metrics, /healthz, /readyz (never proxied)"`
 
 	JWKSURLs            []string      `env:"JWKS_URLS" help:"comma-separated JWKS URLs, refreshed in the background; their keys verify tokens from ISSUERS"`
@@ -135,6 +135,11 @@ type Config struct {
 	OTelTracesSamplerArg string   `env:"OTEL_TRACES_SAMPLER_ARG" help:"tracing: the ratio (0 to 1) of the traceidratio samplers; default 1"`
 	OTelPropagators      []string `env:"OTEL_PROPAGATORS" envDefault:"tracecontext,baggage" help:"tracing: the context propagated from clients to the upstream: tracecontext (W3C traceparent, tracestate), baggage, or none"`
 	MetricsHistograms    string   `env:"METRICS_HISTOGRAMS" envDefault:"classic" help:"latency histograms: classic (29 fixed buckets), native (Prometheus native histograms only, factor 1.1) or both (during a migration)"`
+	// Forward-auth (issue 11): a decision listener for nginx auth_request,
+	// Traefik forwardAuth, Caddy forward_auth and Envoy ext_authz.
+	DecisionAddr           string `env:"DECISION_ADDR" help:"forward-auth: answer decision requests here (200 with the claim headers, or the proxy's refusal); without UPSTREAM_URL the sidecar is a decision service only"`
+	DecisionTrustedProxies CIDRs  `env:"DECISION_TRUSTED_PROXIES" envDefault:"127.0.0.0/8,::1/128" help:"forward-auth: the proxies (CIDRs) answered; any other source gets 403 untrusted_proxy, whatever it sends"`
+	DecisionPathPrefix     string `env:"DECISION_PATH_PREFIX" help:"forward-auth: Envoy ext_authz shape: a decision request under this path prefix (/ for any) is itself the original request, minus the prefix; empty: the original comes from X-Original-URI or X-Forwarded-Uri"`
 }
 
 // Load parses environ into a Config and validates it. The error names
@@ -151,6 +156,7 @@ func Load(environ map[string]string) (*Config, error) {
 		c.Algorithms = slices.Clone(HMACAlgorithms)
 	}
 	errs := append(c.problems(), c.unused(environ)...)
+	errs = append(errs, c.decisionUnused(environ)...)
 	if err := checkFileEnv(c, environ); err != nil {
 		errs = append(errs, err)
 	}
@@ -306,6 +312,7 @@ func (c *Config) problems() []error {
 	errs = append(errs, c.observabilityProblems()...)
 	errs = append(errs, c.keySourceAccessProblems()...)
 	errs = append(errs, c.tracingProblems()...)
+	errs = append(errs, c.decisionProblems()...)
 	return append(errs, cli.CheckLog(c.LogLevel, c.LogFormat)...)
 }
 

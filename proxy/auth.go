@@ -198,9 +198,12 @@ func newRefusal(r verifier.Reason, dpopAlgs []string) *refusal {
 		ref.status, ref.code = http.StatusForbidden, "insufficient_scope"
 	case verifier.InvalidRequest:
 		ref.status, ref.code = http.StatusBadRequest, "invalid_request"
-	case verifier.AmbiguousPath:
+	case verifier.AmbiguousPath, verifier.BadOriginal:
 		// Not about a token: no challenge, since no token would help.
 		ref.status, ref.code = http.StatusBadRequest, "invalid_request"
+	case verifier.UntrustedProxy:
+		// The decision listener's caller, not a token, is refused.
+		ref.status, ref.code = http.StatusForbidden, "forbidden"
 	}
 	if r.DPoP() {
 		ref.code = dpop.Reason(r).Code()
@@ -210,7 +213,8 @@ func newRefusal(r verifier.Reason, dpopAlgs []string) *refusal {
 		}
 		ref.challenge = []string{dpop.Challenge(realm, algs, dpop.Reason(r))}
 	}
-	if ref.challenge == nil && ref.status != http.StatusServiceUnavailable && r != verifier.Denied && r != verifier.AmbiguousPath {
+	if ref.challenge == nil && ref.status != http.StatusServiceUnavailable && r != verifier.Denied && r != verifier.AmbiguousPath &&
+		r != verifier.BadOriginal && r != verifier.UntrustedProxy {
 		ref.challenge = []string{`Bearer realm="` + realm + `", error="` + ref.code + `", error_description="` + desc + `"`}
 	}
 	ref.body = errorBody(ref.code, desc)

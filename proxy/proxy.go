@@ -54,7 +54,9 @@ const DefaultMaxIdleConns = 1024
 // Options configure a Proxy. main builds them from the SPEC's variables.
 type Options struct {
 	// Upstream is where allowed requests go (UPSTREAM_URL): http, https,
-	// h2c (HTTP/2 cleartext) or unix (HTTP/1.1 over a unix socket).
+	// h2c (HTTP/2 cleartext) or unix (HTTP/1.1 over a unix socket). nil
+	// for a decision service only (DecisionHandler): Handler then answers
+	// 502 to everything it allows.
 	Upstream *url.URL
 	// Policy decides every request: its rules, providers and what their
 	// verified tokens become on the forwarded request. SetPolicy swaps it.
@@ -132,9 +134,18 @@ type Proxy struct {
 
 // New builds a Proxy. It checks the options but contacts nothing.
 func New(o Options) (*Proxy, error) {
-	target, socket, err := upstreamTarget(o.Upstream)
-	if err != nil {
-		return nil, err
+	var (
+		target *url.URL
+		socket string
+		err    error
+	)
+	if o.Upstream == nil {
+		// Never dialed: noUpstream refuses every round trip.
+		target = &url.URL{Scheme: "http", Host: "no-upstream.invalid"}
+	} else {
+		if target, socket, err = upstreamTarget(o.Upstream); err != nil {
+			return nil, err
+		}
 	}
 	if o.Policy == nil {
 		return nil, errors.New("no policy")
@@ -184,7 +195,9 @@ func New(o Options) (*Proxy, error) {
 		p.exemplars, _ = o.Recorder.(ExemplarRecorder)
 	}
 	rt := o.Transport
-	if rt == nil {
+	if rt == nil && o.Upstream == nil {
+		rt = noUpstream{}
+	} else if rt == nil {
 		rt = upstreamTransport(o.Upstream.Scheme, socket, o.UpstreamTLS, o.MaxIdleConns, o.UpstreamTimeout)
 	}
 	p.transport = &timedTransport{next: rt, rec: o.Recorder, access: o.AccessLog, tracer: p.tracer, exemplars: p.exemplars}
@@ -227,6 +240,14 @@ func (p *Proxy) Handler() http.Handler {
 	}
 	h = p.requestID(h) // first: every line and answer carries the ID
 	return h
+}
+
+// noUpstream is the transport of a decision service only: nothing is ever
+// forwarded.
+type noUpstream struct{}
+
+func (noUpstream) RoundTrip(*http.Request) (*http.Response, error) {
+	return nil, errors.New("no upstream: a decision service only (DECISION_ADDR without UPSTREAM_URL)")
 }
 
 // slogWriter sends ReverseProxy's own log lines (e.g. a failed copy of a

@@ -690,7 +690,6 @@ func TestNewRefusesBadOptions(t *testing.T) {
 		name string
 		o    testOptions
 	}{
-		{name: "no upstream", o: testOptions{Verifier: v}},
 		{name: "relative upstream", o: testOptions{Options: Options{Upstream: mustURL(t, "/x")}, Verifier: v}},
 		{name: "ftp upstream", o: testOptions{Options: Options{Upstream: mustURL(t, "ftp://h/")}, Verifier: v}},
 		{name: "no verifier", o: testOptions{Options: Options{Upstream: up}}},

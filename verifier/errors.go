@@ -91,6 +91,18 @@ const (
 	InvalidRequest Reason = "invalid_request"
 )
 
+// Reasons of the decision listener (forward-auth, DECISION_ADDR), refused
+// before any rule or token applies:
+//   - UntrustedProxy: a decision asked from outside DECISION_TRUSTED_PROXIES
+//     (403). The original-request headers choose which rule applies, so
+//     only a trusted proxy may send them; nobody else gets a decision.
+//   - BadOriginal: the decision request does not say, exactly once and
+//     well formed, which request it is about (400).
+const (
+	UntrustedProxy Reason = "untrusted_proxy"
+	BadOriginal    Reason = "bad_original"
+)
+
 // Reasons lists every Reason, the SPEC's first and in its order, then the
 // introspection ones. The proxy builds each one's response from it.
 var Reasons = []Reason{
@@ -101,6 +113,7 @@ var Reasons = []Reason{
 	MTLSMissing, MTLSMismatch,
 	AmbiguousPath, InvalidRequest,
 	BadType, ExcessiveLifetime,
+	UntrustedProxy, BadOriginal,
 }
 
 // Outcome is what became of a request: the `outcome` label values of
@@ -130,11 +143,11 @@ var Outcomes = []Outcome{Allowed, Public, Unauthenticated, Forbidden, OutcomeUna
 // every other refusal is unauthenticated (401).
 func (r Reason) Outcome() Outcome {
 	switch r {
-	case InsufficientScope, Denied:
+	case InsufficientScope, Denied, UntrustedProxy:
 		return Forbidden
 	case Unavailable:
 		return OutcomeUnavailable
-	case AmbiguousPath, InvalidRequest:
+	case AmbiguousPath, InvalidRequest, BadOriginal:
 		return BadRequest
 	}
 	return Unauthenticated
@@ -189,6 +202,10 @@ func (r Reason) Description() string {
 		return "the request path is ambiguous: a dot segment with ; parameters, a double-encoded character, a backslash or a control byte"
 	case InvalidRequest:
 		return "the request must carry exactly one bearer token, as Authorization: Bearer <token>"
+	case UntrustedProxy:
+		return "decisions are answered only to trusted proxies"
+	case BadOriginal:
+		return "the decision request must name its original request once: X-Original-URI or X-Forwarded-Uri, with an optional method and host"
 	}
 	return "the token is invalid"
 }

@@ -55,6 +55,9 @@ func checkConfig(args []string, env map[string]string, stdout, stderr io.Writer)
 		source = "CONFIG_FILE " + cfg.ConfigFile
 	}
 	fmt.Fprintf(stdout, "# jwt-sidecar check-config: the configuration is valid.\n# The policy comes from %s.\n# %s.\n", source, tracingSummary(cfg))
+	if d := decisionNote(cfg); d != "" {
+		fmt.Fprintf(stdout, "# %s\n", d)
+	}
 	for _, w := range warnings(a.rt.current.Load().spec) {
 		fmt.Fprintf(stdout, "# warning: %s\n", w)
 	}
@@ -164,6 +167,15 @@ func masked(name string, v any) string {
 		return maskURL(x.String())
 	case []string:
 		return strings.Join(x, ",")
+	case config.CIDRs:
+		var b strings.Builder
+		for i, p := range x {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(p.String())
+		}
+		return b.String()
 	case time.Duration:
 		return x.String()
 	}

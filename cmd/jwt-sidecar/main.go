@@ -209,6 +209,8 @@ func (a *app) serve(ctx context.Context) error {
 			TLSConfig:         a.tls.serverConfig(),
 		},
 		TLS:             a.tls != nil,
+		NoMain:          a.cfg.UpstreamURL == nil, // a decision service only
+		Extra:           a.decisionListeners(),
 		Metrics:         a.reg,
 		Ready:           a.tls.ready(a.rt.ready),
 		ReadyDetail:     a.rt.readyDetail,

@@ -42,6 +42,19 @@ type Service struct {
 	// upstream connections.
 	AfterDrain func()
 	StartAttrs []any // extra fields of the "starting" log line
+	// NoMain leaves ListenAddr and Server unused: the service serves only
+	// its Extra listeners (e.g. a forward-auth decision service).
+	NoMain bool
+	// Extra are more plain-HTTP listeners, started, drained and stopped
+	// with Server.
+	Extra []Listener
+}
+
+// Listener is one extra listener of a Service.
+type Listener struct {
+	Var    string // the variable naming Addr, for errors and the start line
+	Addr   string
+	Server *http.Server
 }
 
 // Run listens on both addresses (an error names the variable), serves until
@@ -49,35 +62,65 @@ type Service struct {
 // drains in-flight requests for at most ShutdownTimeout, stops the
 // background job and returns nil.
 func (s Service) Run(ctx context.Context) error {
-	ln, err := net.Listen("tcp", s.ListenAddr)
-	if err != nil {
-		return fmt.Errorf("LISTEN_ADDR: %w", err)
+	var servers []*http.Server
+	var lns []net.Listener
+	closeAll := func() {
+		for _, l := range lns {
+			l.Close()
+		}
+	}
+	if !s.NoMain {
+		ln, err := net.Listen("tcp", s.ListenAddr)
+		if err != nil {
+			return fmt.Errorf("LISTEN_ADDR: %w", err)
+		}
+		servers, lns = append(servers, s.Server), append(lns, ln)
+	}
+	for _, x := range s.Extra {
+		ln, err := net.Listen("tcp", x.Addr)
+		if err != nil {
+			closeAll()
+			return fmt.Errorf("%s: %w", x.Var, err)
+		}
+		servers, lns = append(servers, x.Server), append(lns, ln)
 	}
 	adminLn, err := net.Listen("tcp", s.AdminAddr)
 	if err != nil {
-		ln.Close()
+		closeAll()
 		return fmt.Errorf("ADMIN_ADDR: %w", err)
 	}
 	var draining atomic.Bool
 	errLog := slog.NewLogLogger(s.Log.Handler(), slog.LevelWarn)
-	s.Server.ErrorLog = errLog
+	for _, srv := range servers {
+		srv.ErrorLog = errLog
+	}
 	admin := &http.Server{
 		Handler:           s.adminHandler(&draining),
 		ReadHeaderTimeout: 5 * time.Second,
 		ErrorLog:          errLog,
 	}
-	s.Log.Info(s.Name+" starting", append([]any{"listen", ln.Addr().String(), "admin", adminLn.Addr().String()}, s.StartAttrs...)...)
+	attrs := []any{"admin", adminLn.Addr().String()}
+	if !s.NoMain {
+		attrs = append(attrs, "listen", lns[0].Addr().String())
+	}
+	for i, x := range s.Extra {
+		attrs = append(attrs, strings.ToLower(x.Var), lns[len(lns)-len(s.Extra)+i].Addr().String())
+	}
+	s.Log.Info(s.Name+" starting", append(attrs, s.StartAttrs...)...)
 
 	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBackground()
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.Background(bgCtx) })
-	g.Go(func() error {
-		if s.TLS {
-			return untilClosed(s.Server.ServeTLS(ln, "", ""))
-		}
-		return untilClosed(s.Server.Serve(ln))
-	})
+	for i, srv := range servers {
+		ln, tls := lns[i], s.TLS && !s.NoMain && i == 0
+		g.Go(func() error {
+			if tls {
+				return untilClosed(srv.ServeTLS(ln, "", ""))
+			}
+			return untilClosed(srv.Serve(ln))
+		})
+	}
 	g.Go(func() error { return untilClosed(admin.Serve(adminLn)) })
 
 	<-gctx.Done() // a signal, or a listener that failed
@@ -85,10 +128,17 @@ func (s Service) Run(ctx context.Context) error {
 	s.Log.Info("shutting down: draining in-flight requests", "timeout", s.ShutdownTimeout.String())
 	drainCtx, cancel := context.WithTimeout(context.Background(), s.ShutdownTimeout)
 	defer cancel()
-	if err := s.Server.Shutdown(drainCtx); err != nil {
-		s.Log.Warn("drain timed out; closing remaining connections", "error", err)
-		s.Server.Close()
+	var drain errgroup.Group
+	for _, srv := range servers {
+		drain.Go(func() error {
+			if err := srv.Shutdown(drainCtx); err != nil {
+				s.Log.Warn("drain timed out; closing remaining connections", "error", err)
+				srv.Close()
+			}
+			return nil
+		})
 	}
+	_ = drain.Wait()
 	if s.AfterDrain != nil {
 		s.AfterDrain()
 	}

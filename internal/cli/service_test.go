@@ -119,3 +119,77 @@ func TestServiceNamesTheBusyAddress(t *testing.T) {
 		t.Errorf("Run = %v, want an ADMIN_ADDR error", err)
 	}
 }
+
+// TestServiceExtraListenerOnly: with NoMain the service serves only its
+// extra listener (and the admin one), and its drain finishes a request in
+// flight on the extra listener before Run returns.
+func TestServiceExtraListenerOnly(t *testing.T) {
+	arrived, release := make(chan struct{}), make(chan struct{})
+	main := proctest.FreeAddr(t)
+	s := Service{
+		Name:       "test",
+		Log:        slog.New(slog.DiscardHandler),
+		ListenAddr: main,
+		AdminAddr:  proctest.FreeAddr(t),
+		NoMain:     true,
+		Extra: []Listener{{Var: "DECISION_ADDR", Addr: proctest.FreeAddr(t), Server: &http.Server{
+			Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				close(arrived)
+				<-release
+				io.WriteString(w, "decided")
+			}),
+		}}},
+		Metrics:         prometheus.NewRegistry(),
+		Ready:           func() error { return nil },
+		Background:      func(ctx context.Context) error { <-ctx.Done(); return nil },
+		ShutdownTimeout: 10 * time.Second,
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ran := make(chan error, 1)
+	go func() { ran <- s.Run(ctx) }()
+	get(t, "http://"+s.AdminAddr+"/readyz", http.StatusOK, "ok")
+	if c, err := net.DialTimeout("tcp", main, time.Second); err == nil {
+		c.Close()
+		t.Errorf("LISTEN_ADDR %s accepts connections with NoMain", main)
+	}
+	answered := make(chan string, 1)
+	go func() {
+		resp, err := http.Get("http://" + s.Extra[0].Addr + "/")
+		if err != nil {
+			answered <- err.Error()
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		answered <- string(b)
+	}()
+	<-arrived
+	cancel()
+	close(release)
+	if got := <-answered; got != "decided" {
+		t.Errorf("in-flight request on the extra listener: %q, want decided", got)
+	}
+	if err := <-ran; err != nil {
+		t.Errorf("Run: %v", err)
+	}
+}
+
+// TestServiceNamesTheBusyExtraAddress: a busy extra address is named by
+// its variable.
+func TestServiceNamesTheBusyExtraAddress(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	s := Service{
+		Name: "test", Log: slog.New(slog.DiscardHandler), NoMain: true, AdminAddr: proctest.FreeAddr(t),
+		Extra:   []Listener{{Var: "DECISION_ADDR", Addr: ln.Addr().String(), Server: &http.Server{}}},
+		Metrics: prometheus.NewRegistry(), Ready: func() error { return nil },
+		Background: func(ctx context.Context) error { <-ctx.Done(); return nil },
+	}
+	if err := s.Run(t.Context()); err == nil || !strings.HasPrefix(err.Error(), "DECISION_ADDR: ") {
+		t.Errorf("Run: %v, want an error naming DECISION_ADDR", err)
+	}
+}
