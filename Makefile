@@ -134,7 +134,7 @@ release:
 		tar -C $(DIST) --owner=0 --group=0 --numeric-owner --sort=name -czf $(DIST)/$$name.tar.gz $$name; \
 		rm -rf $(DIST)/$$name; \
 	done
-	@set -e; for b in jwt-sidecar jwt-sidecar-injector; do \
+	@set -e; for b in jwt-sidecar jwt-sidecar-injector jwt-key-relay; do \
 		echo "release: SBOM of $$b"; \
 		(cd tools/sbom && GOFLAGS=-mod=mod $(GO) tool cyclonedx-gomod app -json -licenses=false \
 			-main cmd/$$b -output ../../$(DIST)/$${b}_$(VERSION).cdx.json ../..); \
