@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jwt-sidecar/jwt-sidecar/config"
+	"github.com/jwt-sidecar/jwt-sidecar/internal/statuswriter"
 	"github.com/jwt-sidecar/jwt-sidecar/policy"
 	"github.com/jwt-sidecar/jwt-sidecar/verifier"
 )
@@ -49,46 +50,17 @@ func entryOf(ctx context.Context) *accessEntry {
 	return e
 }
 
-// statusWriter remembers the status written. Unwrap lets
-// http.ResponseController (which ReverseProxy uses to flush and to hijack
-// for upgrades) reach the server's writer.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 && code >= 200 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
 // accessLog writes one line per request after it is answered. It runs
 // inside requestID, so the ID is set; it is only in the chain when
 // ACCESS_LOG is on, so the allowed path pays nothing when it is off.
 func (p *Proxy) accessLog(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		e := &accessEntry{start: time.Now()}
-		sw := &statusWriter{ResponseWriter: w}
+		sw := statuswriter.New(w)
 		// Path and method are read now: the handlers below may change r.
 		path, method := config.CleanPath(r.URL.Path), r.Method
 		next.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), accessKey{}, e)))
-		e.status = sw.status
-		if e.status == 0 {
-			// The handler wrote nothing: net/http answers 200, and a
-			// canceled upstream call writes nothing at all.
-			e.status = http.StatusOK
-		}
+		e.status = sw.Status()
 		p.writeAccess(r.Context(), r, method, path, e)
 	})
 }

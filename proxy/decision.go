@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jwt-sidecar/jwt-sidecar/config"
+	"github.com/jwt-sidecar/jwt-sidecar/internal/statuswriter"
 	"github.com/jwt-sidecar/jwt-sidecar/policy"
 	"github.com/jwt-sidecar/jwt-sidecar/verifier"
 )
@@ -83,11 +84,11 @@ func (d *decider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// The access line names the original request, not the decision path.
 	e := &accessEntry{start: time.Now()}
-	sw := &statusWriter{ResponseWriter: w}
+	sw := statuswriter.New(w)
 	r = r.WithContext(context.WithValue(r.Context(), accessKey{}, e))
 	o, outcome := d.answer(sw, r, pol)
 	d.rec.Decision(outcome)
-	e.status = sw.status
+	e.status = sw.Status()
 	p.writeAccess(r.Context(), r, o.Method, config.CleanPath(o.URL.Path), e)
 }
 

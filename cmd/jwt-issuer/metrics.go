@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/jwt-sidecar/jwt-sidecar/internal/statuswriter"
 	sidecarmetrics "github.com/jwt-sidecar/jwt-sidecar/metrics"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -148,45 +149,14 @@ func (m *metrics) instrument(endpoint string, h http.Handler) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w}
+		sw := statuswriter.New(w)
 		h.ServeHTTP(sw, r)
 		observer.Observe(time.Since(start).Seconds())
-		code := sw.status()
+		code := sw.Status()
 		if c, ok := counters[code]; ok {
 			c.Inc()
 			return
 		}
 		m.requests.WithLabelValues(endpoint, strconv.Itoa(code)).Inc()
 	})
-}
-
-// statusWriter records the status code a handler writes.
-type statusWriter struct {
-	http.ResponseWriter
-	code int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.code == 0 {
-		w.code = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.code == 0 {
-		w.code = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-// Unwrap lets http.ResponseController reach the connection's writer.
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-// status is the code sent; a handler that wrote nothing sent 200.
-func (w *statusWriter) status() int {
-	if w.code == 0 {
-		return http.StatusOK
-	}
-	return w.code
 }

@@ -28,6 +28,7 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/jwt-sidecar/jwt-sidecar/internal/statuswriter"
 	"github.com/jwt-sidecar/jwt-sidecar/proxy"
 )
 
@@ -202,12 +203,9 @@ func (t *Tracer) Server(next http.Handler) http.Handler {
 		}
 		span.SetAttributes(attrs...)
 		defer span.End()
-		sw := &statusWriter{ResponseWriter: w}
+		sw := statuswriter.New(w)
 		next.ServeHTTP(sw, r.WithContext(ctx))
-		status := sw.status
-		if status == 0 {
-			status = http.StatusOK
-		}
+		status := sw.Status()
 		span.SetAttributes(semconv.HTTPResponseStatusCode(status))
 		if status >= 500 {
 			span.SetAttributes(semconv.ErrorTypeKey.String(strconv.Itoa(status)))
@@ -383,29 +381,6 @@ func hostOnly(h string) string {
 	}
 	return h
 }
-
-// statusWriter remembers the status written. Unwrap lets
-// http.ResponseController reach the server's writer (flushes, upgrades).
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 && code >= 200 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // CloseIdleConnections closes the wrapped transport's idle connections, so
 // http.Client.CloseIdleConnections still reaches them.
