@@ -10,9 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -110,28 +108,7 @@ func (l *countingListener) Accept() (net.Conn, error) {
 }
 
 func startGRPCUpstream(ctx context.Context, exe, dir string, lifetime time.Duration) (*upstream, error) {
-	lnFile, addr, err := boundListener()
-	if err != nil {
-		return nil, err
-	}
-	defer lnFile.Close()
-	statsFile, statsAddr, err := boundListener()
-	if err != nil {
-		return nil, err
-	}
-	defer statsFile.Close()
-	cmd := exec.Command(exe, cmdGRPCUpstream, "-lifetime", lifetime.String())
-	cmd.ExtraFiles = []*os.File{lnFile, statsFile}
-	p, err := startProcess("grpc-upstream", filepath.Join(dir, "grpc-upstream.log"), cmd)
-	if err != nil {
-		return nil, err
-	}
-	u := &upstream{proc: p, url: "h2c://" + addr, statsURL: "http://" + statsAddr + statsPath}
-	if err := p.WaitReady(ctx, u.statsURL, startTimeout); err != nil {
-		p.Stop(time.Second)
-		return nil, err
-	}
-	return u, nil
+	return startUpstreamAs(ctx, exe, dir, lifetime, cmdGRPCUpstream, "grpc-upstream", "h2c://")
 }
 
 // grpcGenerator runs the gRPC load: this program re-executed, so that its

@@ -44,6 +44,13 @@ type upstream struct {
 }
 
 func startUpstream(ctx context.Context, exe, dir string, lifetime time.Duration) (*upstream, error) {
+	return startUpstreamAs(ctx, exe, dir, lifetime, cmdUpstream, "upstream", "http://")
+}
+
+// startUpstreamAs runs this program as the upstream named by command, on a
+// listener it binds and hands over, and waits for its stats listener.
+// scheme is what UPSTREAM_URL says of it.
+func startUpstreamAs(ctx context.Context, exe, dir string, lifetime time.Duration, command, name, scheme string) (*upstream, error) {
 	lnFile, addr, err := boundListener()
 	if err != nil {
 		return nil, err
@@ -54,13 +61,13 @@ func startUpstream(ctx context.Context, exe, dir string, lifetime time.Duration)
 		return nil, err
 	}
 	defer statsFile.Close()
-	cmd := exec.Command(exe, cmdUpstream, "-lifetime", lifetime.String())
+	cmd := exec.Command(exe, command, "-lifetime", lifetime.String())
 	cmd.ExtraFiles = []*os.File{lnFile, statsFile}
-	p, err := startProcess("upstream", filepath.Join(dir, "upstream.log"), cmd)
+	p, err := startProcess(name, filepath.Join(dir, name+".log"), cmd)
 	if err != nil {
 		return nil, err
 	}
-	u := &upstream{proc: p, url: "http://" + addr, statsURL: "http://" + statsAddr + statsPath}
+	u := &upstream{proc: p, url: scheme + addr, statsURL: "http://" + statsAddr + statsPath}
 	if err := p.WaitReady(ctx, u.statsURL, startTimeout); err != nil {
 		p.Stop(time.Second)
 		return nil, err
