@@ -5,10 +5,8 @@ import (
 	"crypto/x509/pkix"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -65,7 +63,7 @@ const k8sHeaders = "sub=X-Auth-Subject,kubernetes.io.namespace=X-K8s-Namespace,k
 // fetch sends, and without the CA file nothing loads and the log says why.
 func TestKubernetesServiceAccountIssuer(t *testing.T) {
 	c := newCluster(t)
-	up := newHeaderLog(t)
+	up := newHeaderRecorder(t)
 	env := map[string]string{
 		"UPSTREAM_URL": up.URL, "OIDC_ISSUER_URL": c.URL, "ISSUERS": c.URL, "AUDIENCES": "api",
 		"JWKS_CA_FILE": c.caFile, "JWKS_BEARER_TOKEN_FILE": c.tokFile, "CLAIMS_TO_HEADERS": k8sHeaders,
@@ -131,7 +129,7 @@ func TestKubernetesServiceAccountIssuer(t *testing.T) {
 // provider's key source, with ca_file and bearer_token_file.
 func TestKubernetesIssuerFromConfigFile(t *testing.T) {
 	c := newCluster(t)
-	up := newHeaderLog(t)
+	up := newHeaderRecorder(t)
 	file := filepath.Join(t.TempDir(), "policy.yaml")
 	writeAtomic(t, file, fmt.Sprintf(`providers:
   - name: cluster
@@ -222,40 +220,6 @@ func TestClientCARotation(t *testing.T) {
 	if seen.Load() != before {
 		t.Error("a request with a certificate of the removed CA reached the upstream")
 	}
-}
-
-// headerLog is an upstream that records the headers of every request.
-type headerLog struct {
-	*httptest.Server
-	mu   sync.Mutex
-	seen []http.Header
-}
-
-func newHeaderLog(t *testing.T) *headerLog {
-	t.Helper()
-	l := &headerLog{}
-	l.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		l.mu.Lock()
-		l.seen = append(l.seen, r.Header.Clone())
-		l.mu.Unlock()
-	}))
-	t.Cleanup(l.Close)
-	return l
-}
-
-func (l *headerLog) count() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.seen)
-}
-
-func (l *headerLog) last() http.Header {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if len(l.seen) == 0 {
-		return http.Header{}
-	}
-	return l.seen[len(l.seen)-1]
 }
 
 // startSidecarEnv starts the sidecar with exactly env and its listeners.
