@@ -1,7 +1,6 @@
 package keys_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/x509"
 	"errors"
@@ -9,36 +8,18 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/jwt-sidecar/jwt-sidecar/test/proctest"
 
 	"github.com/jwt-sidecar/jwt-sidecar/keys"
 	"github.com/jwt-sidecar/jwt-sidecar/test/jwttest"
 	"github.com/jwt-sidecar/jwt-sidecar/test/tlstest"
 )
 
-// lockedBuffer is a log sink that a refresh loop writes while the test
-// reads.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // waitLog polls the log until it holds want, with a deadline.
-func waitLog(t *testing.T, log *lockedBuffer, want string) {
+func waitLog(t *testing.T, log *proctest.Buffer, want string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !strings.Contains(log.String(), want) {
@@ -87,7 +68,7 @@ func oidcSource(t *testing.T, url string, a keys.Access) *keys.Source {
 // refresh loop's log names the cause.
 func TestAccessWithoutCAFile(t *testing.T) {
 	is := newPrivateIssuer(t)
-	var log lockedBuffer
+	var log proctest.Buffer
 	rec := &results{}
 	src := oidcSource(t, is.URL, keys.Access{BearerTokenFile: is.tokFile})
 	k, err := keys.NewKeys(keys.KeyOptions{}, rec, slog.New(slog.NewJSONHandler(&log, nil)), src)
@@ -125,7 +106,7 @@ func TestAccessCAAndRotatingToken(t *testing.T) {
 	is := newPrivateIssuer(t)
 	opts := keys.KeyOptions{RefetchCooldown: time.Nanosecond, MaxWait: 5 * time.Second}
 
-	var log lockedBuffer
+	var log proctest.Buffer
 	noToken := oidcSource(t, is.URL, keys.Access{CAFile: is.caFile})
 	k0, err := keys.NewKeys(opts, nil, slog.New(slog.NewJSONHandler(&log, nil)), noToken)
 	if err != nil {

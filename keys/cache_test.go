@@ -8,9 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/jwt-sidecar/jwt-sidecar/test/proctest"
 
 	"github.com/jwt-sidecar/jwt-sidecar/keys"
 	"github.com/jwt-sidecar/jwt-sidecar/test/jwttest"
@@ -183,7 +184,7 @@ func TestDiskLoadLogsOnce(t *testing.T) {
 	if err := first.LoadOnce(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	var buf syncBuffer
+	var buf proctest.Buffer
 	log := slog.New(slog.NewJSONHandler(&buf, nil))
 	rec := &results{}
 	k, err := keys.NewKeys(keys.KeyOptions{CacheDir: dir, RefreshInterval: time.Hour}, rec, log, keys.NewRemoteSource(i.URL, []string{iss}, nil))
@@ -206,23 +207,4 @@ func TestDiskLoadLogsOnce(t *testing.T) {
 	if len(loaded) != 1 || loaded[0]["msg"] != "keys loaded" || loaded[0]["result"] != keys.RefreshFromDisk || loaded[0]["keys"] != 1.0 {
 		t.Errorf("load lines = %v, want one: keys loaded, result from_disk, keys 1", loaded)
 	}
-}
-
-// syncBuffer is a bytes.Buffer that the run goroutine and the test may use
-// at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"errors"
 	"io"
 	"log/slog"
@@ -14,26 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jwt-sidecar/jwt-sidecar/test/proctest"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
-
-// syncBuffer is a log sink safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // served wraps h so that done closes when a request has been answered.
 func served(h http.Handler, done chan<- struct{}) http.Handler {
@@ -56,7 +39,7 @@ func TestScraperHangingUpIsNoError(t *testing.T) {
 	for i := range 60000 {
 		big.WithLabelValues(pad + strconv.Itoa(i)).Set(float64(i))
 	}
-	logs := &syncBuffer{}
+	logs := &proctest.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	done := make(chan struct{})
 	srv := httptest.NewServer(served(AdminHandler(reg, log, func() error { return nil }), done))
@@ -91,7 +74,7 @@ func TestScraperHangingUpIsNoError(t *testing.T) {
 	// A collector that fails is still an error.
 	bad := prometheus.NewRegistry()
 	bad.MustRegister(failing{})
-	logs2 := &syncBuffer{}
+	logs2 := &proctest.Buffer{}
 	srv2 := httptest.NewServer(AdminHandler(bad, slog.New(slog.NewTextHandler(logs2, nil)), func() error { return nil }))
 	t.Cleanup(srv2.Close)
 	resp, err := http.Get(srv2.URL + "/metrics")
