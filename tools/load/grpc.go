@@ -61,12 +61,7 @@ func serveGRPCUpstream(ctx context.Context, args []string, stderr io.Writer) int
 	if err := fs.Parse(args); err != nil {
 		return exitFail
 	}
-	ln, err := inheritedListener(fdListener)
-	if err != nil {
-		fmt.Fprintf(stderr, "grpc upstream: %v\n", err)
-		return exitFail
-	}
-	statsLn, err := inheritedListener(fdStats)
+	ln, statsLn, err := upstreamListeners()
 	if err != nil {
 		fmt.Fprintf(stderr, "grpc upstream: %v\n", err)
 		return exitFail

@@ -56,12 +56,7 @@ func serveUpstream(ctx context.Context, args []string, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return exitFail
 	}
-	ln, err := inheritedListener(fdListener)
-	if err != nil {
-		fmt.Fprintf(stderr, "upstream: %v\n", err)
-		return exitFail
-	}
-	statsLn, err := inheritedListener(fdStats)
+	ln, statsLn, err := upstreamListeners()
 	if err != nil {
 		fmt.Fprintf(stderr, "upstream: %v\n", err)
 		return exitFail
@@ -162,6 +157,19 @@ func newBufferPool(size int) *bufferPool {
 func (p *bufferPool) Get() []byte { return *p.pool.Get().(*[]byte) }
 
 func (p *bufferPool) Put(b []byte) { p.pool.Put(&b) }
+
+// upstreamListeners are the listener and the stats listener the parent
+// bound and handed over.
+func upstreamListeners() (ln, stats net.Listener, err error) {
+	if ln, err = inheritedListener(fdListener); err != nil {
+		return nil, nil, err
+	}
+	if stats, err = inheritedListener(fdStats); err != nil {
+		ln.Close()
+		return nil, nil, err
+	}
+	return ln, stats, nil
+}
 
 func inheritedListener(fd uintptr) (net.Listener, error) {
 	f := os.NewFile(fd, fmt.Sprintf("listener-fd%d", fd))
